@@ -1,0 +1,53 @@
+"""fff — form follows function.
+
+How much does hardware-specific acceleration (OpenVINO) speed a neural network up
+over its native framework (PyTorch), and why?
+
+Heavy modules (torch, openvino, matplotlib) are imported only where they are used,
+so that importing fff, and ``fff-profile --help``, stay instant.
+"""
+
+from importlib import import_module
+
+from fff.errors import (
+    CompileError,
+    DeviceError,
+    FffError,
+    ModelFileError,
+    ParityError,
+    ShapeError,
+    SpecError,
+    TargetError,
+    UsageError,
+)
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it; resolved on first use (PEP 562).
+_LAZY = {
+    "Runner": "fff.runner",
+    "RunResult": "fff.runner",
+}
+
+__all__ = [
+    "__version__",
+    "FffError",
+    "UsageError",
+    "SpecError",
+    "TargetError",
+    "ModelFileError",
+    "ShapeError",
+    "DeviceError",
+    "CompileError",
+    "ParityError",
+    *_LAZY,
+]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fff' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
