@@ -27,6 +27,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "Runner": "fff.runner",
     "RunResult": "fff.runner",
+    "profile": "fff.profiling",
+    "ProfileOptions": "fff.profiling",
 }
 
 __all__ = [

@@ -1,0 +1,113 @@
+"""The code being timed on each side: the native framework (PyTorch eager) and the
+accelerated runtime (OpenVINO through fff's C++ runner).
+
+Both sides share one shape so the profiler treats them alike: ``prepare`` runs the first
+inference and the warm-up and returns the output for the parity check; ``round`` returns raw
+per-iteration nanoseconds, warm-up excluded. Each backend lives in a worker process of its own
+(see fff.worker), so PyTorch's OpenMP pool and OpenVINO's TBB arena never share a process.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from fff.errors import UsageError
+
+__all__ = ["BACKENDS", "PRECISIONS", "TorchBackend", "OpenVINOBackend"]
+
+PRECISIONS = ("f32", "bf16", "f16")
+
+
+class TorchBackend:
+    """PyTorch eager: eval mode, inference_mode, the same thread count as the accelerated side.
+
+    Precisions other than f32 run under CPU autocast, the framework's own way to compute in them.
+    """
+
+    name = "torch"
+
+    def __init__(self, *, target: str, build_options: dict, threads: int, precision: str, **_):
+        import torch
+
+        from fff.models import build
+
+        torch.set_num_threads(threads)
+        self._torch = torch
+        self._module = build(target, **build_options).module
+        if self._module is None:
+            raise UsageError(f"{target}: a model file has no PyTorch module; the torch backend needs a "
+                             "zoo name, a pattern spec or module:function")
+        self._dtype = {"f32": None, "bf16": torch.bfloat16, "f16": torch.float16}[precision]
+        self._input = None
+
+    def _infer(self):
+        torch = self._torch
+        with torch.inference_mode():
+            if self._dtype is None:
+                return self._module(self._input)
+            with torch.autocast("cpu", dtype=self._dtype):
+                return self._module(self._input)
+
+    def prepare(self, inputs: list[np.ndarray], warmup: int) -> dict:
+        self._input = self._torch.from_numpy(inputs[0])
+        start = time.perf_counter_ns()
+        output = self._infer()
+        first_ns = time.perf_counter_ns() - start
+        for _ in range(warmup):
+            self._infer()
+        return {
+            "first_inference_ns": float(first_ns),
+            "output": output.float().numpy(),
+            "config": self.config(),
+            "clock": {"source": "perf_counter_ns", "reason": "Python's monotonic clock around each forward call"},
+        }
+
+    def round(self, iterations: int) -> np.ndarray:
+        samples = np.empty(iterations, dtype=np.float64)
+        for i in range(iterations):
+            start = time.perf_counter_ns()
+            self._infer()
+            samples[i] = time.perf_counter_ns() - start
+        return samples
+
+    def config(self) -> dict:
+        torch = self._torch
+        return {
+            "threads": torch.get_num_threads(),
+            "interop_threads": torch.get_num_interop_threads(),
+            "mkldnn": torch.backends.mkldnn.is_available(),
+            "autocast_dtype": str(self._dtype) if self._dtype is not None else None,
+            "torch_build": torch.__version__,
+            "parallel_backend": next((line.split(":", 1)[1].strip() for line in torch.__config__.parallel_info().splitlines()
+                                      if line.startswith("ATen parallel backend")), None),
+        }
+
+
+class OpenVINOBackend:
+    """OpenVINO's C++ runtime via fff.Runner: static shape, explicit precision and threads."""
+
+    name = "openvino"
+
+    def __init__(self, *, xml: str, input_shape, device: str, threads: int, precision: str, **_):
+        from fff.runner import Runner, clock_info
+
+        self._runner = Runner(xml, input_shape, device=device, precision=precision, threads=threads)
+        self._clock = clock_info()
+
+    def prepare(self, inputs: list[np.ndarray], warmup: int) -> dict:
+        self._runner.set_inputs(*inputs)
+        first = self._runner.run(iterations=1, warmup=warmup)
+        return {
+            "first_inference_ns": first.first_inference_ns,
+            "output": self._runner.output(0).astype(np.float32),
+            "config": self._runner.effective_config,
+            "clock": self._clock,
+        }
+
+    def round(self, iterations: int) -> np.ndarray:
+        return self._runner.run(iterations, warmup=0).latencies_ns
+
+
+BACKENDS = {backend.name: backend for backend in (TorchBackend, OpenVINOBackend)}

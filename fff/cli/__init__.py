@@ -1,0 +1,1 @@
+"""Command-line entry points: fff-profile (and, later, fff-study and fff-report)."""

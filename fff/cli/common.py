@@ -1,0 +1,81 @@
+"""What every fff command shares: one-line errors with exit code 2, atomic result files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+USAGE_EXIT = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is a single line naming the problem (exit code 2)."""
+
+    def error(self, message):
+        self.exit(USAGE_EXIT, f"{self.prog}: error: {message}\n")
+
+
+def fail(prog: str, message: str) -> int:
+    first_line = str(message).strip().splitlines()[0] if str(message).strip() else "unknown error"
+    print(f"{prog}: error: {first_line}", file=sys.stderr)
+    return USAGE_EXIT
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
+def comma_list(text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list, got nothing")
+    return items
+
+
+def writable_path(text: str) -> Path:
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory, expected a file path")
+    if not path.parent.exists():
+        raise argparse.ArgumentTypeError(f"directory {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"directory {path.parent} is not writable")
+    return path
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Never leave a half-written results file: write beside it, then rename over it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, records) -> None:
+    write_atomically(path, json.dumps(records, indent=1, default=str) + "\n")
