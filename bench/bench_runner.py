@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,19 +31,23 @@ import fff
 HERE = Path(__file__).resolve().parent
 
 
-def convert_zoo_model(name: str, resolution: int, out_dir: Path) -> Path:
-    import openvino as ov
-    import torch
-    import torchvision
+CONVERT = """
+import sys, warnings, torch, torchvision, openvino as ov
+name, resolution, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+torch.manual_seed(0)
+module = getattr(torchvision.models, name)().eval()
+shape = (1, 3, resolution, resolution)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # tracing warnings: irrelevant to timing
+    model = ov.convert_model(module, example_input=torch.zeros(shape), input=[shape])
+ov.save_model(model, path, compress_to_fp16=False)
+"""
 
-    torch.manual_seed(0)
-    module = getattr(torchvision.models, name)().eval()
-    shape = (1, 3, resolution, resolution)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracing warnings: irrelevant to timing
-        model = ov.convert_model(module, example_input=torch.zeros(shape), input=[shape])
+
+def convert_zoo_model(name: str, resolution: int, out_dir: Path) -> Path:
+    # In a child process: torch's thread pool then never shares this process with the runner.
     path = out_dir / f"{name}.xml"
-    ov.save_model(model, path, compress_to_fp16=False)
+    subprocess.run([sys.executable, "-c", CONVERT, name, str(resolution), str(path)], check=True)
     return path
 
 
