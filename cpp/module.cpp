@@ -49,7 +49,7 @@ void set_input(fff::Runner& runner, size_t index, const py::array& array) {
   void* data = runner.input_data(index, &byte_size);  // validates index first
   const fff::PortInfo& port = runner.inputs()[index];
   py::dtype expected = numpy_dtype(ov::element::Type(port.element_type));
-  if (!array.dtype().is(expected)) {
+  if (!array.dtype().equal(expected)) {
     throw fff::Error(fff::Error::Kind::Shape, "input " + std::to_string(index) + " expects " +
                                                   py::str(expected).cast<std::string>() + ", got " +
                                                   py::str(array.dtype()).cast<std::string>());

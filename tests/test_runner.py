@@ -146,3 +146,16 @@ def test_clock_is_reported():
     else:
         assert info["source"] == "steady_clock"
         assert info["ticks_per_ns"] == 1.0
+
+
+def test_input_that_crossed_a_process_boundary_is_accepted(tiny_ir, fixed_input):
+    import pickle
+
+    # An unpickled array carries an equal but distinct dtype object; it must still be float32.
+    runner = fff.Runner(tiny_ir, (1, 3, 32, 32), threads=1)
+    runner.set_input(0, pickle.loads(pickle.dumps(fixed_input)))
+    runner.run(iterations=1, warmup=0)
+    direct = fff.Runner(tiny_ir, (1, 3, 32, 32), threads=1)
+    direct.set_input(0, fixed_input)
+    direct.run(iterations=1, warmup=0)
+    np.testing.assert_array_equal(runner.output(0), direct.output(0))
