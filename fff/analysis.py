@@ -1,0 +1,299 @@
+"""What a study's results say: speed-ups per design pattern, their trends with depth and width,
+how latency follows FLOPs and last-level-cache misses, achieved GFLOP/s, the architecture
+table, and the paper's headline numbers beside this machine's.
+
+Every table keeps a ``machine`` column (the machine fingerprint): results from different
+machines are compared side by side, never pooled. Speed-up is baseline latency / accelerated
+latency of medians (fff.stats); a cell's speed-up is only read from a cell whose outputs
+agreed (failed cells are error rows, kept out of every number here and listed in the report).
+
+A number that was not measured is NaN with a note, never 0: a machine without a PMU has no
+LLC-miss counts unless the cache was simulated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fff.errors import UsageError
+from fff.study.store import read_rows
+
+__all__ = [
+    "BASELINE", "PAPER", "SPEEDUP_CONVENTION", "StudyResults", "load_results", "accelerated",
+    "speedup_by_pattern", "speedup_trend", "correlations", "gflops_by_pattern", "architecture_table",
+    "headline", "pearson", "spearman",
+]
+
+BASELINE = "torch"
+
+# The paper's findings (Abbasi, Shafiee, Chan, Wong 2021), as fff reads them.
+PAPER = {
+    "average_speedup_percent": 380.0,
+    "best_pattern": "dw-bottleneck",
+    "best_pattern_percent": 550.0,
+    "best_architecture": "darts",
+    "best_architecture_percent": 1200.0,
+    "fastest_model": "mobilenet_v2",
+    "fastest_model_ms": 2.4,
+}
+
+SPEEDUP_CONVENTION = (
+    "fff reads the paper's percentages as the latency ratio times 100: \"a speed-up of 380%\" means "
+    "native latency / OpenVINO latency = 3.8x, i.e. OpenVINO runs at 380% of the native speed. Read the "
+    "other way, as a gain of (ratio - 1) x 100, 380% would be 4.8x. Tables show the ratio (x), the ratio as "
+    "a percentage (ratio %) and the gain ((ratio - 1) %), so either reading can be checked.")
+
+RECORD_COLUMNS = [
+    "machine", "host", "study", "cell_id", "kind", "target", "pattern", "depth", "width", "model",
+    "resolution", "precision", "threads", "batch", "backend", "latency_ms", "latency_ci_low",
+    "latency_ci_high", "latency_mean", "first_inference_ms", "flops", "params", "gflops_per_s", "speedup",
+    "speedup_ci_low", "speedup_ci_high", "llc_misses", "llc_source", "llc_note", "n_samples", "warnings",
+]
+ERROR_COLUMNS = ["machine", "host", "study", "cell_id", "kind", "target", "resolution", "precision", "threads",
+                 "error_type", "message", "seconds", "started", "file"]
+
+
+@dataclass
+class StudyResults:
+    records: pd.DataFrame  # one row per successful cell x backend
+    errors: pd.DataFrame  # one row per failed cell
+    machines: dict[str, dict]  # fingerprint -> {"machine", "versions", "hosts", "files", "cells"}
+    notes: list[str] = field(default_factory=list)
+
+
+def _llc(counters: dict | None) -> tuple[float, str | None, str | None]:
+    """LLC misses per inference from a record's counters: (value or NaN, "measured"/"simulated", note)."""
+    notes = []
+    for name, counter in (counters or {}).items():
+        lowered = name.lower()
+        if "llc" not in lowered or "miss" not in lowered or not isinstance(counter, dict):
+            continue
+        value = counter.get("per_inference")
+        if value is None:
+            notes.append(f"{name}: {counter.get('status')}" + (f" ({counter['reason']})" if counter.get("reason") else ""))
+            continue
+        simulated = "sim" in lowered or "sim" in str(counter.get("status", "")).lower() or bool(counter.get("simulated"))
+        return float(value), "simulated" if simulated else "measured", None
+    return np.nan, None, "; ".join(notes) or "not requested"
+
+
+def _record_row(row: dict, record: dict) -> dict:
+    cell = row.get("cell") or {}
+    latency = record.get("latency_ms") or {}
+    speedup_ci = record.get("speedup_ci95") or [None, None]
+    llc, source, note = _llc(record.get("counters"))
+    return {
+        "machine": row.get("machine_fingerprint"), "host": row.get("host"), "study": row.get("study"),
+        "cell_id": row.get("cell_id"), "kind": cell.get("kind"), "target": record.get("target", cell.get("target")),
+        "pattern": cell.get("pattern"), "depth": cell.get("depth"), "width": cell.get("width"),
+        "model": cell.get("model"),
+        "resolution": (record.get("input_shape") or [None])[-1] if record.get("input_shape") else cell.get("resolution"),
+        "precision": record.get("precision", cell.get("precision")), "threads": record.get("threads"),
+        "batch": record.get("batch"), "backend": record.get("backend"),
+        "latency_ms": latency.get("median"), "latency_ci_low": latency.get("ci95_low"),
+        "latency_ci_high": latency.get("ci95_high"), "latency_mean": latency.get("mean"),
+        "first_inference_ms": record.get("first_inference_ms"), "flops": record.get("flops"),
+        "params": record.get("params"), "gflops_per_s": record.get("gflops_per_s"),
+        "speedup": record.get("speedup"), "speedup_ci_low": speedup_ci[0], "speedup_ci_high": speedup_ci[1],
+        "llc_misses": llc, "llc_source": source, "llc_note": note,
+        "n_samples": latency.get("n"), "warnings": len(record.get("warnings") or []),
+    }
+
+
+def load_results(paths) -> StudyResults:
+    """Rows from one or more results files (shards, machines), merged. A cell finished twice on
+    one machine (a retried error, a shard merged twice) counts once: the newest row wins."""
+    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    newest: dict[str, tuple[dict, Path]] = {}
+    notes: list[str] = []
+    repeated = 0
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"results file {path} does not exist" if not path.exists() else f"{path} is not a file")
+        outcome = read_rows(path)
+        notes += outcome.notes
+        for row in outcome.rows:
+            key = row.get("key")
+            repeated += key in newest
+            newest[key] = (row, path)
+    if repeated:
+        notes.append(f"{repeated} row(s) repeat a cell already seen on the same machine (a retried error or a "
+                     f"file merged twice); the newest row of each cell is used")
+
+    records, errors, machines = [], [], {}
+    for row, path in newest.values():
+        fingerprint = row.get("machine_fingerprint")
+        entry = machines.setdefault(fingerprint, {"machine": row.get("machine"), "versions": row.get("versions"),
+                                                  "hosts": set(), "files": set(), "cells": 0, "failed": 0})
+        entry["hosts"].add(row.get("host"))
+        entry["files"].add(str(path))
+        entry["cells"] += 1
+        if row.get("status") == "ok":
+            records += [_record_row(row, record) for record in row.get("records") or []]
+            continue
+        entry["failed"] += 1
+        cell, error = row.get("cell") or {}, row.get("error") or {}
+        errors.append({"machine": fingerprint, "host": row.get("host"), "study": row.get("study"),
+                       "cell_id": row.get("cell_id"), "kind": cell.get("kind"), "target": cell.get("target"),
+                       "resolution": cell.get("resolution"), "precision": cell.get("precision"),
+                       "threads": cell.get("threads"), "error_type": error.get("type"),
+                       "message": error.get("message"), "seconds": row.get("seconds"),
+                       "started": row.get("started"), "file": str(path)})
+    for entry in machines.values():
+        entry["hosts"], entry["files"] = sorted(map(str, entry["hosts"])), sorted(entry["files"])
+    if len(machines) > 1:
+        notes.append(f"results come from {len(machines)} machines; every table and figure keeps them apart")
+    record_frame = pd.DataFrame(records, columns=RECORD_COLUMNS)
+    for column in ("latency_ms", "speedup", "flops", "params", "gflops_per_s", "llc_misses", "width"):
+        record_frame[column] = pd.to_numeric(record_frame[column], errors="coerce")
+    return StudyResults(record_frame, pd.DataFrame(errors, columns=ERROR_COLUMNS), machines, notes)
+
+
+# --- correlation without scipy: Spearman is Pearson on average ranks ------------------------------
+
+def pearson(x, y) -> float:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+        return np.nan
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def spearman(x, y) -> float:
+    return pearson(pd.Series(x).rank(method="average"), pd.Series(y).rank(method="average"))
+
+
+# --- the tables -----------------------------------------------------------------------------------
+
+def accelerated(records: pd.DataFrame) -> pd.DataFrame:
+    """The rows that carry a speed-up: every backend but the baseline."""
+    return records[(records["backend"] != BASELINE) & records["speedup"].notna()]
+
+
+def _with_percent(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    frame[f"{column}_ratio_pct"] = 100 * frame[column]
+    frame[f"{column}_gain_pct"] = 100 * (frame[column] - 1)
+    return frame
+
+
+def speedup_by_pattern(records: pd.DataFrame) -> pd.DataFrame:
+    """Per machine, accelerated backend and pattern: mean, median, min, max speed-up over its cells."""
+    rows = accelerated(records)
+    rows = rows[rows["kind"] == "pattern"]
+    table = (rows.groupby(["machine", "backend", "pattern"])["speedup"]
+             .agg(mean="mean", median="median", min="min", max="max", cells="count").reset_index())
+    table = _with_percent(table, "mean")
+    return table.sort_values(["machine", "backend", "mean"], ascending=[True, True, False], ignore_index=True)
+
+
+def speedup_trend(records: pd.DataFrame, axis: str) -> pd.DataFrame:
+    """Median speed-up per pattern at each value of ``axis`` ("depth" or "width"), over the
+    cells that differ in the other dimensions."""
+    if axis not in ("depth", "width"):
+        raise ValueError(f"axis must be 'depth' or 'width', got {axis!r}")
+    rows = accelerated(records)
+    rows = rows[rows["kind"] == "pattern"]
+    return (rows.groupby(["machine", "backend", "pattern", axis])["speedup"]
+            .agg(median="median", cells="count").reset_index())
+
+
+def correlations(records: pd.DataFrame) -> pd.DataFrame:
+    """Pearson and Spearman correlation of median latency with FLOPs and with LLC misses per
+    inference, per machine, backend and pattern (cells across depth and width), and over all
+    pattern cells. Too few values, or no LLC counts, give NaN and a note."""
+    rows = records[records["kind"] == "pattern"]
+    out = []
+    for (machine, backend), group in rows.groupby(["machine", "backend"]):
+        scopes = [("all patterns", group)] + list(group.groupby("pattern"))
+        for scope, cells in scopes:
+            for quantity in ("flops", "llc_misses"):
+                known = cells[cells[quantity].notna() & cells["latency_ms"].notna()]
+                note = ""
+                if quantity == "llc_misses" and known.empty:
+                    reasons = cells["llc_note"].dropna().unique()
+                    note = "no LLC-miss counts: " + (reasons[0] if len(reasons) else "not requested")
+                elif len(known) < 3:
+                    note = f"{len(known)} cell(s): too few to correlate"
+                out.append({"machine": machine, "backend": backend, "scope": scope, "against": quantity,
+                            "cells": len(known), "pearson": pearson(known[quantity], known["latency_ms"]),
+                            "spearman": spearman(known[quantity], known["latency_ms"]),
+                            "source": ", ".join(sorted(known["llc_source"].dropna().unique())) if quantity == "llc_misses" else "",
+                            "note": note})
+    return pd.DataFrame(out, columns=["machine", "backend", "scope", "against", "cells", "pearson", "spearman",
+                                      "source", "note"])
+
+
+def gflops_by_pattern(records: pd.DataFrame) -> pd.DataFrame:
+    """Achieved GFLOP/s (FLOPs = 2 x multiply-adds / median latency) per machine, backend, pattern."""
+    rows = records[(records["kind"] == "pattern") & records["gflops_per_s"].notna()]
+    return (rows.groupby(["machine", "backend", "pattern"])["gflops_per_s"]
+            .agg(median="median", max="max", cells="count").reset_index())
+
+
+def architecture_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Zoo models: baseline and accelerated median latency, speed-up with its CI, GFLOPs, params."""
+    zoo = records[records["kind"] == "zoo"]
+    keys = ["machine", "model", "resolution", "precision", "threads", "batch"]
+    base = zoo[zoo["backend"] == BASELINE][keys + ["latency_ms"]].rename(columns={"latency_ms": "baseline_ms"})
+    fast = accelerated(zoo)[keys + ["backend", "latency_ms", "speedup", "speedup_ci_low", "speedup_ci_high",
+                                    "flops", "params"]].rename(columns={"latency_ms": "accelerated_ms"})
+    table = base.merge(fast, on=keys, how="inner")
+    table["gflops"] = table.pop("flops") / 1e9
+    table["mparams"] = table.pop("params") / 1e6
+    table = _with_percent(table, "speedup")
+    columns = ["machine", "model", "backend", "resolution", "precision", "threads", "baseline_ms", "accelerated_ms",
+               "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_ratio_pct", "speedup_gain_pct", "gflops",
+               "mparams"]
+    return table[columns].sort_values(["machine", "speedup"], ascending=[True, False], ignore_index=True)
+
+
+def _rank_text(ranked: pd.Series, name: str, unit: str, fmt: str) -> str:
+    if name not in ranked.index:
+        return f"{name}: not measured"
+    position = list(ranked.index).index(name) + 1
+    return f"{name}: {format(ranked[name], fmt)}{unit} (rank {position} of {len(ranked)})"
+
+
+def headline(records: pd.DataFrame) -> pd.DataFrame:
+    """The paper's four headline findings beside each machine's, one row per finding x machine."""
+    out = []
+    for machine, rows in records.groupby("machine"):
+        fast = accelerated(rows)
+        average = fast["speedup"].mean() if len(fast) else np.nan
+        out.append({"finding": "average speed-up over the native framework", "machine": machine,
+                    "paper": f"{PAPER['average_speedup_percent']:.0f}%",
+                    "paper_ratio": PAPER["average_speedup_percent"] / 100,
+                    "this_machine": f"mean over {len(fast)} cells (patterns and zoo), median {fast['speedup'].median():.2f}x"
+                    if len(fast) else "no successful cells",
+                    "ratio": average})
+
+        patterns = fast[fast["kind"] == "pattern"].groupby("pattern")["speedup"].mean().sort_values(ascending=False)
+        out.append({"finding": "design pattern with the largest speed-up", "machine": machine,
+                    "paper": f"{PAPER['best_pattern']} {PAPER['best_pattern_percent']:.0f}%",
+                    "paper_ratio": PAPER["best_pattern_percent"] / 100,
+                    "this_machine": (f"{patterns.index[0]} (mean over its cells); "
+                                     + _rank_text(patterns, PAPER["best_pattern"], "x", ".2f")) if len(patterns)
+                    else "no pattern cells",
+                    "ratio": patterns.iloc[0] if len(patterns) else np.nan})
+
+        zoo = fast[fast["kind"] == "zoo"].groupby("model")["speedup"].mean().sort_values(ascending=False)
+        out.append({"finding": "architecture with the largest speed-up", "machine": machine,
+                    "paper": f"{PAPER['best_architecture']} {PAPER['best_architecture_percent']:.0f}%",
+                    "paper_ratio": PAPER["best_architecture_percent"] / 100,
+                    "this_machine": (f"{zoo.index[0]}; " + _rank_text(zoo, PAPER["best_architecture"], "x", ".2f"))
+                    if len(zoo) else "no zoo models",
+                    "ratio": zoo.iloc[0] if len(zoo) else np.nan})
+
+        latency = (fast[fast["kind"] == "zoo"].groupby("model")["latency_ms"].min().sort_values())
+        out.append({"finding": "lowest inference time (accelerated)", "machine": machine,
+                    "paper": f"{PAPER['fastest_model']} about {PAPER['fastest_model_ms']} ms", "paper_ratio": np.nan,
+                    "this_machine": (f"{latency.index[0]} {latency.iloc[0]:.2f} ms; "
+                                     + _rank_text(latency, PAPER["fastest_model"], " ms", ".2f")) if len(latency)
+                    else "no zoo models",
+                    "ratio": np.nan, "ms": latency.iloc[0] if len(latency) else np.nan})
+    table = pd.DataFrame(out, columns=["finding", "machine", "paper", "paper_ratio", "this_machine", "ratio", "ms"])
+    table = _with_percent(table, "ratio")
+    return table

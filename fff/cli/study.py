@@ -1,0 +1,122 @@
+"""fff-study: sweep design patterns and zoo models through fff-profile into a crash-safe results file."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from fff.cli.common import OneLineParser, comma_list, fail, positive_float
+
+PROG = "fff-study"
+# A cell's fixed cost on a 2-core machine besides its timed rounds: two worker starts, build,
+# conversion, warm-up and calibration (measured with tiny patterns; big zoo models take longer).
+FIXED_SECONDS_PER_CELL = 8.0
+
+
+def _numbers(kind, what: str):
+    def parse(text: str):
+        values = []
+        for item in comma_list(text):
+            try:
+                value = kind(item)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what}, got {item!r}") from None
+            if not value > 0:
+                raise argparse.ArgumentTypeError(f"expected {what}, got {item!r}")
+            values.append(value)
+        return values
+    return parse
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog=PROG,
+        description="Measure design patterns (patterns x depths x widths x resolutions) and zoo models, each "
+                    "crossed with precisions and thread counts, through PyTorch and OpenVINO. One line per finished "
+                    "cell is appended (flushed, fsync'd, locked) to --out, so a killed study loses at most the cell "
+                    "in progress and --resume continues it. Without STUDY.toml, the built-in default study "
+                    "(a small-machine reproduction of the paper) is used.",
+        epilog="Naming only --patterns or only --zoo runs only that kind. A failed cell is recorded as an error "
+               "row and the study goes on (exit 0); see fff-report. Shards: --shard K/N (1 <= K <= N) runs the K-th "
+               "of N deterministic parts, e.g. as a Slurm job array. Exit codes: 0 done, 2 bad input, "
+               "130 interrupted (resume with --resume).",
+    )
+    parser.add_argument("study", nargs="?", metavar="STUDY.toml", help="study file (default: the built-in study)")
+    parser.add_argument("--patterns", type=comma_list, help="design patterns, e.g. plain,dw-bottleneck")
+    parser.add_argument("--depths", type=_numbers(int, "whole numbers >= 1"), help="blocks per pattern, e.g. 1,2,4")
+    parser.add_argument("--widths", type=_numbers(float, "positive numbers"), help="channel multipliers, e.g. 0.5,1")
+    parser.add_argument("--resolutions", type=_numbers(int, "whole numbers >= 1"), help="pattern input sizes")
+    parser.add_argument("--zoo", type=comma_list, help="zoo models, e.g. mobilenet_v2,darts,resnet50")
+    parser.add_argument("--zoo-resolutions", type=_numbers(int, "whole numbers >= 1"),
+                        help="zoo input sizes (default: each model's own)")
+    parser.add_argument("--precisions", type=comma_list, help="f32 (default), bf16, f16")
+    parser.add_argument("--threads", type=_numbers(int, "whole numbers >= 1"),
+                        help="thread counts (default: every available CPU)")
+    parser.add_argument("--counters", type=comma_list, help="perf counters per cell, e.g. llc-misses")
+    parser.add_argument("--simulate-cache", action="store_const", const=True,
+                        help="count cache misses under valgrind's cache simulator (slow; works without a PMU)")
+    parser.add_argument("--max-time", type=positive_float, help="seconds of timed rounds per cell at most")
+    parser.add_argument("--out", required=True, metavar="RESULTS.jsonl", help="results file (JSON Lines)")
+    parser.add_argument("--resume", action="store_true", help="continue a study in --out, skipping finished cells")
+    parser.add_argument("--retry-errors", action="store_true", help="with --resume: run failed cells again")
+    parser.add_argument("--shard", metavar="K/N", help="run only the K-th of N parts of the study")
+    parser.add_argument("--dry-run", action="store_true", help="list the cells and an estimated duration, then exit")
+    return parser
+
+
+def _config(args):
+    from fff.study.config import default_study, load_study
+
+    base = load_study(args.study) if args.study else default_study()
+    return base.with_overrides(
+        patterns=args.patterns, depths=args.depths, widths=args.widths, pattern_resolutions=args.resolutions,
+        zoo=args.zoo, zoo_resolutions=args.zoo_resolutions, precisions=args.precisions, threads=args.threads,
+        counters=args.counters, simulate_cache=args.simulate_cache, max_seconds=args.max_time)
+
+
+def _dry_run(config, shard) -> int:
+    from fff.study.progress import format_duration
+    from fff.study.sweep import select_shard
+
+    cells = select_shard(config.cells(), shard)
+    for cell in cells:
+        print(f"{cell.cell_id}  {cell.label}")
+    estimate = len(cells) * (FIXED_SECONDS_PER_CELL + config.max_seconds)
+    print(f"{len(cells)} cells; about {format_duration(estimate)} at {FIXED_SECONDS_PER_CELL:g} s + "
+          f"{config.max_seconds:g} s of timed rounds per cell (large zoo models take longer)", file=sys.stderr)
+    return 0
+
+
+def _stop_on_sigterm(*_):
+    # A batch scheduler's time limit sends SIGTERM: stop like Ctrl-C, so worker processes are
+    # closed and the message says how to resume.
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from fff.errors import FffError, UsageError
+
+    try:
+        from fff.study.sweep import parse_shard, run_study
+
+        if args.retry_errors and not args.resume:
+            raise UsageError("--retry-errors continues an existing study: add --resume")
+        shard = parse_shard(args.shard) if args.shard else None
+        config = _config(args)
+        if args.dry_run:
+            return _dry_run(config, shard)
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        summary = run_study(config, args.out, resume=args.resume, retry_errors=args.retry_errors, shard=shard)
+    except FffError as error:
+        return fail(PROG, error)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; every finished cell is in {args.out}: continue with --resume", file=sys.stderr)
+        return 130
+    print(summary.describe(), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

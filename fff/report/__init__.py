@@ -1,0 +1,57 @@
+"""Reports: figures, tables and the paper's headline numbers from one or more results files.
+
+    fff.report(["shard1.jsonl", "shard2.jsonl"], out="report/")  # -> report/index.html
+
+The package itself is callable (``fff.report(...)``): it is both the home of the report
+modules and the public function, and Python binds ``fff.report`` to whichever was imported
+last, so the module must behave as the function too.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+__all__ = ["report"]
+
+REPORT_PAGE = "index.html"
+RECORDS_CSV = "records.csv"
+
+
+def report(results, out) -> Path:
+    """Merge the results files, draw every figure per machine, write ``out/index.html`` and
+    ``out/records.csv`` (one row per cell x backend); returns the page's path."""
+    from fff.analysis import load_results
+    from fff.cli.common import write_atomically
+    from fff.errors import UsageError
+    from fff.report.figures import draw_all
+    from fff.report.html import render_report
+
+    sources = [Path(p) for p in ([results] if isinstance(results, (str, Path)) else results)]
+    if not sources:
+        raise UsageError("no results files given")
+    loaded = load_results(sources)
+    if not loaded.machines:
+        raise UsageError(f"no study results in {', '.join(map(str, sources))} (empty, or not fff-study output)")
+    directory = Path(out)
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"--out {directory} exists and is not a directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    several = len(loaded.machines) > 1
+    figures = {}
+    for fingerprint in loaded.machines:
+        records = loaded.records[loaded.records["machine"] == fingerprint]
+        figures[fingerprint] = draw_all(records, directory, suffix=f".{str(fingerprint)[:8]}" if several else "")
+    write_atomically(directory / RECORDS_CSV, loaded.records.to_csv(index=False))
+    page = directory / REPORT_PAGE
+    write_atomically(page, render_report(loaded, figures, directory, sources))
+    return page
+
+
+class _CallableModule(types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        return report(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,221 @@
+"""The report's figures, one function each, for the results of one machine.
+
+Drawn with matplotlib's object API on the Agg canvas (no pyplot, no global state, no display
+needed). A figure with nothing to show still gets drawn, saying why it is empty, so the
+report never has a broken image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from fff.analysis import BASELINE, PAPER, accelerated, speedup_by_pattern, speedup_trend
+
+__all__ = ["FIGURES", "draw_all"]
+
+BACKEND_COLORS = {"torch": "#d62728", "openvino": "#1f77b4"}
+DPI = 110
+
+
+def _new_figure(width: float = 8, height: float = 4.5) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    figure.savefig(path, format="png")
+    return path
+
+
+def _empty(path: Path, title: str, reason: str) -> Path:
+    figure = _new_figure(8, 3)
+    axes = figure.add_subplot()
+    axes.set_axis_off()
+    axes.set_title(title)
+    axes.text(0.5, 0.5, reason, ha="center", va="center", wrap=True, fontsize=11)
+    return _save(figure, path)
+
+
+def _color(backend: str) -> str:
+    return BACKEND_COLORS.get(backend, "#2ca02c")
+
+
+def _pattern_grid(patterns: list[str]):
+    columns = min(5, len(patterns))
+    rows = int(np.ceil(len(patterns) / columns))
+    figure = _new_figure(3.2 * columns, 2.7 * rows + 0.6)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for extra in axes[len(patterns):]:
+        extra.set_axis_off()
+    return figure, axes
+
+
+def speedup_per_pattern(records: pd.DataFrame, path: Path) -> Path:
+    title = "Speed-up over PyTorch per design pattern"
+    table = speedup_by_pattern(records)
+    if table.empty:
+        return _empty(path, title, "No successful design-pattern cells.")
+    figure = _new_figure(max(6, 0.8 * table["pattern"].nunique() + 3), 4.5)
+    axes = figure.add_subplot()
+    cells = accelerated(records)
+    cells = cells[cells["kind"] == "pattern"]
+    order = list(table.groupby("pattern")["mean"].max().sort_values(ascending=False).index)
+    backends = sorted(table["backend"].unique())
+    for offset, backend in zip(np.linspace(-0.15, 0.15, len(backends)) if len(backends) > 1 else [0.0], backends):
+        rows = table[table["backend"] == backend]
+        positions = np.array([order.index(p) for p in rows["pattern"]])
+        axes.bar(positions + offset, rows["mean"], width=0.6 / len(backends), color=_color(backend),
+                 alpha=0.75, label=f"{backend}: mean over depth x width")
+        for position, pattern in zip(positions, rows["pattern"]):
+            values = cells[(cells["backend"] == backend) & (cells["pattern"] == pattern)]["speedup"]
+            axes.scatter(np.full(len(values), position + offset), values, s=10, color="black", zorder=3)
+    axes.set_xticks(np.arange(len(order)), order, rotation=35, ha="right")
+    axes.axhline(1.0, color="grey", linewidth=1, linestyle=":", label="no speed-up")
+    axes.axhline(PAPER["average_speedup_percent"] / 100, color="grey", linestyle="--", linewidth=1,
+                 label=f"paper's average ({PAPER['average_speedup_percent']:.0f}% read as 3.8x)")
+    axes.set_ylabel("speed-up (PyTorch median / accelerated median)")
+    axes.set_title(title + " (dots: single cells)")
+    axes.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def speedup_against_depth_and_width(records: pd.DataFrame, path: Path) -> Path:
+    title = "Speed-up against depth and width"
+    by_depth, by_width = speedup_trend(records, "depth"), speedup_trend(records, "width")
+    if by_depth.empty:
+        return _empty(path, title, "No successful design-pattern cells.")
+    figure = _new_figure(11, 4.5)
+    left, right = figure.subplots(1, 2)
+    for axes, table, axis in ((left, by_depth, "depth"), (right, by_width, "width")):
+        for (backend, pattern), rows in table.groupby(["backend", "pattern"]):
+            label = pattern if table["backend"].nunique() == 1 else f"{pattern} ({backend})"
+            axes.plot(rows[axis], rows["median"], marker="o", label=label)
+        axes.set_xlabel(axis + (" (blocks)" if axis == "depth" else " (channel multiplier)"))
+        axes.set_ylabel("median speed-up")
+        axes.axhline(1.0, color="grey", linewidth=1, linestyle=":")
+        axes.set_title(f"{title.split(' against')[0]} against {axis}")
+    right.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return _save(figure, path)
+
+
+def latency_against_depth(records: pd.DataFrame, path: Path) -> Path:
+    title = "Median latency against depth, per pattern"
+    rows = records[records["kind"] == "pattern"]
+    if rows.empty:
+        return _empty(path, title, "No successful design-pattern cells.")
+    patterns = sorted(rows["pattern"].unique())
+    figure, axes = _pattern_grid(patterns)
+    widths = sorted(rows["width"].dropna().unique())
+    styles = dict(zip(widths, ["-", "--", ":", "-."] * 4))
+    for ax, pattern in zip(axes, patterns):
+        cells = rows[rows["pattern"] == pattern]
+        for (backend, width), line in cells.groupby(["backend", "width"]):
+            line = line.groupby("depth")["latency_ms"].median()
+            ax.plot(line.index, line.values, marker="o", color=_color(backend), linestyle=styles.get(width, "-"),
+                    label=f"{backend} w={width:g}")
+        ax.set_title(pattern, fontsize=10)
+        ax.set_yscale("log")
+        ax.set_xlabel("depth")
+        ax.set_ylabel("ms")
+    axes[0].legend(fontsize=7)
+    figure.suptitle(title + " (medians over resolutions)")
+    return _save(figure, path)
+
+
+def latency_against_flops(records: pd.DataFrame, path: Path) -> Path:
+    title = "Median latency against FLOPs (2 x multiply-adds)"
+    rows = records[records["flops"].notna() & (records["flops"] > 0)]
+    if rows.empty:
+        return _empty(path, title, "No cells with a FLOP count.")
+    figure = _new_figure(8, 5.5)
+    axes = figure.add_subplot()
+    for backend, cells in rows.groupby("backend"):
+        patterns, zoo = cells[cells["kind"] == "pattern"], cells[cells["kind"] == "zoo"]
+        axes.scatter(patterns["flops"], patterns["latency_ms"], s=14, color=_color(backend), alpha=0.6,
+                     label=f"{backend}: pattern cells")
+        axes.scatter(zoo["flops"], zoo["latency_ms"], s=40, marker="^", color=_color(backend),
+                     edgecolor="black", label=f"{backend}: zoo models")
+        if backend != BASELINE:
+            for _, model in zoo.iterrows():
+                axes.annotate(model["model"], (model["flops"], model["latency_ms"]), fontsize=6,
+                              xytext=(3, 3), textcoords="offset points")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("FLOPs per inference")
+    axes.set_ylabel("median latency (ms)")
+    axes.set_title(title)
+    axes.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def llc_misses_against_depth(records: pd.DataFrame, path: Path) -> Path:
+    title = "Last-level-cache misses per inference against depth"
+    rows = records[(records["kind"] == "pattern") & records["llc_misses"].notna()]
+    if rows.empty:
+        notes = records["llc_note"].dropna().unique()
+        reason = notes[0] if len(notes) else "no cells"
+        return _empty(path, title, "No LLC-miss counts in these results (" + reason[:150] + ").\n"
+                      "Hardware counters need a PMU; without one, request the llc-misses counter\n"
+                      "with simulate_cache = true (valgrind's cache simulator).")
+    patterns = sorted(rows["pattern"].unique())
+    figure, axes = _pattern_grid(patterns)
+    for ax, pattern in zip(axes, patterns):
+        cells = rows[rows["pattern"] == pattern]
+        for backend, line in cells.groupby("backend"):
+            line = line.groupby("depth")["llc_misses"].median()
+            ax.plot(line.index, line.values, marker="o", color=_color(backend), label=backend)
+        ax.set_title(pattern, fontsize=10)
+        ax.set_xlabel("depth")
+        ax.set_ylabel("misses")
+    axes[0].legend(fontsize=7)
+    sources = ", ".join(sorted(rows["llc_source"].dropna().unique()))
+    figure.suptitle(f"{title} ({sources}; medians over width and resolution)")
+    return _save(figure, path)
+
+
+def architectures(records: pd.DataFrame, path: Path) -> Path:
+    from fff.analysis import architecture_table
+
+    title = "Architectures: median latency, PyTorch against accelerated"
+    table = architecture_table(records)
+    if table.empty:
+        return _empty(path, title, "No successful zoo-model cells.")
+    table = table.sort_values("speedup")
+    figure = _new_figure(9, 0.38 * len(table) + 1.6)
+    axes = figure.add_subplot()
+    positions = np.arange(len(table))
+    labels = [f"{m} ({b})" if table["backend"].nunique() > 1 else m for m, b in zip(table["model"], table["backend"])]
+    axes.barh(positions + 0.2, table["baseline_ms"], height=0.4, color=_color(BASELINE), label=BASELINE)
+    axes.barh(positions - 0.2, table["accelerated_ms"], height=0.4, color=_color("openvino"), label="accelerated")
+    for position, (_, row) in zip(positions, table.iterrows()):
+        axes.annotate(f"{row['speedup']:.2f}x", (row["baseline_ms"], position + 0.2), fontsize=7,
+                      xytext=(3, -3), textcoords="offset points")
+    axes.set_yticks(positions, labels, fontsize=8)
+    axes.set_xscale("log")
+    axes.set_xlabel("median latency (ms); label: speed-up")
+    axes.set_title(title)
+    axes.legend(fontsize=8, loc="lower right")
+    return _save(figure, path)
+
+
+# file stem -> (caption, drawing function); the report shows them in this order
+FIGURES = {
+    "speedup_per_pattern": ("Speed-up per design pattern", speedup_per_pattern),
+    "speedup_depth_width": ("Speed-up against depth and width", speedup_against_depth_and_width),
+    "latency_vs_depth": ("Latency against depth, per pattern and backend", latency_against_depth),
+    "latency_vs_flops": ("Latency against FLOPs", latency_against_flops),
+    "llc_vs_depth": ("LLC misses against depth", llc_misses_against_depth),
+    "architectures": ("Architectures", architectures),
+}
+
+
+def draw_all(records: pd.DataFrame, directory: Path, suffix: str = "") -> list[tuple[str, Path]]:
+    """Every figure for one machine's records; returns (caption, path) in report order."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return [(caption, draw(records, directory / f"{stem}{suffix}.png")) for stem, (caption, draw) in FIGURES.items()]

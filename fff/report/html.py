@@ -1,0 +1,153 @@
+"""The report page: the headline comparison with the paper, then per machine its metadata,
+figures and tables, then every failed cell. Plain HTML with one small stylesheet, readable
+offline and from a results directory copied anywhere (figures are linked relatively).
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from fff.analysis import (PAPER, SPEEDUP_CONVENTION, StudyResults, architecture_table, correlations,
+                          gflops_by_pattern, headline, speedup_by_pattern, speedup_trend)
+
+__all__ = ["render_report", "machine_label"]
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; line-height: 1.4; }
+table { border-collapse: collapse; margin: 0.6em 0 1.4em; font-size: 0.85em; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; vertical-align: top; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0 1.2em; }
+.note { color: #555; font-size: 0.9em; } .error { color: #a00; }
+"""
+
+
+def machine_label(fingerprint: str, entry: dict) -> str:
+    hosts = ", ".join(entry.get("hosts") or []) or "unknown host"
+    return f"{hosts} [{str(fingerprint)[:8]}]"
+
+
+def _table(frame: pd.DataFrame, empty: str = "nothing to show") -> str:
+    if frame is None or frame.empty:
+        return f'<p class="note">{html.escape(empty)}</p>'
+    return frame.to_html(index=False, border=0, na_rep="–", escape=True,
+                         float_format=lambda value: f"{value:.4g}")
+
+
+def _paragraphs(lines, css: str = "note") -> str:
+    return "".join(f'<p class="{css}">{html.escape(str(line))}</p>' for line in lines)
+
+
+def _headline_side_by_side(results: StudyResults) -> pd.DataFrame:
+    table = headline(results.records)
+    if table.empty:
+        return table
+    side = table.groupby("finding", sort=False).first()[["paper", "paper_ratio"]].rename(
+        columns={"paper": "paper says", "paper_ratio": "paper as ratio (x)"})
+    side.insert(2, "paper as gain: ratio (x)", side["paper as ratio (x)"] + 1)
+    for fingerprint, rows in table.groupby("machine", sort=False):
+        label = machine_label(fingerprint, results.machines.get(fingerprint, {}))
+        rows = rows.set_index("finding")
+
+        def cell(row):
+            if pd.notna(row["ratio"]):
+                number = f"{row['ratio']:.2f}x = {row['ratio_ratio_pct']:.0f}% (gain {row['ratio_gain_pct']:.0f}%)"
+            elif pd.notna(row.get("ms")):
+                number = f"{row['ms']:.2f} ms"
+            else:
+                number = "–"
+            return f"{number}; {row['this_machine']}"
+        side[label] = rows.apply(cell, axis=1)
+    return side.reset_index()
+
+
+def _machine_table(fingerprint: str, entry: dict) -> pd.DataFrame:
+    machine, software = entry.get("machine") or {}, entry.get("versions") or {}
+    caches = machine.get("caches") or {}
+    facts = {
+        "fingerprint": fingerprint,
+        "hosts": ", ".join(entry.get("hosts") or []),
+        "CPU": machine.get("cpu_model"),
+        "logical CPUs / available": f"{machine.get('logical_cpus')} / {machine.get('cpus_available')}",
+        "caches": ", ".join(f"{name} {c.get('size_bytes', 0) // 1024} KiB" for name, c in caches.items()
+                            if c.get("size_bytes")),
+        "ISA": ", ".join(flag for flag, present in (machine.get("isa") or {}).items() if present),
+        "kernel": machine.get("kernel"),
+        "governor": machine.get("governor"),
+        "virtualized": machine.get("virtualized"),
+        "perf_event_paranoid": machine.get("perf_event_paranoid"),
+        "memory": f"{(machine.get('memory_bytes') or 0) / 2**30:.1f} GiB",
+        "versions": ", ".join(f"{k} {v}" for k, v in software.items() if v),
+        "cells (failed)": f"{entry.get('cells')} ({entry.get('failed')})",
+        "results files": ", ".join(entry.get("files") or []),
+    }
+    return pd.DataFrame({"": list(facts), "value": [str(v) for v in facts.values()]})
+
+
+def _pivot(trend: pd.DataFrame, axis: str) -> pd.DataFrame:
+    if trend.empty:
+        return trend
+    table = trend.pivot_table(index=["backend", "pattern"], columns=axis, values="median")
+    table.columns = [f"{axis} {value:g}" for value in table.columns]
+    return table.reset_index()
+
+
+def _machine_section(fingerprint: str, results: StudyResults, figures: list[tuple[str, Path]], directory: Path) -> str:
+    entry = results.machines.get(fingerprint, {})
+    records = results.records[results.records["machine"] == fingerprint]
+    drop = ["machine"]
+    parts = [f"<h2>Machine {html.escape(machine_label(fingerprint, entry))}</h2>", _table(_machine_table(fingerprint, entry))]
+    for caption, path in figures:
+        relative = path.relative_to(directory).as_posix()
+        parts.append(f"<h3>{html.escape(caption)}</h3><img src=\"{html.escape(relative)}\" alt=\"{html.escape(caption)}\">")
+    parts += [
+        "<h3>Speed-up per design pattern</h3>",
+        '<p class="note">Over the pattern\'s cells (depths x widths x resolutions); ratio % = 100 x mean, '
+        'gain % = 100 x (mean - 1).</p>',
+        _table(speedup_by_pattern(records).drop(columns=drop), "no successful pattern cells"),
+        "<h3>Median speed-up against depth</h3>", _table(_pivot(speedup_trend(records, "depth"), "depth")),
+        "<h3>Median speed-up against width</h3>", _table(_pivot(speedup_trend(records, "width"), "width")),
+        "<h3>Correlation of latency with FLOPs and with LLC misses</h3>",
+        '<p class="note">Pearson (linear) and Spearman (rank) over the cells of each pattern across depth and '
+        'width; missing LLC counts are left out, never read as zero.</p>',
+        _table(correlations(records).drop(columns=drop)),
+        "<h3>Achieved GFLOP/s per pattern</h3>", _table(gflops_by_pattern(records).drop(columns=drop)),
+        "<h3>Architectures</h3>", _table(architecture_table(records).drop(columns=drop), "no successful zoo models"),
+    ]
+    return "\n".join(parts)
+
+
+def render_report(results: StudyResults, figures: dict[str, list[tuple[str, Path]]], directory: Path,
+                  sources: list[Path]) -> str:
+    """The whole page; ``figures`` maps each machine fingerprint to its (caption, path) list."""
+    generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>fff study report</title>",
+        f"<style>{STYLE}</style></head><body>",
+        "<h1>Does form follow function? fff study report</h1>",
+        _paragraphs([f"Generated {generated} from " + ", ".join(str(p) for p in sources) + ".",
+                     f"{len(results.records)} measurements (cell x backend), {len(results.errors)} failed cells, "
+                     f"{len(results.machines)} machine(s)."]),
+        "<h2>The paper's headline findings beside this study's</h2>",
+        _paragraphs([SPEEDUP_CONVENTION,
+                     "Speed-up is the PyTorch median latency over the accelerated median latency, same weights, "
+                     "input, precision and threads; FLOPs are 2 x multiply-adds. Machines are never pooled: "
+                     "each has its own column and section.",
+                     f"The paper's lowest inference time ({PAPER['fastest_model']}, about {PAPER['fastest_model_ms']} ms) "
+                     "was measured on its own hardware; compare the ranking more than the milliseconds."]),
+        _table(_headline_side_by_side(results), "no successful cells"),
+    ]
+    if results.notes:
+        parts += ["<h2>Notes on the results files</h2>", _paragraphs(results.notes)]
+    for fingerprint in results.machines:
+        parts.append(_machine_section(fingerprint, results, figures.get(fingerprint, []), directory))
+    parts.append(f"<h2>Failed cells ({len(results.errors)})</h2>")
+    errors = results.errors.drop(columns=["file"]).copy()
+    errors["machine"] = errors["machine"].astype(str).str[:8]
+    parts.append(_table(errors, "none: every cell finished"))
+    parts.append("</body></html>")
+    return "\n".join(parts)

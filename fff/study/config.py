@@ -1,0 +1,260 @@
+"""What a study measures: a TOML file (or flags) turned into a list of cells.
+
+A cell is one target measured once on every backend under one set of options: a design
+pattern at one depth, width and resolution, or a zoo model, at one precision and thread count.
+Patterns x depths x widths x resolutions, plus zoo models x resolutions, each crossed with
+precisions x thread counts.
+
+A study file has four tables; every key is optional, unknown keys and wrong types are errors:
+
+    [study]    name, description
+    [measure]  backends, device, precisions, threads, batch, counters, simulate_cache,
+               max_seconds, min_rounds, target_ci, warmup, keep_samples
+    [patterns] names, depths, widths, resolutions
+    [zoo]      models, resolutions
+
+A cell's identity (``cell_id``) is a hash of what it measures (target, resolution, precision,
+threads as declared, batch, backends, device, counters, cache simulation) and not of how long
+it is measured (max_seconds, target_ci, min_rounds, warmup), so a study resumed with a longer
+time cap keeps what it has. Threads left to "every available CPU" stay ``None`` in the identity,
+so shards agree on the split even when their machines have different core counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+
+from fff.errors import UsageError
+
+__all__ = ["Cell", "StudyConfig", "load_study", "default_study", "parse_study", "DEFAULT_STUDY_RESOURCE"]
+
+DEFAULT_STUDY_RESOURCE = "default.toml"  # in the fff.study package, shipped in the wheel
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One target under one set of options; measured on every backend in one go."""
+
+    kind: str  # "pattern" or "zoo"
+    target: str  # what fff.profiling.profile_target is given
+    pattern: str | None
+    depth: int | None
+    width: float | None
+    model: str | None
+    resolution: int | None  # None: the model's own
+    precision: str
+    threads: int | None  # None: every CPU the process may run on
+    batch: int | None
+    backends: tuple[str, ...]
+    device: str
+    counters: tuple[str, ...]
+    simulate_cache: bool
+
+    def identity(self) -> dict:
+        return {**asdict(self), "backends": list(self.backends), "counters": list(self.counters)}
+
+    @property
+    def cell_id(self) -> str:
+        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        extras = [f"{self.resolution}px" if self.resolution else None,
+                  self.precision if self.precision != "f32" else None,
+                  f"{self.threads}t" if self.threads else None]
+        return " ".join([self.target, *filter(None, extras)])
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A whole study; ``cells()`` expands it. Field names follow the TOML keys."""
+
+    name: str = "custom"
+    description: str = ""
+    # [measure]
+    backends: tuple[str, ...] = ("torch", "openvino")
+    device: str = "CPU"
+    precisions: tuple[str, ...] = ("f32",)
+    threads: tuple[int | None, ...] = (None,)
+    batch: int | None = None
+    counters: tuple[str, ...] = ()
+    simulate_cache: bool = False
+    max_seconds: float = 3.0
+    min_rounds: int = 3
+    target_ci: float = 0.02
+    warmup: int = 3
+    keep_samples: bool = False  # raw samples make a line hundreds of kB; the summaries are kept
+    # [patterns]
+    patterns: tuple[str, ...] = ()
+    depths: tuple[int, ...] = (1, 2, 4)
+    widths: tuple[float, ...] = (1.0,)
+    pattern_resolutions: tuple[int | None, ...] = (None,)
+    # [zoo]
+    zoo: tuple[str, ...] = ()
+    zoo_resolutions: tuple[int | None, ...] = (None,)
+    source: str = field(default="(flags)", compare=False)
+
+    def cells(self) -> list[Cell]:
+        common = dict(batch=self.batch, backends=tuple(self.backends), device=self.device,
+                      counters=tuple(self.counters), simulate_cache=self.simulate_cache)
+        cells = []
+        for precision in self.precisions:
+            for threads in self.threads:
+                for pattern in self.patterns:
+                    for depth in self.depths:
+                        for width in self.widths:
+                            for resolution in self.pattern_resolutions:
+                                cells.append(Cell("pattern", f"{pattern}:depth={depth},width={float(width):g}",
+                                                  pattern, depth, float(width), None, resolution, precision,
+                                                  threads, **common))
+                for model in self.zoo:
+                    for resolution in self.zoo_resolutions:
+                        cells.append(Cell("zoo", model, None, None, None, model, resolution, precision, threads,
+                                          **common))
+        seen, unique = set(), []
+        for cell in cells:  # a name listed twice is measured once
+            if cell.cell_id not in seen:
+                seen.add(cell.cell_id)
+                unique.append(cell)
+        return unique
+
+    def profile_options(self, cell: Cell):
+        from fff.profiling import ProfileOptions
+
+        return ProfileOptions(backends=cell.backends, device=cell.device, precision=cell.precision,
+                              threads=cell.threads, batch=cell.batch, resolution=cell.resolution,
+                              counters=cell.counters, simulate_cache=cell.simulate_cache,
+                              target_ci=self.target_ci, max_seconds=self.max_seconds,
+                              min_rounds=self.min_rounds, warmup=self.warmup, keep_samples=self.keep_samples)
+
+    def with_overrides(self, **overrides) -> "StudyConfig":
+        """Flags over a file: ``None`` means "not given". Naming patterns or zoo models picks what
+        to run, so giving only one of the two drops the other kind."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        unknown = set(given) - {f.name for f in fields(self)}
+        if unknown:
+            raise TypeError(f"unknown study field(s): {', '.join(sorted(unknown))}")
+        if "patterns" in given and "zoo" not in given:
+            given["zoo"] = ()
+        if "zoo" in given and "patterns" not in given:
+            given["patterns"] = ()
+        return replace(self, **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
+
+
+# --- the TOML schema: table -> key -> (StudyConfig field, checker) ---------------------------------
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _whole_or_zero(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and value != float("inf")
+
+
+def _text(value) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _list_of(check, what: str):
+    def checker(value):
+        if isinstance(value, list) and value and all(check(v) for v in value):
+            return tuple(value)
+        raise ValueError(f"a non-empty list of {what}")
+    return checker
+
+
+def _scalar(check, what: str):
+    def checker(value):
+        if check(value):
+            return value
+        raise ValueError(what)
+    return checker
+
+
+def _flag(value):
+    if isinstance(value, bool):
+        return value
+    raise ValueError("true or false")
+
+
+_SCHEMA = {
+    "study": {
+        "name": ("name", _scalar(_text, "a non-empty string")),
+        "description": ("description", _scalar(lambda v: isinstance(v, str), "a string")),
+    },
+    "measure": {
+        "backends": ("backends", _list_of(_text, "backend names")),
+        "device": ("device", _scalar(_text, "a device name such as \"CPU\"")),
+        "precisions": ("precisions", _list_of(_text, "precisions (\"f32\", \"bf16\", \"f16\")")),
+        "threads": ("threads", _list_of(_whole, "whole numbers >= 1")),
+        "batch": ("batch", _scalar(_whole, "a whole number >= 1")),
+        "counters": ("counters", lambda v: () if v == [] else _list_of(_text, "counter names")(v)),
+        "simulate_cache": ("simulate_cache", _flag),
+        "max_seconds": ("max_seconds", _scalar(_positive, "a positive number of seconds")),
+        "min_rounds": ("min_rounds", _scalar(_whole, "a whole number >= 1")),
+        "target_ci": ("target_ci", _scalar(lambda v: _positive(v) and v < 1, "a fraction between 0 and 1 (0.02 = +-2%)")),
+        "warmup": ("warmup", _scalar(_whole_or_zero, "a whole number >= 0")),
+        "keep_samples": ("keep_samples", _flag),
+    },
+    "patterns": {
+        "names": ("patterns", _list_of(_text, "pattern names")),
+        "depths": ("depths", _list_of(_whole, "whole numbers >= 1")),
+        "widths": ("widths", _list_of(_positive, "positive numbers")),
+        "resolutions": ("pattern_resolutions", _list_of(_whole, "whole numbers >= 1")),
+    },
+    "zoo": {
+        "models": ("zoo", _list_of(_text, "model names")),
+        "resolutions": ("zoo_resolutions", _list_of(_whole, "whole numbers >= 1")),
+    },
+}
+
+
+def parse_study(text: str, source: str = "<study>") -> StudyConfig:
+    """A study from TOML text; any problem is a UsageError naming the file and the key."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"{source}: not valid TOML: {error}") from None
+    values = {}
+    for table, content in document.items():
+        schema = _SCHEMA.get(table)
+        if schema is None:
+            raise UsageError(f"{source}: unknown table [{table}] (known: {', '.join(f'[{t}]' for t in _SCHEMA)})")
+        if not isinstance(content, dict):
+            raise UsageError(f"{source}: '{table}' must be a table ([{table}]), got {type(content).__name__}")
+        for key, value in content.items():
+            if key not in schema:
+                raise UsageError(f"{source}: unknown key '{table}.{key}' (known in [{table}]: {', '.join(schema)})")
+            name, check = schema[key]
+            try:
+                values[name] = check(value)
+            except ValueError as expected:
+                raise UsageError(f"{source}: '{table}.{key}' must be {expected}, got {value!r}") from None
+    return StudyConfig(**values, source=source)
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UsageError(f"study file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"study file {path} cannot be read: {error}") from None
+    return parse_study(text, str(path))
+
+
+def default_study() -> StudyConfig:
+    """The built-in study that reproduces the paper's experiment at a size for a small machine."""
+    text = resources.files("fff.study").joinpath(DEFAULT_STUDY_RESOURCE).read_text()
+    return parse_study(text, f"fff/study/{DEFAULT_STUDY_RESOURCE} (built-in)")

@@ -1,0 +1,178 @@
+"""Running a study: every cell through the profiler, one durable line each, resumable and shardable.
+
+A cell that fails (a model that will not convert, outputs that disagree, a worker that dies,
+memory running out) becomes an error row with its reason and the study goes on; only a
+KeyboardInterrupt (or the SIGTERM a batch scheduler sends, which the CLI turns into one) stops
+it, losing nothing but the cell in progress.
+
+Rows are keyed by the cell's identity and the machine's fingerprint, so ``resume`` skips what
+this machine already finished, and the same file can hold the same cells from another machine
+without the two being mistaken for each other. Shards split the cells by their identity, not
+by the machine, so nodes of a batch job agree on the split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from fff.errors import FffError, UsageError
+from fff.study.config import Cell, StudyConfig
+from fff.study.progress import ProgressBar
+from fff.study.store import ROW_SCHEMA, ResultsFile, read_rows
+
+__all__ = ["SweepSummary", "parse_shard", "select_shard", "row_key", "run_study"]
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    path: Path
+    cells: int  # in this shard
+    already_done: int  # found finished in the file and skipped
+    measured: int  # finished now, successfully
+    failed: int  # finished now as error rows
+    seconds: float
+    shard: tuple[int, int] | None
+    machine_fingerprint: str
+
+    def describe(self) -> str:
+        shard = f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard else ""
+        return (f"{self.cells} cells{shard}: {self.measured} measured, {self.failed} failed, "
+                f"{self.already_done} already done; {self.seconds:.0f} s; results in {self.path}")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' with 1 <= K <= N (a Slurm array 1-N gives K = $SLURM_ARRAY_TASK_ID)."""
+    k, slash, n = text.partition("/")
+    try:
+        k_value, n_value = int(k), int(n)
+    except ValueError:
+        raise UsageError(f"--shard must look like K/N (for example 2/8), got {text!r}") from None
+    if not slash or not 1 <= k_value <= n_value:
+        raise UsageError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
+    return k_value, n_value
+
+
+def select_shard(cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:
+    """Shard K of N: sort by cell identity hash, deal round-robin (balanced to within one cell,
+    the same in every process), keep the study's order within the shard."""
+    if shard is None:
+        return list(cells)
+    k, n = shard
+    ranked = sorted(cells, key=lambda cell: cell.cell_id)
+    mine = {cell.cell_id for i, cell in enumerate(ranked) if i % n == k - 1}
+    return [cell for cell in cells if cell.cell_id in mine]
+
+
+def row_key(cell_id: str, fingerprint: str) -> str:
+    return hashlib.sha256(f"{cell_id}:{fingerprint}".encode()).hexdigest()[:16]
+
+
+def _parity_failure(records: list[dict]) -> dict | None:
+    bad = [r for r in records if r.get("parity") and not r["parity"].get("ok", True)]
+    if not bad:
+        return None
+    details = ", ".join(f"{r['backend']} max rel err {r['parity'].get('max_rel_err', float('nan')):.3g}" for r in bad)
+    return {"type": "ParityError", "message": f"outputs disagree with the baseline: {details}"}
+
+
+def _error_from(exception: BaseException) -> dict:
+    message = str(exception).strip().splitlines()[0] if str(exception).strip() else type(exception).__name__
+    error = {"type": type(exception).__name__, "message": message}
+    if not isinstance(exception, FffError):  # not the user's doing: keep where it happened
+        error["traceback"] = "".join(traceback.format_exception(exception)[-6:])
+    return error
+
+
+def _outcome_text(cell: Cell, row: dict) -> str:
+    if row["status"] == "ok":
+        speedups = [f"{r['backend']} {r['speedup']:.2f}x" for r in row["records"] if r.get("speedup") is not None]
+        return f"ok {cell.label}: {', '.join(speedups) or 'measured'} ({row['seconds']:.1f} s)"
+    return f"FAILED {cell.label}: {row['error']['type']}: {row['error']['message'][:120]} ({row['seconds']:.1f} s)"
+
+
+def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, retry_errors: bool = False,
+              shard: tuple[int, int] | None = None, measure: Callable | None = None,
+              progress: ProgressBar | None = None, fingerprint: str | None = None) -> SweepSummary:
+    """Measure every cell of ``config`` (or of its shard) not yet in ``out``.
+
+    ``measure(target, options, progress) -> list[dict]`` defaults to fff.profiling.profile_target;
+    tests pass another one. ``retry_errors`` runs cells whose only row is an error again (the
+    newest row wins when reading)."""
+    from fff.machine import machine_info, machine_fingerprint, versions
+    from fff.profiling import profile_target
+
+    measure = measure or profile_target
+    fingerprint = fingerprint or machine_fingerprint()
+    store = ResultsFile(out)
+    if store.exists_with_content() and not resume:
+        raise UsageError(f"{store.path} already holds results; add --resume to continue that study, "
+                         f"or choose a new --out")
+    if store.path.is_dir():
+        raise UsageError(f"{store.path} is a directory, expected a results file")
+
+    cells = select_shard(config.cells(), shard)
+    if not cells:
+        raise UsageError(f"{config.source}: the study has no cells (name patterns or zoo models)"
+                         if shard is None else f"shard {shard[0]}/{shard[1]} has no cells: the study has fewer cells than shards")
+    for cell in cells:  # every option checked before the first measurement
+        config.profile_options(cell).validated()
+    if measure is profile_target and "openvino" in config.backends:
+        from fff.profiling import check_device
+
+        check_device(config.device)
+
+    finished: set[str] = set()
+    if store.exists_with_content():
+        for row in read_rows(store.path).rows:
+            if row.get("status") == "ok" or (row.get("status") == "error" and not retry_errors):
+                finished.add(row.get("key"))
+    todo = [cell for cell in cells if row_key(cell.cell_id, fingerprint) not in finished]
+
+    bar = progress or ProgressBar(len(todo))
+    if len(todo) < len(cells):
+        bar.note(f"{len(cells) - len(todo)} of {len(cells)} cells already in {store.path}; measuring the other {len(todo)}")
+    started, measured, failed = time.monotonic(), 0, 0
+    machine, software = machine_info(), versions()
+    for cell in todo:
+        bar.start(cell.label)
+        cell_started = time.monotonic()
+        timestamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        records, error = [], None
+        try:
+            records = measure(cell.target, config.profile_options(cell), bar.message)
+            error = _parity_failure(records)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exception:  # noqa: BLE001 - any failure of one cell is that cell's result
+            error = _error_from(exception)
+        row = {
+            "schema": ROW_SCHEMA,
+            "study": config.name,
+            "cell_id": cell.cell_id,
+            "key": row_key(cell.cell_id, fingerprint),
+            "machine_fingerprint": fingerprint,
+            "cell": cell.identity(),
+            "status": "error" if error else "ok",
+            "error": error,
+            "records": records,
+            "started": timestamp,
+            "seconds": round(time.monotonic() - cell_started, 3),
+            "host": platform.node(),
+            "pid": os.getpid(),
+            "machine": machine,
+            "versions": software,
+        }
+        store.append(row)
+        measured += not error
+        failed += bool(error)
+        bar.finish(_outcome_text(cell, row))
+    return SweepSummary(store.path, len(cells), len(cells) - len(todo), measured, failed,
+                        time.monotonic() - started, shard, fingerprint)
