@@ -69,7 +69,7 @@ class ResultsFile:
         if b"\n" in line[:-1]:  # json.dumps escapes newlines in strings; a raw one would split the row
             raise AssertionError("a results row must be a single line")
         created = not self.path.exists()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)  # read: the last byte
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
