@@ -9,6 +9,7 @@ last, so the module must behave as the function too.
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from pathlib import Path
@@ -43,9 +44,13 @@ def report(results, out) -> Path:
     for fingerprint in loaded.machines:
         records = loaded.records[loaded.records["machine"] == fingerprint]
         figures[fingerprint] = draw_all(records, directory, suffix=f".{str(fingerprint)[:8]}" if several else "")
-    write_atomically(directory / RECORDS_CSV, loaded.records.to_csv(index=False))
     page = directory / REPORT_PAGE
+    write_atomically(directory / RECORDS_CSV, loaded.records.to_csv(index=False))
     write_atomically(page, render_report(loaded, figures, directory, sources))
+    umask = os.umask(0)
+    os.umask(umask)
+    for written in (page, directory / RECORDS_CSV):  # a report is for sharing: the PNGs' permissions, not 0600
+        written.chmod(0o666 & ~umask)
     return page
 
 

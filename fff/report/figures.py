@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator
 
 from fff.analysis import BASELINE, PAPER, accelerated, speedup_by_pattern, speedup_trend
 
@@ -40,6 +41,15 @@ def _empty(path: Path, title: str, reason: str) -> Path:
     axes.set_title(title)
     axes.text(0.5, 0.5, reason, ha="center", va="center", wrap=True, fontsize=11)
     return _save(figure, path)
+
+
+def _plain_log_scale(axes, which: str = "y") -> None:
+    """Log scale labelled 0.5, 2, 10 rather than 5x10^-1: latencies are read, not admired."""
+    getattr(axes, f"set_{which}scale")("log")
+    axis = axes.yaxis if which == "y" else axes.xaxis
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda *_: ""))
 
 
 def _color(backend: str) -> str:
@@ -96,6 +106,7 @@ def speedup_against_depth_and_width(records: pd.DataFrame, path: Path) -> Path:
         for (backend, pattern), rows in table.groupby(["backend", "pattern"]):
             label = pattern if table["backend"].nunique() == 1 else f"{pattern} ({backend})"
             axes.plot(rows[axis], rows["median"], marker="o", label=label)
+        axes.set_xticks(sorted(table[axis].unique()))
         axes.set_xlabel(axis + (" (blocks)" if axis == "depth" else " (channel multiplier)"))
         axes.set_ylabel("median speed-up")
         axes.axhline(1.0, color="grey", linewidth=1, linestyle=":")
@@ -120,7 +131,8 @@ def latency_against_depth(records: pd.DataFrame, path: Path) -> Path:
             ax.plot(line.index, line.values, marker="o", color=_color(backend), linestyle=styles.get(width, "-"),
                     label=f"{backend} w={width:g}")
         ax.set_title(pattern, fontsize=10)
-        ax.set_yscale("log")
+        _plain_log_scale(ax)
+        ax.set_xticks(sorted(cells["depth"].unique()))
         ax.set_xlabel("depth")
         ax.set_ylabel("ms")
     axes[0].legend(fontsize=7)
@@ -146,7 +158,7 @@ def latency_against_flops(records: pd.DataFrame, path: Path) -> Path:
                 axes.annotate(model["model"], (model["flops"], model["latency_ms"]), fontsize=6,
                               xytext=(3, 3), textcoords="offset points")
     axes.set_xscale("log")
-    axes.set_yscale("log")
+    _plain_log_scale(axes)
     axes.set_xlabel("FLOPs per inference")
     axes.set_ylabel("median latency (ms)")
     axes.set_title(title)
@@ -171,6 +183,7 @@ def llc_misses_against_depth(records: pd.DataFrame, path: Path) -> Path:
             line = line.groupby("depth")["llc_misses"].median()
             ax.plot(line.index, line.values, marker="o", color=_color(backend), label=backend)
         ax.set_title(pattern, fontsize=10)
+        ax.set_xticks(sorted(cells["depth"].unique()))
         ax.set_xlabel("depth")
         ax.set_ylabel("misses")
     axes[0].legend(fontsize=7)
@@ -197,10 +210,12 @@ def architectures(records: pd.DataFrame, path: Path) -> Path:
         axes.annotate(f"{row['speedup']:.2f}x", (row["baseline_ms"], position + 0.2), fontsize=7,
                       xytext=(3, -3), textcoords="offset points")
     axes.set_yticks(positions, labels, fontsize=8)
-    axes.set_xscale("log")
+    _plain_log_scale(axes, "x")
     axes.set_xlabel("median latency (ms); label: speed-up")
     axes.set_title(title)
-    axes.legend(fontsize=8, loc="lower right")
+    low = min(table["accelerated_ms"].min(), table["baseline_ms"].min())
+    axes.set_xlim(low / 2, table["baseline_ms"].max() * 2)  # room for the speed-up labels
+    figure.legend(fontsize=8, loc="outside lower center", ncols=2, frameon=False)
     return _save(figure, path)
 
 

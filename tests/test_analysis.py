@@ -1,0 +1,161 @@
+"""Analysis numbers against a synthetic study whose answers are known (see test_study_fakes.py)."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fff.analysis import (architecture_table, correlations, gflops_by_pattern, headline, load_results, pearson,
+                          spearman, speedup_by_pattern, speedup_trend)
+from fff.errors import UsageError
+from fff.study.config import StudyConfig
+from fff.study.sweep import run_study
+
+FAKES_PATH = Path(__file__).with_name("test_study_fakes.py")
+
+
+def load_fakes():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("study_fakes", FAKES_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fakes = load_fakes()
+
+SYNTHETIC = StudyConfig(name="synthetic", patterns=("plain", "dw-bottleneck", "grouped"), depths=(1, 2, 4),
+                        widths=(0.5, 1.0), zoo=("darts", "mobilenet_v2", "resnet18"))
+
+
+@pytest.fixture(scope="module")
+def two_machines(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("results")
+    first, second = directory / "a.jsonl", directory / "b.jsonl"
+    run_study(SYNTHETIC, first, measure=fakes.fake_measure, fingerprint="machine-a")
+    other = StudyConfig(name="synthetic", patterns=("plain",), depths=(1,), widths=(1.0,))
+    run_study(other, second, measure=fakes.fake_measure, fingerprint="machine-b")
+    return first, second
+
+
+@pytest.fixture(scope="module")
+def results(two_machines):
+    return load_results(two_machines)
+
+
+def only(frame, **where):
+    for column, value in where.items():
+        frame = frame[frame[column] == value]
+    assert len(frame) == 1, where
+    return frame.iloc[0]
+
+
+def test_results_from_several_files_are_merged_and_machines_kept_apart(results):
+    assert set(results.machines) == {"machine-a", "machine-b"}
+    assert (results.machines["machine-a"]["cells"], results.machines["machine-a"]["failed"]) == (21, 6)
+    # 21 cells on machine a: 6 ok plain, 6 ok dw-bottleneck, 6 grouped failed, 3 zoo; 1 cell on machine b
+    assert len(results.records) == 2 * (12 + 3) + 2
+    assert results.errors["target"].str.startswith("grouped:").all() and len(results.errors) == 6
+    assert set(results.errors["error_type"]) == {"CompileError"}
+    assert any("2 machines" in note for note in results.notes)
+
+
+def test_speed_up_per_pattern(results):
+    table = speedup_by_pattern(results.records)
+    plain = only(table, machine="machine-a", pattern="plain")
+    # speed-up = 2 + 0.5 (depth - 1) at depths 1, 2, 4, two widths each
+    assert (plain["mean"], plain["median"], plain["min"], plain["max"], plain["cells"]) == \
+           pytest.approx((8 / 3, 2.5, 2.0, 3.5, 6))
+    assert plain["mean_ratio_pct"] == pytest.approx(800 / 3) and plain["mean_gain_pct"] == pytest.approx(500 / 3)
+    best = table[table["machine"] == "machine-a"].iloc[0]
+    assert (best["pattern"], best["mean"]) == ("dw-bottleneck", pytest.approx(17 / 3))
+    assert only(table, machine="machine-b", pattern="plain")["mean"] == 2.0  # never pooled with machine a
+
+
+def test_speed_up_against_depth_and_width(results):
+    depth = speedup_trend(results.records, "depth")
+    plain = depth[(depth["machine"] == "machine-a") & (depth["pattern"] == "plain")]
+    assert plain["depth"].tolist() == [1, 2, 4]
+    assert plain["median"].tolist() == [2.0, 2.5, 3.5] and plain["cells"].tolist() == [2, 2, 2]
+    width = speedup_trend(results.records, "width")
+    dw = width[(width["machine"] == "machine-a") & (width["pattern"] == "dw-bottleneck")]
+    assert dw["width"].tolist() == [0.5, 1.0] and dw["median"].tolist() == [5.5, 5.5]
+    with pytest.raises(ValueError):
+        speedup_trend(results.records, "height")
+
+
+def test_correlations_with_flops_and_llc_misses_never_read_missing_as_zero(results):
+    table = correlations(results.records)
+    table = table[table["machine"] == "machine-a"]
+    flops = only(table, backend="torch", scope="plain", against="flops")
+    assert (flops["cells"], flops["pearson"], flops["spearman"]) == (6, pytest.approx(1.0), pytest.approx(1.0))
+    llc = only(table, backend="torch", scope="plain", against="llc_misses")
+    assert (llc["pearson"], llc["spearman"], llc["source"]) == (pytest.approx(1.0), pytest.approx(1.0), "simulated")
+    missing = only(table, backend="torch", scope="dw-bottleneck", against="llc_misses")
+    assert missing["cells"] == 0 and math.isnan(missing["pearson"]) and math.isnan(missing["spearman"])
+    assert missing["note"] == "no LLC-miss counts: llc-misses: not supported (no hardware PMU)"
+    pooled = only(table, backend="torch", scope="all patterns", against="llc_misses")
+    assert pooled["cells"] == 6  # the plain cells only: dw-bottleneck's missing counts are left out
+    accelerated = only(table, backend="openvino", scope="plain", against="flops")
+    assert 0 < accelerated["pearson"] < 1  # openvino latency = flops / speed-up, which grows with depth
+    small = only(correlations(results.records[results.records["machine"] == "machine-b"]),
+                 backend="torch", scope="plain", against="flops")
+    assert small["cells"] == 1 and math.isnan(small["pearson"]) and "too few" in small["note"]
+
+
+def test_rank_correlation_matches_its_definition():
+    assert spearman([1, 2, 3, 4], [1, 4, 9, 16]) == pytest.approx(1.0)
+    assert pearson([1, 2, 3, 4], [1, 4, 9, 16]) == pytest.approx(0.984374, abs=1e-6)
+    assert spearman([1, 2, 2, 3], [3, 2, 2, 1]) == pytest.approx(-1.0)  # ties take average ranks
+    assert math.isnan(pearson([1, 1, 1], [1, 2, 3]))
+
+
+def test_achieved_gflops_per_pattern(results):
+    table = gflops_by_pattern(results.records)
+    assert only(table, machine="machine-a", backend="torch", pattern="plain")["median"] == pytest.approx(1.0)
+    assert only(table, machine="machine-a", backend="openvino", pattern="plain")["median"] == pytest.approx(2.5)
+
+
+def test_architecture_table(results):
+    table = architecture_table(results.records)
+    assert table["model"].tolist() == ["darts", "mobilenet_v2", "resnet18"]
+    darts = table.iloc[0]
+    assert (darts["baseline_ms"], darts["accelerated_ms"], darts["speedup"]) == pytest.approx((50.0, 50 / 12, 12.0))
+    assert (darts["speedup_ratio_pct"], darts["speedup_gain_pct"]) == pytest.approx((1200.0, 1100.0))
+    assert (darts["gflops"], darts["mparams"]) == pytest.approx((0.5, 5.0))
+    assert (darts["speedup_ci_low"], darts["speedup_ci_high"]) == pytest.approx((12 * 0.97, 12 * 1.03))
+
+
+def test_headline_numbers_beside_the_papers(results):
+    table = headline(results.records)
+    mine = table[table["machine"] == "machine-a"].set_index("finding")
+    average = mine.loc["average speed-up over the native framework"]
+    # (6 x 8/3 + 6 x 17/3 + 12 + 5 + 3) / 15 accelerated cells
+    assert average["ratio"] == pytest.approx(70 / 15)
+    assert (average["ratio_ratio_pct"], average["ratio_gain_pct"]) == pytest.approx((7000 / 15, 5500 / 15))
+    assert (average["paper"], average["paper_ratio"]) == ("380%", 3.8)
+    pattern = mine.loc["design pattern with the largest speed-up"]
+    assert pattern["ratio"] == pytest.approx(17 / 3)
+    assert pattern["this_machine"] == "dw-bottleneck (mean over its cells); dw-bottleneck: 5.67x (rank 1 of 2)"
+    architecture = mine.loc["architecture with the largest speed-up"]
+    assert (architecture["ratio"], architecture["this_machine"]) == (12.0, "darts; darts: 12.00x (rank 1 of 3)")
+    fastest = mine.loc["lowest inference time (accelerated)"]
+    assert fastest["ms"] == pytest.approx(2.4) and fastest["this_machine"].startswith("mobilenet_v2 2.40 ms")
+    other = table[table["machine"] == "machine-b"].set_index("finding")
+    assert other.loc["average speed-up over the native framework", "ratio"] == 2.0
+    assert other.loc["architecture with the largest speed-up", "this_machine"] == "no zoo models"
+    assert np.isnan(other.loc["architecture with the largest speed-up", "ratio"])
+
+
+def test_a_file_read_twice_counts_each_cell_once(two_machines):
+    first, _ = two_machines
+    twice = load_results([first, first])
+    assert len(twice.records) == len(load_results([first]).records)
+    assert any("repeat a cell" in note for note in twice.notes)
+
+
+def test_a_missing_results_file_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        load_results([tmp_path / "nothing.jsonl"])

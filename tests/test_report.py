@@ -1,0 +1,119 @@
+"""fff-report: figures that are real images, a page with the tables, the paper comparison and every error."""
+
+from pathlib import Path
+
+import pytest
+
+from fff.study.config import StudyConfig
+from fff.study.sweep import run_study
+
+FAKES_PATH = Path(__file__).with_name("test_study_fakes.py")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FIGURE_STEMS = ["speedup_per_pattern", "speedup_depth_width", "latency_vs_depth", "latency_vs_flops", "llc_vs_depth",
+                "architectures"]
+
+
+def load_fakes():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("study_fakes", FAKES_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fakes = load_fakes()
+
+
+def run_cli(argv, capsys):
+    from fff.cli.report import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_real_png(path: Path, min_width: int = 300):
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == PNG_SIGNATURE, path
+    pixels = matplotlib.image.imread(path)
+    height, width = pixels.shape[:2]
+    assert width >= min_width and height >= 150, (path, pixels.shape)
+    assert pixels.std() > 0.01, f"{path} is a blank image"
+
+
+@pytest.fixture(scope="module")
+def results_files(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("results")
+    first, second = directory / "a.jsonl", directory / "b.jsonl"
+    config = StudyConfig(name="synthetic", patterns=("plain", "dw-bottleneck", "residual", "grouped"),
+                         depths=(1, 2, 4), widths=(0.5, 1.0), zoo=("darts", "mobilenet_v2", "resnet18", "explodes"))
+    run_study(config, first, measure=fakes.fake_measure, fingerprint="aaaaaaaa11111111")
+    run_study(StudyConfig(patterns=("plain",), depths=(1, 2)), second, measure=fakes.fake_measure,
+              fingerprint="bbbbbbbb22222222")
+    return first, second
+
+
+def test_report_from_one_machine(results_files, tmp_path, capsys):
+    out = tmp_path / "report"
+    code, stdout, stderr = run_cli([str(results_files[0]), "--out", str(out)], capsys)
+    assert (code, stderr) == (0, "")
+    assert stdout.strip() == str(out / "index.html")
+    for stem in FIGURE_STEMS:
+        assert_real_png(out / f"{stem}.png")
+    page = (out / "index.html").read_text()
+    for expected in ["The paper's headline findings", "380%", "dw-bottleneck 550%", "darts 1200%",
+                     "mobilenet_v2 about 2.4 ms", "3.8x", "as a gain of (ratio - 1) x 100",
+                     "darts; darts: 12.00x (rank 1 of 3)", "Speed-up per design pattern",
+                     "Correlation of latency with FLOPs", "no LLC-miss counts: llc-misses: not supported",
+                     "Architectures", "Failed cells (7)", "CompileError", "RuntimeError",
+                     "a bug deep inside a library", 'src="speedup_per_pattern.png"']:
+        assert expected in page, expected
+    records = (out / "records.csv").read_text().splitlines()
+    assert len(records) == 1 + 2 * (3 * 6 + 3)  # header + (3 patterns x 6 cells + 3 zoo) x 2 backends
+
+
+def test_report_from_two_machines_keeps_them_side_by_side(results_files, tmp_path, capsys):
+    out = tmp_path / "report"
+    code, _, stderr = run_cli([*map(str, results_files), "--out", str(out)], capsys)
+    assert (code, stderr) == (0, "")
+    for machine in ("aaaaaaaa", "bbbbbbbb"):
+        for stem in FIGURE_STEMS:
+            assert_real_png(out / f"{stem}.{machine}.png")
+    page = (out / "index.html").read_text()
+    assert page.count("<h2>Machine ") == 2
+    assert "results come from 2 machines" in page
+    assert "[aaaaaaaa]</th>" in page and "[bbbbbbbb]</th>" in page  # one headline column per machine
+
+
+def test_figures_with_nothing_to_show_say_so(tmp_path):
+    from fff.analysis import load_results
+    from fff.report.figures import draw_all
+
+    results = tmp_path / "zoo_only.jsonl"
+    run_study(StudyConfig(zoo=("darts",)), results, measure=fakes.fake_measure)
+    figures = draw_all(load_results([results]).records, tmp_path / "figures")
+    assert [path.stem for _, path in figures] == FIGURE_STEMS
+    for _, path in figures:
+        assert_real_png(path)
+
+
+def test_bad_report_inputs_are_one_line_errors_with_exit_code_2(tmp_path, capsys, results_files):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    cases = {
+        (str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "r")): "does not exist",
+        (str(empty), "--out", str(tmp_path / "r")): "no study results in",
+        (str(results_files[0]), "--out", str(a_file)): "is not a directory",
+        (str(results_files[0]),): "the following arguments are required: --out",
+    }
+    for argv, expected in cases.items():
+        code, _, stderr = run_cli(list(argv), capsys)
+        assert code == 2, argv
+        assert stderr.count("\n") == 1 and stderr.startswith("fff-report: error: ") and expected in stderr, stderr
