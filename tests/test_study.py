@@ -347,3 +347,16 @@ def test_a_tiny_real_study_completes(tmp_path):
         assert openvino_record["speedup"] > 0 and torch_record["latency_ms"]["median"] > 0
         assert openvino_record["input_shape"] == [1, 3, 32, 32] and openvino_record["threads"] == 1
         assert json.dumps(row)  # a row is plain JSON
+
+
+def test_fff_study_and_fff_report_are_callable(tmp_path):
+    import fff.report
+    import fff.study
+
+    frame = fff.study(patterns=["plain"], depths=[1, 2], widths=[0.5], counters=[], out=tmp_path / "r.jsonl",
+                      measure=fakes.fake_measure)
+    assert sorted(frame["target"].unique()) == ["plain:depth=1,width=0.5", "plain:depth=2,width=0.5"]
+    assert sorted(frame["backend"]) == ["openvino", "openvino", "torch", "torch"]
+    assert frame.loc[frame["backend"] == "openvino", "speedup"].tolist() == [2.0, 2.5]
+    page = fff.report([tmp_path / "r.jsonl"], tmp_path / "report")
+    assert page == tmp_path / "report" / "index.html" and page.stat().st_size > 1000
