@@ -29,6 +29,10 @@ def _numbers(kind, what: str):
     return parse
 
 
+def _counter_list(text: str) -> list[str]:
+    return [] if text.strip().lower() == "none" else comma_list(text)
+
+
 def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog=PROG,
@@ -53,7 +57,8 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--precisions", type=comma_list, help="f32 (default), bf16, f16")
     parser.add_argument("--threads", type=_numbers(int, "whole numbers >= 1"),
                         help="thread counts (default: every available CPU)")
-    parser.add_argument("--counters", type=comma_list, help="perf counters per cell, e.g. llc-misses")
+    parser.add_argument("--counters", type=_counter_list,
+                        help="perf counters per cell, e.g. llc-misses; 'none' for no counters")
     parser.add_argument("--simulate-cache", action="store_const", const=True,
                         help="count cache misses under valgrind's cache simulator (slow; works without a PMU)")
     parser.add_argument("--max-time", type=positive_float, help="seconds of timed rounds per cell at most")
