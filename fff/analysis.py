@@ -117,6 +117,8 @@ def load_results(paths) -> StudyResults:
         outcome = read_rows(path)
         notes += outcome.notes
         for row in outcome.rows:
+            if row.get("status") not in ("ok", "error"):  # a sweep's "started"/"interrupted" bookkeeping
+                continue
             key = row.get("key")
             repeated += key in newest
             newest[key] = (row, path)

@@ -14,7 +14,7 @@ from fff.errors import UsageError
 from fff.study.config import StudyConfig, default_study, parse_study
 from fff.study.progress import ProgressBar, format_duration
 from fff.study.store import ResultsFile, read_rows
-from fff.study.sweep import parse_shard, row_key, run_study, select_shard
+from fff.study.sweep import FINISHED, parse_shard, row_key, run_study, select_shard
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKES_PATH = Path(__file__).with_name("test_study_fakes.py")
@@ -36,6 +36,11 @@ def small_study(**overrides) -> StudyConfig:
     fields = dict(name="small", patterns=("plain", "dw-bottleneck"), depths=(1, 2), widths=(1.0,),
                   zoo=("darts",), max_seconds=1.0)
     return StudyConfig(**{**fields, **overrides})
+
+
+def results(path) -> list[dict]:
+    """The result rows of a file, without the sweep's started/interrupted bookkeeping."""
+    return [row for row in read_rows(path).rows if row["status"] in FINISHED]
 
 
 def run_cli(argv, capsys):
@@ -146,8 +151,8 @@ def test_a_study_writes_one_line_per_cell_and_resume_skips_finished_cells(tmp_pa
     out = tmp_path / "results.jsonl"
     summary = run_study(small_study(), out, measure=fakes.fake_measure)
     assert (summary.cells, summary.measured, summary.failed, summary.already_done) == (5, 5, 0, 0)
-    rows = read_rows(out).rows
-    assert len(out.read_text().splitlines()) == 5
+    rows = results(out)
+    assert [row["status"] for row in read_rows(out).rows] == ["started", "ok"] * 5
     assert [row["status"] for row in rows] == ["ok"] * 5
     darts = next(row for row in rows if row["cell"]["target"] == "darts")
     assert [r["backend"] for r in darts["records"]] == ["torch", "openvino"]
@@ -159,7 +164,7 @@ def test_a_study_writes_one_line_per_cell_and_resume_skips_finished_cells(tmp_pa
     summary = run_study(more, out, resume=True, measure=lambda t, o, p: calls.append(t) or fakes.fake_measure(t, o, p))
     assert calls == ["plain:depth=3,width=1", "dw-bottleneck:depth=3,width=1"]
     assert (summary.already_done, summary.measured) == (5, 2)
-    assert len(read_rows(out).rows) == 7
+    assert len(results(out)) == 7
 
 
 def test_an_existing_results_file_is_never_mixed_into_without_resume(tmp_path):
@@ -176,7 +181,7 @@ def test_failing_cells_become_error_rows_and_the_study_goes_on(tmp_path):
     config = small_study(patterns=("plain", "grouped", "inception"), depths=(1,), zoo=("explodes", "darts"))
     summary = run_study(config, out, measure=fakes.fake_measure)
     assert (summary.measured, summary.failed) == (2, 3)
-    rows = {row["cell"]["target"]: row for row in read_rows(out).rows}
+    rows = {row["cell"]["target"]: row for row in results(out)}
     assert rows["plain:depth=1,width=1"]["status"] == rows["darts"]["status"] == "ok"
     compile_error = rows["grouped:depth=1,width=1"]
     assert compile_error["status"] == "error" and compile_error["records"] == []
@@ -224,8 +229,8 @@ run_study(config, sys.argv[1], resume=True, measure=fakes.slow_fake_measure)
 """
 
 
-def _line_count(path: Path) -> int:
-    return path.read_bytes().count(b"\n") if path.exists() else 0
+def _finished_count(path: Path) -> int:
+    return len(results(path)) if path.exists() else 0
 
 
 def test_sigkill_mid_study_then_resume_finishes_every_cell_exactly_once(tmp_path):
@@ -234,21 +239,53 @@ def test_sigkill_mid_study_then_resume_finishes_every_cell_exactly_once(tmp_path
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while _line_count(out) < 4 and time.monotonic() < deadline:
+    while _finished_count(out) < 4 and time.monotonic() < deadline:
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL
-    finished_before = _line_count(out)
+    finished_before = _finished_count(out)
     assert 4 <= finished_before < 15, "the kill must land mid-study"
     with open(out, "ab") as f:  # and as if the kill had cut a write short
         f.write(b'{"schema":"fff.study/1","cell_id":"torn')
 
     subprocess.run(command, env=env, check=True, stderr=subprocess.DEVNULL, timeout=120)
     outcome = read_rows(out)
-    cell_ids = [row["cell_id"] for row in outcome.rows]
+    finished = results(out)
+    cell_ids = [row["cell_id"] for row in finished]
     assert len(cell_ids) == len(set(cell_ids)) == 15
-    assert all(row["status"] == "ok" for row in outcome.rows)
+    assert all(row["status"] == "ok" for row in finished)
     assert len(outcome.notes) == 1 and "not valid JSON" in outcome.notes[0]
+
+
+DEADLY_STUDY = KILLABLE_STUDY.replace('depths=(1, 2, 3, 4, 5), widths=(1.0,))', 'depths=(1,), widths=(1.0,), '
+                                      'zoo=("kills-the-process", "darts"))').replace("slow_fake_measure", "fake_measure")
+
+
+def test_a_cell_that_kills_the_study_process_twice_becomes_an_error_row(tmp_path):
+    out = tmp_path / "results.jsonl"
+    command = [sys.executable, "-c", DEADLY_STUDY, str(out), str(FAKES_PATH)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for attempt in (1, 2):  # the cell kills the process each time it is measured
+        died = subprocess.run(command, env=env, stderr=subprocess.DEVNULL, timeout=60)
+        assert died.returncode == -signal.SIGKILL
+    subprocess.run(command, env=env, check=True, stderr=subprocess.DEVNULL, timeout=60)
+    rows = {row["cell"]["target"]: row for row in results(out)}
+    assert len(rows) == 5 and [row["status"] for row in rows.values()].count("ok") == 4
+    deadly = rows["kills-the-process"]["error"]
+    assert deadly["type"] == "StudyProcessDied" and "died 2 times" in deadly["message"]
+
+
+def test_ctrl_c_is_an_interruption_not_a_death(tmp_path):
+    out = tmp_path / "results.jsonl"
+    config = small_study(patterns=("plain",), depths=(1,), zoo=("ctrl-c",))
+    for _ in range(3):
+        with pytest.raises(KeyboardInterrupt):
+            run_study(config, out, resume=True, measure=fakes.fake_measure)
+    statuses = [row["status"] for row in read_rows(out).rows]
+    assert statuses == ["started", "ok"] + ["started", "interrupted"] * 3
+    calls = []
+    run_study(config, out, resume=True, measure=lambda t, o, p: calls.append(t) or [])
+    assert calls == ["ctrl-c"]  # still measured: interruptions never give up on a cell
 
 
 CONCURRENT_WRITER = """

@@ -1,4 +1,5 @@
-"""Study results on disk: an append-only JSON Lines file, one line per finished cell.
+"""Study results on disk: an append-only JSON Lines file, one line per finished cell (plus the
+sweep's short "started"/"interrupted" bookkeeping lines, which readers of results skip).
 
 Why it survives faults:
 - a cell's line (both backends' records, or its error) is written with one ``write`` call

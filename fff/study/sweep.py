@@ -5,6 +5,13 @@ memory running out) becomes an error row with its reason and the study goes on; 
 KeyboardInterrupt (or the SIGTERM a batch scheduler sends, which the CLI turns into one) stops
 it, losing nothing but the cell in progress.
 
+Before a cell is measured, a small "started" line is appended; a cell whose "started" lines
+are not followed by a result means the study process itself died there (SIGKILL, the
+kernel's out-of-memory killer, a crash in a native library). ``resume`` tries such a cell
+again, but after MAX_DEATHS deaths it records an error row instead, so one model that kills
+the process cannot stop a study from ever finishing. Ctrl-C and SIGTERM are not deaths: they
+append an "interrupted" line.
+
 Rows are keyed by the cell's identity and the machine's fingerprint, so ``resume`` skips what
 this machine already finished, and the same file can hold the same cells from another machine
 without the two being mistaken for each other. Shards split the cells by their identity, not
@@ -28,7 +35,10 @@ from fff.study.config import Cell, StudyConfig
 from fff.study.progress import ProgressBar
 from fff.study.store import ROW_SCHEMA, ResultsFile, read_rows
 
-__all__ = ["SweepSummary", "parse_shard", "select_shard", "row_key", "run_study"]
+__all__ = ["SweepSummary", "parse_shard", "select_shard", "row_key", "run_study", "FINISHED", "MAX_DEATHS"]
+
+FINISHED = ("ok", "error")  # statuses of result rows; "started" and "interrupted" are bookkeeping
+MAX_DEATHS = 2
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,24 @@ def _outcome_text(cell: Cell, row: dict) -> str:
     return f"FAILED {cell.label}: {row['error']['type']}: {row['error']['message'][:120]} ({row['seconds']:.1f} s)"
 
 
+def _history(store: ResultsFile, retry_errors: bool) -> tuple[set[str], dict[str, int]]:
+    """Keys already finished (ok, or error unless retrying errors), and for each unfinished key
+    how often the process died in it: "started" lines since its last result or interruption."""
+    finished: set[str] = set()
+    deaths: dict[str, int] = {}
+    if not store.exists_with_content():
+        return finished, deaths
+    for row in read_rows(store.path).rows:
+        key, status = row.get("key"), row.get("status")
+        if status == "started":
+            deaths[key] = deaths.get(key, 0) + 1
+        elif status in FINISHED or status == "interrupted":
+            deaths.pop(key, None)
+            if status == "ok" or (status == "error" and not retry_errors):
+                finished.add(key)
+    return finished, deaths
+
+
 def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, retry_errors: bool = False,
               shard: tuple[int, int] | None = None, measure: Callable | None = None,
               progress: ProgressBar | None = None, fingerprint: str | None = None) -> SweepSummary:
@@ -129,11 +157,7 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
 
         check_device(config.device)
 
-    finished: set[str] = set()
-    if store.exists_with_content():
-        for row in read_rows(store.path).rows:
-            if row.get("status") == "ok" or (row.get("status") == "error" and not retry_errors):
-                finished.add(row.get("key"))
+    finished, deaths = _history(store, retry_errors)
     todo = [cell for cell in cells if row_key(cell.cell_id, fingerprint) not in finished]
 
     bar = progress or ProgressBar(len(todo))
@@ -142,34 +166,30 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
     started, measured, failed = time.monotonic(), 0, 0
     machine, software = machine_info(), versions()
     for cell in todo:
+        key = row_key(cell.cell_id, fingerprint)
         bar.start(cell.label)
         cell_started = time.monotonic()
-        timestamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        bookkeeping = {"schema": ROW_SCHEMA, "study": config.name, "cell_id": cell.cell_id, "key": key,
+                       "machine_fingerprint": fingerprint, "cell": cell.identity(),
+                       "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "host": platform.node(), "pid": os.getpid()}
         records, error = [], None
-        try:
-            records = measure(cell.target, config.profile_options(cell), bar.message)
-            error = _parity_failure(records)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as exception:  # noqa: BLE001 - any failure of one cell is that cell's result
-            error = _error_from(exception)
-        row = {
-            "schema": ROW_SCHEMA,
-            "study": config.name,
-            "cell_id": cell.cell_id,
-            "key": row_key(cell.cell_id, fingerprint),
-            "machine_fingerprint": fingerprint,
-            "cell": cell.identity(),
-            "status": "error" if error else "ok",
-            "error": error,
-            "records": records,
-            "started": timestamp,
-            "seconds": round(time.monotonic() - cell_started, 3),
-            "host": platform.node(),
-            "pid": os.getpid(),
-            "machine": machine,
-            "versions": software,
-        }
+        if deaths.get(key, 0) >= MAX_DEATHS:
+            error = {"type": "StudyProcessDied",
+                     "message": f"the study process died {deaths[key]} times while measuring this cell (killed, or "
+                                f"out of memory?); not tried again: use --resume --retry-errors to try it"}
+        else:
+            store.append({**bookkeeping, "status": "started"})
+            try:
+                records = measure(cell.target, config.profile_options(cell), bar.message)
+                error = _parity_failure(records)
+            except (KeyboardInterrupt, SystemExit):
+                store.append({**bookkeeping, "status": "interrupted"})
+                raise
+            except Exception as exception:  # noqa: BLE001 - any failure of one cell is that cell's result
+                error = _error_from(exception)
+        row = {**bookkeeping, "status": "error" if error else "ok", "error": error, "records": records,
+               "seconds": round(time.monotonic() - cell_started, 3), "machine": machine, "versions": software}
         store.append(row)
         measured += not error
         failed += bool(error)
