@@ -140,11 +140,11 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
     measure = measure or profile_target
     fingerprint = fingerprint or machine_fingerprint()
     store = ResultsFile(out)
+    if store.path.is_dir():
+        raise UsageError(f"{store.path} is a directory, expected a results file")
     if store.exists_with_content() and not resume:
         raise UsageError(f"{store.path} already holds results; add --resume to continue that study, "
                          f"or choose a new --out")
-    if store.path.is_dir():
-        raise UsageError(f"{store.path} is a directory, expected a results file")
 
     cells = select_shard(config.cells(), shard)
     if not cells:
