@@ -65,6 +65,23 @@ def _headline_side_by_side(results: StudyResults) -> pd.DataFrame:
     return side.reset_index()
 
 
+def _machines_side_by_side(results: StudyResults) -> str:
+    """Per-pattern and per-architecture speed-ups with one column per machine."""
+    labels = {fp: machine_label(fp, entry) for fp, entry in results.machines.items()}
+    parts = []
+    for title, table, index, value in (
+            ("Mean speed-up per design pattern, machines side by side", speedup_by_pattern(results.records),
+             ["backend", "pattern"], "mean"),
+            ("Speed-up per architecture, machines side by side", architecture_table(results.records),
+             ["backend", "model"], "speedup")):
+        if table.empty:
+            continue
+        wide = table.assign(machine=table["machine"].map(labels)).pivot_table(
+            index=index, columns="machine", values=value, aggfunc="mean")
+        parts += [f"<h3>{html.escape(title)}</h3>", _table(wide.reset_index().rename_axis(columns=None))]
+    return "\n".join(parts)
+
+
 def _machine_table(fingerprint: str, entry: dict) -> pd.DataFrame:
     machine, software = entry.get("machine") or {}, entry.get("versions") or {}
     caches = machine.get("caches") or {}
@@ -141,6 +158,8 @@ def render_report(results: StudyResults, figures: dict[str, list[tuple[str, Path
                      "was measured on its own hardware; compare the ranking more than the milliseconds."]),
         _table(_headline_side_by_side(results), "no successful cells"),
     ]
+    if len(results.machines) > 1:
+        parts.append(_machines_side_by_side(results))
     if results.notes:
         parts += ["<h2>Notes on the results files</h2>", _paragraphs(results.notes)]
     for fingerprint in results.machines:
