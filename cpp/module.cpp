@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "bind_counters.h"
 #include "clock.h"
 #include "errors.h"
 #include "runner.h"
@@ -72,15 +73,21 @@ py::array get_output(fff::Runner& runner, size_t index) {
   return out;
 }
 
-py::dict run(fff::Runner& runner, int warmup, int iterations) {
+py::dict run(fff::Runner& runner, int warmup, int iterations, const std::vector<std::string>& counters,
+             bool per_iteration_counters, bool callgrind) {
+  fff::CountingOptions counting;
+  counting.counters = counters;
+  counting.per_iteration = per_iteration_counters;
+  counting.callgrind = callgrind;
   fff::Timing timing;
   {
     py::gil_scoped_release no_gil;  // the timed loop never touches Python
-    timing = runner.run(warmup, iterations);
+    timing = runner.run(warmup, iterations, counting);
   }
   py::dict result;
   result["latencies_ns"] = py::array_t<double>(timing.latencies_ns.size(), timing.latencies_ns.data());
   result["first_inference_ns"] = timing.first_inference_ns;
+  result["counters"] = counters.empty() ? py::object(py::none()) : py::object(fff::counter_report_dict(timing.counters));
   return result;
 }
 
@@ -130,8 +137,11 @@ PYBIND11_MODULE(_native, m) {
       })
       .def("set_input", &set_input, py::arg("index"), py::arg("array"))
       .def("output", &get_output, py::arg("index"))
-      .def("run", &run, py::arg("warmup"), py::arg("iterations"))
+      .def("run", &run, py::arg("warmup"), py::arg("iterations"), py::arg("counters") = std::vector<std::string>{},
+           py::arg("per_iteration_counters") = false, py::arg("callgrind") = false)
       .def("effective_config", &fff::Runner::effective_config);
+
+  fff::bind_counters(m);
 
   m.def("clock_info", &clock_info, "Which clock times the loop, why, and its calibration");
   m.attr("openvino_build") = std::string(ov::get_openvino_version().buildNumber);
