@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "errors.h"
+#include "perf_callgrind.h"
 
 namespace fff {
 namespace {
@@ -226,9 +227,11 @@ ov::Tensor Runner::output(size_t index) {
   return request_.get_output_tensor(index);
 }
 
-Timing Runner::run(int warmup, int iterations) {
+Timing Runner::run(int warmup, int iterations, const CountingOptions& counting) {
   if (warmup < 0) throw Error(Error::Kind::Usage, "warm-up count must be >= 0");
   if (iterations < 1) throw Error(Error::Kind::Usage, "iterations must be >= 1");
+  std::vector<EventSpec> events;
+  for (const auto& name : counting.counters) events.push_back(resolve_event(name));
   const Clock& clock = Clock::instance();
   if (!first_done_) {
     uint64_t start = clock.now();
@@ -236,17 +239,46 @@ Timing Runner::run(int warmup, int iterations) {
     first_inference_ns_ = clock.to_ns(clock.now() - start);
     first_done_ = true;
   }
+  if (counting.callgrind) callgrind::start_instrumentation();
   for (int i = 0; i < warmup; ++i) request_.infer();
 
-  // Raw ticks only inside the loop; conversion to nanoseconds happens after it.
+  // Raw ticks only inside the loop; conversion to nanoseconds happens after it. Counter reads
+  // (per iteration: after each one) stay outside the bracket the clock times.
   std::vector<uint64_t> ticks(static_cast<size_t>(iterations));
-  for (auto& t : ticks) {
-    uint64_t start = clock.now();
-    request_.infer();
-    t = clock.now() - start;
-  }
-
+  auto timed_loop = [&](auto&& after_each) {
+    for (auto& t : ticks) {
+      uint64_t start = clock.now();
+      request_.infer();
+      t = clock.now() - start;
+      after_each();
+    }
+  };
   Timing timing;
+  if (events.empty()) {
+    if (counting.callgrind) callgrind::zero_stats();
+    timed_loop([] {});
+    if (counting.callgrind) callgrind::dump_stats("fff-measured");
+  } else {
+    // Opened after the warm-up, when the runtime's worker threads exist.
+    PerfCounters counters = PerfCounters::open(events);
+    PerfCountersMeasurement measurement(&counters);
+    if (counting.per_iteration) measurement.reserve_samples(ticks.size());
+    measurement.start();
+    if (counting.callgrind) callgrind::zero_stats();
+    if (counting.per_iteration) {
+      timed_loop([&] { measurement.sample(); });
+    } else {
+      timed_loop([] {});
+    }
+    if (counting.callgrind) callgrind::dump_stats("fff-measured");
+    timing.counters.totals = measurement.stop();
+    timing.counters.per_iteration = measurement.per_sample();
+    timing.counters.counters = counters.counters();
+    timing.counters.threads = counters.threads();
+    timing.counters.group_reads = counters.group_reads();
+  }
+  if (counting.callgrind) callgrind::stop_instrumentation();
+
   timing.first_inference_ns = first_inference_ns_;
   timing.latencies_ns.reserve(ticks.size());
   for (uint64_t t : ticks) timing.latencies_ns.push_back(clock.to_ns(t));

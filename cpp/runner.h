@@ -10,6 +10,8 @@
 
 #include <openvino/openvino.hpp>
 
+#include "perf_counters.h"
+
 namespace fff {
 
 struct RunnerConfig {
@@ -27,9 +29,17 @@ struct PortInfo {
   std::string element_type;  // OpenVINO's name: f32, i64, ...
 };
 
+// What to count around the timed loop (warm-up excluded).
+struct CountingOptions {
+  std::vector<std::string> counters;  // perf counter names, summed over every thread
+  bool per_iteration = false;         // also one reading per iteration, taken outside the timed bracket
+  bool callgrind = false;             // cache simulation around the loop when run under callgrind
+};
+
 struct Timing {
   double first_inference_ns = -1.0;  // the first infer() ever on this request (lazy init included)
   std::vector<double> latencies_ns;  // one per timed iteration, warm-up excluded
+  CounterReport counters;            // empty unless counters were asked for
 };
 
 class Runner {
@@ -47,8 +57,8 @@ class Runner {
   ov::Tensor output(size_t index);
 
   // warmup untimed infer() calls, then `iterations` timed ones. Safe to call with the GIL
-  // released: touches no Python object.
-  Timing run(int warmup, int iterations);
+  // released: touches no Python object. Unknown counter names throw before any inference.
+  Timing run(int warmup, int iterations, const CountingOptions& counting = {});
 
   // Every property the compiled model reports, as strings: what actually runs, not what was asked.
   std::map<std::string, std::string> effective_config() const;
