@@ -1,0 +1,321 @@
+"""Simulated cache counters: the measured inferences under valgrind's cache simulator.
+
+Machines without a hardware PMU (the VMs fff is developed and tested on) cannot count cache
+misses, so fff simulates them: a child Python process runs the inferences under
+``valgrind --tool=callgrind --cache-sim=yes`` with the machine's own cache geometry read from
+sysfs (valgrind's own guess is unreliable in VMs: it took a 335 MB direct-mapped LL here).
+
+How the measured region is delimited: instrumentation (and so cache simulation) is off while
+Python starts and the model compiles (``--instr-atstart=no``), is switched on by a client
+request before the warm-up so the simulated caches are warm when measuring starts, costs are
+zeroed after the warm-up and dumped after the last measured inference. Zeroing and dumping
+cover every thread; callgrind's collect toggle would not (it is per thread, and the work runs
+on the runtime's worker threads too). The child runs one inference thread: valgrind serialises
+threads anyway, and one thread makes the counts repeatable (the same model gives the same
+numbers run after run).
+
+Caveats, also attached to every result: valgrind's virtual CPU has no AVX-512, so OpenVINO picks
+other kernels than in the native run; the caches are simulated with virtual addresses, inclusive,
+LRU, without prefetchers; only user-space code is seen.
+
+The child is ``python -m fff.cache_sim JOB.json``. A job names a kind in ``_JOBS``: "openvino"
+(an IR or ONNX file through fff.Runner) or "callable" (``module:function`` returning a
+zero-argument callable, run between the same client requests: the seam for the PyTorch baseline).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fff.counters import CounterResult, CounterResults
+from fff.errors import FffError, UsageError
+
+__all__ = ["CacheGeometry", "SimulationResult", "cache_geometry", "simulate", "simulate_callable",
+           "parse_callgrind_totals", "SIMULATED_COUNTERS"]
+
+DUMP_LABEL = "fff-measured"
+CAVEAT = ("simulated by valgrind callgrind: its virtual CPU has no AVX-512, so the runtime picks different "
+          "kernels than natively; LRU inclusive caches on virtual addresses, no prefetchers, user space only")
+
+# fff counter name -> (callgrind events summed, what it means)
+SIMULATED_COUNTERS = {
+    "instructions": (("Ir",), "instructions executed (Ir)"),
+    "l1d-misses": (("D1mr",), "L1 data read misses (D1mr)"),
+    "llc-loads": (("I1mr", "D1mr"), "LL read accesses: L1 instruction + data read misses (I1mr + D1mr)"),
+    "llc-misses": (("DLmr", "ILmr"), "LL read misses, data + instruction (DLmr + ILmr)"),
+    "llc-store-misses": (("DLmw",), "LL data write misses (DLmw)"),
+}
+
+_SYSFS_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
+
+
+@dataclass(frozen=True)
+class CacheLevel:
+    size: int  # bytes
+    assoc: int
+    line: int
+    note: str = ""
+
+    def option(self) -> str:
+        return f"{self.size},{self.assoc},{self.line}"
+
+
+@dataclass(frozen=True)
+class CacheGeometry:
+    I1: CacheLevel
+    D1: CacheLevel
+    LL: CacheLevel
+    source: str
+
+    def valgrind_options(self) -> list[str]:
+        return [f"--I1={self.I1.option()}", f"--D1={self.D1.option()}", f"--LL={self.LL.option()}"]
+
+    def as_dict(self) -> dict:
+        return {name: {"size": level.size, "assoc": level.assoc, "line": level.line, "note": level.note}
+                for name, level in (("I1", self.I1), ("D1", self.D1), ("LL", self.LL))} | {"source": self.source}
+
+
+def _size_bytes(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)\s*", text)
+    if not match:
+        raise ValueError(f"unreadable cache size {text!r}")
+    return int(match.group(1)) * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[match.group(2)]
+
+
+def _simulable(size: int, assoc: int, line: int) -> CacheLevel:
+    """Valgrind needs a power-of-two set count; keep the size and widen the ways, as valgrind does itself."""
+    sets = size // (assoc * line)
+    if sets >= 1 and sets & (sets - 1) == 0:
+        return CacheLevel(size, assoc, line)
+    pow2 = 1 << (max(sets, 1).bit_length() - 1)
+    if size % (pow2 * line) == 0:
+        wide = size // (pow2 * line)
+        return CacheLevel(size, wide, line, f"{assoc}-way with {sets} sets simulated as {wide}-way with {pow2} sets")
+    return CacheLevel(pow2 * assoc * line, assoc, line,
+                      f"{size} B with {sets} sets simulated as {pow2 * assoc * line} B with {pow2} sets")
+
+
+def cache_geometry(sysfs: Path = _SYSFS_CACHE) -> CacheGeometry:
+    """I1, D1 and the last level from sysfs (cpu0), in the form valgrind's --I1/--D1/--LL take."""
+    levels = {}
+    for index in sorted(sysfs.glob("index*")):
+        try:
+            level = int((index / "level").read_text())
+            kind = (index / "type").read_text().strip()
+            size = _size_bytes((index / "size").read_text())
+            assoc = int((index / "ways_of_associativity").read_text())
+            line = int((index / "coherency_line_size").read_text())
+        except (OSError, ValueError):
+            continue
+        if assoc <= 0 or line <= 0 or size <= 0:  # fully associative or unreported
+            continue
+        levels[(level, kind)] = _simulable(size, assoc, line)
+    i1, d1 = levels.get((1, "Instruction")), levels.get((1, "Data"))
+    unified = [key for key in levels if key[1] == "Unified"]
+    if i1 is None or d1 is None or not unified:
+        raise FffError(f"cannot read the cache geometry from {sysfs} (need L1 instruction, L1 data and a "
+                       "unified last level); cache simulation needs it to model this machine")
+    return CacheGeometry(i1, d1, levels[max(unified)], f"{sysfs} (L{max(unified)[0]} as LL)")
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Simulated counters for ``iterations`` inferences (warm-up excluded, simulated caches warm)."""
+
+    counters: CounterResults
+    events: dict[str, int]  # callgrind's totals over the measured inferences (Ir, D1mr, DLmr, ...)
+    iterations: int
+    warmup: int
+    geometry: CacheGeometry
+    elapsed_s: float
+    caveat: str = CAVEAT
+    command: list[str] = field(default_factory=list, repr=False)
+    child: dict = field(default_factory=dict, repr=False)  # what the child reported (config, ...)
+
+    def per_inference(self, name: str) -> float | None:
+        return self.counters[name].per_inference()
+
+
+def parse_callgrind_totals(path: os.PathLike | str) -> tuple[str, dict[str, int]]:
+    """(description, event -> total) from one callgrind output file."""
+    events, totals, description = None, None, ""
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith("events:"):
+                events = line.split(":", 1)[1].split()
+            elif line.startswith("desc: Trigger:"):
+                description = line.split(":", 2)[2].strip()
+            elif line.startswith("totals:") or (line.startswith("summary:") and totals is None):
+                totals = [int(x) for x in line.split(":", 1)[1].split()]
+    if events is None or totals is None:
+        raise FffError(f"callgrind output {path} has no events/totals lines; is it a callgrind profile?")
+    totals += [0] * (len(events) - len(totals))  # callgrind leaves trailing zeros out
+    return description, dict(zip(events, totals))
+
+
+def counters_from_events(events: dict[str, int], iterations: int, geometry: CacheGeometry) -> CounterResults:
+    results = {}
+    for name, (parts, meaning) in SIMULATED_COUNTERS.items():
+        if any(part not in events for part in parts):
+            results[name] = CounterResult(name, None, "error", f"callgrind gave no {'/'.join(parts)} events",
+                                          inferences=iterations)
+            continue
+        total = sum(events[part] for part in parts)
+        reason = f"{meaning}; LL {geometry.LL.size // 1024} KiB {geometry.LL.assoc}-way {geometry.LL.line} B lines"
+        results[name] = CounterResult(name, float(total), "simulated", reason, inferences=iterations, raw=total)
+    return CounterResults(results, iterations, threads=None, source="callgrind")
+
+
+def _valgrind() -> str:
+    path = shutil.which("valgrind")
+    if path is None:
+        raise FffError("cache simulation needs valgrind, which is not installed (Debian/Ubuntu: "
+                       "sudo apt-get install valgrind)")
+    from fff import _native
+
+    if not _native.callgrind_available():
+        raise FffError("this build of fff has no callgrind client requests (valgrind/callgrind.h was missing when "
+                       "it was compiled); install valgrind's headers and rebuild fff to simulate caches")
+    return path
+
+
+def _run_child(job: dict, iterations: int, warmup: int, timeout: float | None) -> SimulationResult:
+    valgrind = _valgrind()
+    geometry = cache_geometry()
+    with tempfile.TemporaryDirectory(prefix="fff-cachesim-") as tmp:
+        job = {**job, "iterations": iterations, "warmup": warmup, "result": os.path.join(tmp, "child.json")}
+        job_path = os.path.join(tmp, "job.json")
+        with open(job_path, "w") as f:
+            json.dump(job, f)
+        command = [valgrind, "--tool=callgrind", "--cache-sim=yes", "--instr-atstart=no",
+                   *geometry.valgrind_options(), f"--callgrind-out-file={tmp}/callgrind.out",
+                   sys.executable, "-m", "fff.cache_sim", job_path]
+        # One thread wherever a runtime looks for it: repeatable counts (see the module docstring).
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        start = time.monotonic()
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise FffError(f"cache simulation took longer than {timeout:.0f} s; use fewer iterations or a "
+                           "smaller model (valgrind runs code 50-100x slower)") from None
+        elapsed = time.monotonic() - start
+        child = {}
+        if os.path.exists(job["result"]):
+            with open(job["result"]) as f:
+                child = json.load(f)
+        if done.returncode != 0 or "error" in child:
+            if "error" in child and child.get("error_class") in ("UsageError", "ModelFileError", "ShapeError",
+                                                                  "DeviceError", "CompileError"):
+                import fff.errors
+
+                raise getattr(fff.errors, child["error_class"])(child["error"])
+            tail = "\n".join((done.stderr or "").strip().splitlines()[-8:])
+            raise FffError(f"cache simulation failed (exit code {done.returncode}): "
+                           f"{child.get('error') or tail or 'no output'}")
+        events = None
+        for path in sorted(Path(tmp).glob("callgrind.out*")):
+            description, totals = parse_callgrind_totals(path)
+            if description.endswith(DUMP_LABEL):
+                events = totals
+        if events is None:
+            raise FffError("callgrind wrote no profile of the measured inferences (the client requests did not "
+                           "reach valgrind; was fff built with valgrind/callgrind.h?)")
+    return SimulationResult(counters_from_events(events, iterations, geometry), events, iterations, warmup,
+                            geometry, elapsed, command=command, child=child)
+
+
+def _check_counts(iterations, warmup) -> None:
+    for name, value, least in (("iterations", iterations, 1), ("warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UsageError(f"{name} must be a whole number >= {least}, got {value!r}")
+
+
+def simulate(model_path, input_shape=None, *, iterations: int = 3, warmup: int = 1, precision: str = "f32",
+             timeout: float | None = 600) -> SimulationResult:
+    """Simulated cache counters for ``iterations`` inferences of an OpenVINO model (IR or ONNX).
+
+    Runs in a child process under valgrind (50-100x slower than natively: keep models small and
+    iterations few). One inference thread. Raises FffError if valgrind is not installed.
+    """
+    _check_counts(iterations, warmup)
+    shapes = None if input_shape is None else [list(map(int, s)) for s in
+                                               ([input_shape] if isinstance(input_shape[0], int) else input_shape)]
+    job = {"kind": "openvino", "model": os.fspath(model_path), "input_shape": shapes, "precision": precision}
+    return _run_child(job, iterations, warmup, timeout)
+
+
+def simulate_callable(factory: str, kwargs: dict | None = None, *, iterations: int = 3, warmup: int = 1,
+                      timeout: float | None = 600) -> SimulationResult:
+    """Simulated cache counters for a Python callable, e.g. the PyTorch baseline.
+
+    ``factory`` is "module:function"; the child imports it, calls it with ``kwargs`` (JSON-able)
+    outside the measured region to get a zero-argument callable, calls that once (first call,
+    lazy initialisation), ``warmup`` times with the caches simulated, then ``iterations`` times
+    measured. The interpreter's own work between calls is measured too, as it is natively.
+    """
+    _check_counts(iterations, warmup)
+    if not isinstance(factory, str) or factory.count(":") != 1:
+        raise UsageError(f"factory must be 'module:function', got {factory!r}")
+    return _run_child({"kind": "callable", "factory": factory, "kwargs": kwargs or {}}, iterations, warmup, timeout)
+
+
+# --- the child ------------------------------------------------------------------------------
+
+def _job_openvino(job: dict) -> dict:
+    from fff.runner import Runner
+
+    runner = Runner(job["model"], job["input_shape"], precision=job["precision"], threads=1)
+    runner.run(job["iterations"], warmup=job["warmup"], callgrind=True)
+    return {"config": runner.effective_config}
+
+
+def _job_callable(job: dict) -> dict:
+    from importlib import import_module
+
+    from fff import _native
+
+    module, function = job["factory"].split(":")
+    fn = getattr(import_module(module), function)(**job["kwargs"])
+    fn()  # the first call: lazy initialisation stays out of the simulation, as natively
+    _native.callgrind_start_instrumentation()
+    for _ in range(job["warmup"]):
+        fn()
+    _native.callgrind_zero_stats()
+    for _ in range(job["iterations"]):
+        fn()
+    _native.callgrind_dump_stats(DUMP_LABEL)
+    _native.callgrind_stop_instrumentation()
+    return {}
+
+
+_JOBS = {"openvino": _job_openvino, "callable": _job_callable}
+
+
+def _child_main(job_path: str) -> int:
+    from fff import _native
+
+    with open(job_path) as f:
+        job = json.load(f)
+    out = {"running_on_valgrind": bool(_native.running_on_valgrind())}
+    try:
+        out.update(_JOBS[job["kind"]](job))
+        status = 0
+    except FffError as e:
+        out.update(error=str(e), error_class=type(e).__name__)
+        status = 2
+    with open(job["result"], "w") as f:
+        json.dump(out, f)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1]))
