@@ -28,6 +28,8 @@ class RunResult:
     warmup: int
     config: Mapping[str, str] = field(repr=False)
     clock: Mapping[str, object] = field(repr=False)
+    # fff.counters.CounterResults over the timed iterations (every thread), when asked for.
+    counters: object = field(default=None, repr=False)
 
     @property
     def latencies_ms(self) -> np.ndarray:
@@ -104,15 +106,34 @@ class Runner:
         for index, array in enumerate(arrays):
             self.set_input(index, array)
 
-    def run(self, iterations: int, warmup: int = 10) -> RunResult:
-        """``warmup`` untimed inferences, then ``iterations`` timed ones (GIL released)."""
-        raw = self._native.run(_whole_number("warmup", warmup), _whole_number("iterations", iterations))
+    def run(self, iterations: int, warmup: int = 10, *, counters: Sequence[str] = (),
+            per_iteration_counters: bool = False, callgrind: bool = False) -> RunResult:
+        """``warmup`` untimed inferences, then ``iterations`` timed ones (GIL released).
+
+        ``counters``: perf counter names counted over every thread around the timed loop (see
+        fff.counters); ``per_iteration_counters`` adds one reading per iteration, read between
+        iterations outside the timed bracket. ``callgrind``: under valgrind's callgrind, simulate
+        caches from the warm-up on and keep costs of the timed loop only (see fff.cache_sim).
+        """
+        names = list(counters)
+        if names:
+            from fff.counters import validate_names
+
+            validate_names(names)
+        raw = self._native.run(_whole_number("warmup", warmup), _whole_number("iterations", iterations),
+                               names, bool(per_iteration_counters), bool(callgrind))
+        counted = None
+        if raw["counters"] is not None:
+            from fff.counters import counter_results
+
+            counted = counter_results(raw["counters"], inferences=iterations)
         return RunResult(
             latencies_ns=raw["latencies_ns"],
             first_inference_ns=raw["first_inference_ns"],
             warmup=warmup,
             config=self.effective_config,
             clock=clock_info(),
+            counters=counted,
         )
 
     def output(self, index: int = 0) -> np.ndarray:
