@@ -1,0 +1,144 @@
+"""Simulated cache counters: valgrind's cache simulator around exactly the measured inferences."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fff
+from fff import cache_sim
+
+needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None,
+                                    reason="valgrind is not installed (Debian package `valgrind`)")
+
+
+def mlp_ir(path, width: int, layers: int) -> str:
+    """x @ W1 ... @ Wn with ReLU: the weights (layers x width^2 x 4 bytes) are the working set."""
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    x = ops.parameter([1, width], np.float32, name="x")
+    rng = np.random.default_rng(0)
+    h = x
+    for _ in range(layers):
+        w = ops.constant((rng.standard_normal((width, width)) / width).astype(np.float32))
+        h = ops.relu(ops.matmul(h, w, False, False))
+    ov.save_model(ov.Model([h], [x], "mlp"), str(path), compress_to_fp16=False)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def small_ir(tmp_path_factory):
+    return mlp_ir(tmp_path_factory.mktemp("ir") / "small.xml", 64, 2)  # 32 KiB of weights
+
+
+@pytest.fixture(scope="module")
+def large_ir(tmp_path_factory):
+    return mlp_ir(tmp_path_factory.mktemp("ir") / "large.xml", 2048, 3)  # 48 MiB: more than this LL holds
+
+
+@pytest.fixture(scope="module")
+def small_twice(small_ir):
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed (Debian package `valgrind`)")
+    return [cache_sim.simulate(small_ir, iterations=2, warmup=1) for _ in range(2)]
+
+
+@needs_valgrind
+def test_simulated_llc_misses_are_positive_and_repeatable(small_twice):
+    first, second = small_twice
+    misses = first.counters["llc-misses"]
+    assert misses.status == "simulated"
+    assert misses.total > 0
+    assert misses.total == first.events["DLmr"] + first.events["ILmr"]
+    assert misses.per_inference() == misses.total / 2
+    assert "DLmr + ILmr" in misses.reason
+    # One inference thread under valgrind: the same model gives the same numbers, event by event.
+    assert first.events == second.events
+    assert first.child["running_on_valgrind"] is True
+    assert first.child["config"]["INFERENCE_NUM_THREADS"] == "1"
+    derived = first.counters.derived()
+    assert derived["llc-mpki"].value == pytest.approx(1000 * misses.total / first.events["Ir"])
+    assert derived["ipc"].value is None  # cycles are not simulated
+    assert "AVX-512" in first.caveat
+
+
+@needs_valgrind
+def test_a_working_set_larger_than_the_llc_misses_more(small_twice, large_ir):
+    large = cache_sim.simulate(large_ir, iterations=1, warmup=1)
+    small_misses = small_twice[0].counters["llc-misses"].per_inference()
+    large_misses = large.counters["llc-misses"].per_inference()
+    # 48 MiB of weights streamed through a 32 MiB LL: nearly every 64-byte line misses again.
+    weight_lines = 3 * 2048 * 2048 * 4 / 64
+    assert large_misses > 0.5 * weight_lines
+    assert large_misses > 100 * small_misses
+
+
+@needs_valgrind
+def test_a_python_callable_can_be_simulated(tmp_path, monkeypatch):
+    (tmp_path / "sim_factory.py").write_text(
+        "import numpy as np\n"
+        "def make(megabytes):\n"
+        "    data = np.ones(megabytes * 1024 * 1024 // 4, dtype=np.float32)\n"
+        "    return lambda: float(data.sum())\n")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{Path(fff.__file__).parent.parent}")
+    big = cache_sim.simulate_callable("sim_factory:make", {"megabytes": 48}, iterations=1, warmup=1)
+    lines = 48 * 1024 * 1024 / 64
+    assert big.counters["llc-misses"].total > 0.5 * lines
+    assert big.counters["instructions"].total > 48 * 1024 * 1024 / 4 / 16  # at least one per 16 floats
+
+
+def test_geometry_comes_from_sysfs():
+    geometry = cache_sim.cache_geometry()
+    index3 = Path("/sys/devices/system/cpu/cpu0/cache/index3")
+    if not index3.exists():
+        pytest.skip("this machine reports no L3 in sysfs")
+    size = cache_sim._size_bytes(index3.joinpath("size").read_text())
+    ways = int(index3.joinpath("ways_of_associativity").read_text())
+    line = int(index3.joinpath("coherency_line_size").read_text())
+    sets = size // (ways * line)
+    if sets & (sets - 1) == 0:
+        assert (geometry.LL.size, geometry.LL.assoc, geometry.LL.line) == (size, ways, line)
+    assert f"--LL={geometry.LL.size},{geometry.LL.assoc},{geometry.LL.line}" in geometry.valgrind_options()
+
+
+def test_set_counts_valgrind_cannot_take_are_widened_keeping_the_size():
+    # A 30 MiB 20-way L3 has 24,576 sets; valgrind needs a power of two.
+    level = cache_sim._simulable(30 * 1024 * 1024, 20, 64)
+    assert (level.size, level.assoc, level.line) == (30 * 1024 * 1024, 30, 64)
+    assert "20-way" in level.note
+    assert cache_sim._simulable(32 * 1024 * 1024, 16, 64).note == ""
+
+
+def test_callgrind_totals_are_parsed_with_trailing_zeros(tmp_path):
+    out = tmp_path / "callgrind.out.1"
+    out.write_text("version: 1\ndesc: Trigger: Client Request: fff-measured\n"
+                   "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw\nfn=(1) f\n0 5 1\n"
+                   "totals: 100 40 20 3 7 1 2\n")
+    description, events = cache_sim.parse_callgrind_totals(out)
+    assert description == "Client Request: fff-measured"
+    assert events == {"Ir": 100, "Dr": 40, "Dw": 20, "I1mr": 3, "D1mr": 7, "D1mw": 1, "ILmr": 2, "DLmr": 0, "DLmw": 0}
+    geometry = cache_sim.cache_geometry()
+    counted = cache_sim.counters_from_events(events, 2, geometry)
+    assert counted["llc-misses"].total == 2 and counted["llc-loads"].total == 10
+    assert counted["l1d-misses"].per_inference() == 3.5
+
+
+def test_missing_valgrind_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(cache_sim.shutil, "which", lambda name: None)
+    with pytest.raises(fff.FffError, match="needs valgrind, which is not installed"):
+        cache_sim.simulate(tmp_path / "any.xml")
+
+
+def test_bad_arguments_are_usage_errors():
+    with pytest.raises(fff.UsageError, match="iterations"):
+        cache_sim.simulate("m.xml", iterations=0)
+    with pytest.raises(fff.UsageError, match="module:function"):
+        cache_sim.simulate_callable("no_colon")
+
+
+@needs_valgrind
+def test_a_missing_model_reports_the_childs_error(tmp_path):
+    with pytest.raises(fff.ModelFileError, match="not found"):
+        cache_sim.simulate(tmp_path / "missing.xml", iterations=1, warmup=0)
