@@ -66,18 +66,24 @@ class StudyResults:
 
 
 def _llc(counters: dict | None) -> tuple[float, str | None, str | None]:
-    """LLC misses per inference from a record's counters: (value or NaN, "measured"/"simulated", note)."""
-    notes = []
+    """LLC misses per inference from a record's counters: (value or NaN, "measured"/"simulated", note).
+
+    Any counter named like llc-misses counts (fff.cache_sim gives simulated counts the same name
+    with status "simulated"); a hardware count is preferred to a simulated one. Derived ratios
+    (llc-miss-ratio, llc-mpki) are not miss counts."""
+    found, notes = {}, []
     for name, counter in (counters or {}).items():
-        lowered = name.lower()
-        if "llc" not in lowered or "miss" not in lowered or not isinstance(counter, dict):
+        if "llc-misses" not in name.lower() or not isinstance(counter, dict):
             continue
         value = counter.get("per_inference")
         if value is None:
             notes.append(f"{name}: {counter.get('status')}" + (f" ({counter['reason']})" if counter.get("reason") else ""))
             continue
-        simulated = "sim" in lowered or "sim" in str(counter.get("status", "")).lower() or bool(counter.get("simulated"))
-        return float(value), "simulated" if simulated else "measured", None
+        simulated = "sim" in name.lower() or counter.get("status") == "simulated" or bool(counter.get("simulated"))
+        found.setdefault("simulated" if simulated else "measured", float(value))
+    for source in ("measured", "simulated"):
+        if source in found:
+            return found[source], source, None
     return np.nan, None, "; ".join(notes) or "not requested"
 
 

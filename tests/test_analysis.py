@@ -159,3 +159,16 @@ def test_a_file_read_twice_counts_each_cell_once(two_machines):
 def test_a_missing_results_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         load_results([tmp_path / "nothing.jsonl"])
+
+
+def test_llc_misses_prefer_a_hardware_count_and_ignore_derived_ratios():
+    from fff.analysis import _llc
+
+    no_pmu = {"per_inference": None, "status": "not supported", "reason": "no PMU"}
+    simulated = {"per_inference": 5.0, "status": "simulated"}
+    assert _llc({"llc-misses": no_pmu, "sim:llc-misses": simulated, "llc-miss-ratio": {"per_inference": 0.1}}) == \
+        (5.0, "simulated", None)
+    assert _llc({"llc-misses": {"per_inference": 7.0, "status": "ok"}, "sim:llc-misses": simulated}) == \
+        (7.0, "measured", None)
+    value, source, note = _llc({"llc-misses": no_pmu})
+    assert math.isnan(value) and source is None and note == "llc-misses: not supported (no PMU)"
