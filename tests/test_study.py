@@ -374,7 +374,7 @@ def test_a_tiny_real_study_completes(tmp_path):
                          pattern_resolutions=(32,), threads=(1,), max_seconds=1.0, min_rounds=2, warmup=1,
                          target_ci=0.05)
     summary = run_study(config, out)
-    rows = read_rows(out).rows
+    rows = results(out)
     assert [row["error"] for row in rows] == [None] * 4, [row["error"] for row in rows]
     assert summary.measured == 4
     for row in rows:
