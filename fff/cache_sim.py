@@ -26,6 +26,7 @@ zero-argument callable, run between the same client requests: the seam for the P
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import re
 import shutil
@@ -39,7 +40,7 @@ from pathlib import Path
 from fff.counters import CounterResult, CounterResults
 from fff.errors import FffError, UsageError
 
-__all__ = ["CacheGeometry", "SimulationResult", "cache_geometry", "simulate", "simulate_callable",
+__all__ = ["CacheGeometry", "SimulationResult", "cache_geometry", "simulate", "simulate_cache", "simulate_callable",
            "parse_callgrind_totals", "SIMULATED_COUNTERS"]
 
 DUMP_LABEL = "fff-measured"
@@ -248,9 +249,13 @@ def simulate(model_path, input_shape=None, *, iterations: int = 3, warmup: int =
     """
     _check_counts(iterations, warmup)
     shapes = None if input_shape is None else [list(map(int, s)) for s in
-                                               ([input_shape] if isinstance(input_shape[0], int) else input_shape)]
+                                               ([input_shape] if isinstance(input_shape[0], numbers.Integral) else input_shape)]
     job = {"kind": "openvino", "model": os.fspath(model_path), "input_shape": shapes, "precision": precision}
     return _run_child(job, iterations, warmup, timeout)
+
+
+# The name fff re-exports at the top level, where plain "simulate" would say too little.
+simulate_cache = simulate
 
 
 def simulate_callable(factory: str, kwargs: dict | None = None, *, iterations: int = 3, warmup: int = 1,

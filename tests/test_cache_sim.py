@@ -9,8 +9,18 @@ import pytest
 import fff
 from fff import cache_sim
 
-needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None,
-                                    reason="valgrind is not installed (Debian package `valgrind`)")
+
+def _missing_valgrind() -> str:
+    from fff import _native
+
+    if shutil.which("valgrind") is None:
+        return "valgrind is not installed (Debian package `valgrind`)"
+    if not _native.callgrind_available():
+        return "fff was built without valgrind/callgrind.h, so it has no callgrind client requests"
+    return ""
+
+
+needs_valgrind = pytest.mark.skipif(bool(_missing_valgrind()), reason=_missing_valgrind() or "-")
 
 
 def mlp_ir(path, width: int, layers: int) -> str:
@@ -40,8 +50,8 @@ def large_ir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def small_twice(small_ir):
-    if shutil.which("valgrind") is None:
-        pytest.skip("valgrind is not installed (Debian package `valgrind`)")
+    if _missing_valgrind():
+        pytest.skip(_missing_valgrind())
     return [cache_sim.simulate(small_ir, iterations=2, warmup=1) for _ in range(2)]
 
 
