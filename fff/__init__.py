@@ -27,6 +27,12 @@ __version__ = "0.1.0"
 _LAZY = {
     "Runner": "fff.runner",
     "RunResult": "fff.runner",
+    "count": "fff.counters",
+    "CounterResult": "fff.counters",
+    "CounterResults": "fff.counters",
+    "known_counters": "fff.counters",
+    "simulate_cache": "fff.cache_sim",
+    "SimulationResult": "fff.cache_sim",
     "profile": "fff.profiling",
     "ProfileOptions": "fff.profiling",
 }

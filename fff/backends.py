@@ -64,13 +64,24 @@ class TorchBackend:
             "clock": {"source": "perf_counter_ns", "reason": "Python's monotonic clock around each forward call"},
         }
 
-    def round(self, iterations: int) -> np.ndarray:
+    def round(self, iterations: int, counters: tuple[str, ...] = ()) -> dict:
+        """Raw nanoseconds per iteration; counters (every thread of this process, the OpenMP
+        pool included) opened and read outside the timed iterations."""
+        from fff.counters import count
+
         samples = np.empty(iterations, dtype=np.float64)
-        for i in range(iterations):
+        if not counters:
+            self._timed_loop(samples)
+            return {"samples_ns": samples, "counters": None}
+        with count(counters, inferences=iterations) as counted:
+            self._timed_loop(samples)
+        return {"samples_ns": samples, "counters": counted.results}
+
+    def _timed_loop(self, samples: np.ndarray) -> None:
+        for i in range(len(samples)):
             start = time.perf_counter_ns()
             self._infer()
             samples[i] = time.perf_counter_ns() - start
-        return samples
 
     def config(self) -> dict:
         torch = self._torch
@@ -106,8 +117,22 @@ class OpenVINOBackend:
             "clock": self._clock,
         }
 
-    def round(self, iterations: int) -> np.ndarray:
-        return self._runner.run(iterations, warmup=0).latencies_ns
+    def round(self, iterations: int, counters: tuple[str, ...] = ()) -> dict:
+        result = self._runner.run(iterations, warmup=0, counters=counters)
+        return {"samples_ns": result.latencies_ns, "counters": result.counters}
+
+
+def torch_simulation_callable(target: str, build_options: dict, precision: str, input_shape: list[int]):
+    """The baseline's inference as a zero-argument callable, for fff.cache_sim's child under
+    valgrind: same model (seeded build), same fixed-seed input as the profiler, one thread."""
+    backend = TorchBackend(target=target, build_options=build_options, threads=1, precision=precision)
+    backend._input = backend._torch.from_numpy(fixed_seed_input(input_shape))
+    return backend._infer
+
+
+def fixed_seed_input(input_shape) -> np.ndarray:
+    """The input every backend sees: standard normal, seed 0."""
+    return np.random.default_rng(0).standard_normal(tuple(input_shape)).astype(np.float32)
 
 
 BACKENDS = {backend.name: backend for backend in (TorchBackend, OpenVINOBackend)}

@@ -24,7 +24,7 @@ fff.cache_sim gives the same names with status "simulated" from valgrind's cache
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -280,3 +280,25 @@ class count:
 def _difference(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
     # Counts are cumulative and never decrease; clip guards the unsigned subtraction anyway.
     return np.where(later >= earlier, later - earlier, 0).astype(np.uint64)
+
+
+def merge(rounds: Sequence[CounterResults]) -> CounterResults:
+    """One CounterResults for several measured intervals (the profiler's interleaved rounds):
+    totals and inferences add up; a counter missed in any round is not counted overall, since
+    a partial sum would undercount."""
+    if not rounds:
+        raise UsageError("no counter readings to merge")
+    inferences = sum(r.inferences or 0 for r in rounds) or None
+    merged = {}
+    for name in rounds[0]:
+        parts = [r[name] for r in rounds]
+        missing = next((p for p in parts if p.total is None), None)
+        if missing is not None:
+            merged[name] = CounterResult(name, None, missing.status, missing.reason, inferences=inferences)
+            continue
+        fractions = [p.running_fraction for p in parts if p.running_fraction is not None]
+        scaled = any(p.scaled for p in parts)
+        reason = next((p.reason for p in parts if p.reason), "")
+        merged[name] = CounterResult(name, float(sum(p.total for p in parts)), "scaled" if scaled else parts[0].status,
+                                     reason, scaled, min(fractions) if fractions else None, inferences)
+    return CounterResults(merged, inferences, rounds[0].threads, rounds[0].source)

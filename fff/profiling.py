@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from fff.backends import BACKENDS, PRECISIONS
+from fff.backends import BACKENDS, PRECISIONS, fixed_seed_input
 from fff.errors import DeviceError, UsageError
 from fff.machine import machine_info, versions
 from fff.stats import instability_warnings, speedup_with_ci, summarize
@@ -84,14 +84,11 @@ class _Side:
     prepared: dict
     iterations_per_round: int = 1
     samples: list = field(default_factory=list)
+    counter_rounds: list = field(default_factory=list)
 
     @property
     def all_samples(self) -> np.ndarray:
         return np.concatenate(self.samples) if self.samples else np.empty(0)
-
-
-def _fixed_seed_inputs(input_shape) -> list[np.ndarray]:
-    return [np.random.default_rng(0).standard_normal(tuple(input_shape)).astype(np.float32)]
 
 
 def _worker_env(backend: str, threads: int) -> dict:
@@ -102,13 +99,16 @@ def _worker_env(backend: str, threads: int) -> dict:
 def _measure_rounds(sides: list[_Side], options: ProfileOptions, progress: Callable[[str], None], label: str) -> dict:
     """Interleaved rounds until every median's CI is within target, or the time cap."""
     for side in sides:  # size each backend's round from a short calibration
-        probe = side.worker.call("round", iterations=3)
+        probe = side.worker.call("round", iterations=3)["samples_ns"]
         side.iterations_per_round = int(np.clip(ROUND_SECONDS / max(np.median(probe) / 1e9, 1e-6), 1, 2000))
     order, start, rounds = [], time.monotonic(), 0
     while True:
         sequence = sides if rounds % 2 == 0 else sides[::-1]  # A B, B A: linear drift cancels
         for side in sequence:
-            side.samples.append(side.worker.call("round", iterations=side.iterations_per_round))
+            measured = side.worker.call("round", iterations=side.iterations_per_round, counters=options.counters)
+            side.samples.append(measured["samples_ns"])
+            if measured["counters"] is not None:
+                side.counter_rounds.append(measured["counters"])
             order.append(side.name)
         rounds += 1
         elapsed = time.monotonic() - start
@@ -121,6 +121,36 @@ def _measure_rounds(sides: list[_Side], options: ProfileOptions, progress: Calla
             break
     return {"rounds": rounds, "order": order, "converged": converged, "seconds": round(elapsed, 3),
             "iterations_per_round": {s.name: s.iterations_per_round for s in sides}}
+
+
+SIMULATED_ITERATIONS = 3  # valgrind runs 50-100x slower; the counts are deterministic, so few suffice
+
+
+def _simulate_caches(backends, options: ProfileOptions, target: str, build_options: dict, xml: str, input_shape,
+                     progress) -> dict[str, dict]:
+    """Cache counts simulated under valgrind for each backend, one inference thread each."""
+    if not options.simulate_cache:
+        return {}
+    from fff.cache_sim import simulate, simulate_callable
+
+    results = {}
+    for backend in backends:
+        progress(f"{target}: simulating the caches of {backend} under valgrind (slow)")
+        if backend == BASELINE:
+            simulation = simulate_callable(
+                "fff.backends:torch_simulation_callable",
+                {"target": target, "build_options": build_options, "precision": options.precision,
+                 "input_shape": list(input_shape)},
+                iterations=SIMULATED_ITERATIONS)
+        else:
+            simulation = simulate(xml, list(input_shape), iterations=SIMULATED_ITERATIONS, precision=options.precision)
+        results[backend] = {
+            "simulated_counters": simulation.counters.as_record(),
+            "simulation": {"tool": "valgrind callgrind --cache-sim=yes", "iterations": simulation.iterations,
+                           "warmup": simulation.warmup, "threads": 1, "geometry": simulation.geometry.as_dict(),
+                           "elapsed_s": round(simulation.elapsed_s, 2), "caveat": simulation.caveat},
+        }
+    return results
 
 
 def _flamegraph(sides: list[_Side], options: ProfileOptions, target: str, progress) -> dict | None:
@@ -157,7 +187,7 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
         raise UsageError(f"{target}: a model file has no PyTorch module; add the openvino backend")
     progress(f"{target}: converting to OpenVINO IR")
     xml = str(convert(model)) if model.module is not None else str(model.path)
-    inputs = _fixed_seed_inputs(model.input_shape)
+    inputs = [fixed_seed_input(model.input_shape)]
 
     common = dict(target=target, build_options=build_options, xml=xml, input_shape=list(model.input_shape),
                   device=options.device, threads=options.threads, precision=options.precision)
@@ -174,6 +204,7 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
         for side in sides:
             side.worker.close()
 
+    simulations = _simulate_caches(backends, options, target, build_options, xml, model.input_shape, progress)
     by_name = {s.name: s for s in sides}
     baseline = by_name.get(BASELINE)
     timestamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -200,6 +231,7 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
             "speedup_ci95": None,
             "parity": None,
             "counters": {},
+            "derived_counters": {},
             "warnings": instability_warnings(latency, f"{target} {side.name}", target_rel=options.target_ci),
             "interleaving": interleaving,
             "clock": side.prepared["clock"],
@@ -209,6 +241,15 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
             "timestamp": timestamp,
             "samples_ns": samples.tolist() if options.keep_samples else None,
         }
+        if side.counter_rounds:
+            from fff.counters import merge
+
+            merged = merge(side.counter_rounds)
+            record["counters"] = merged.as_record()
+            record["derived_counters"] = {name: {"value": m.value, "reason": m.reason}
+                                          for name, m in merged.derived().items()}
+        if side.name in simulations:
+            record.update(simulations[side.name])
         if side.name == BASELINE and flamegraph is not None:
             record["flamegraph"] = flamegraph
         if side.name != BASELINE and baseline is not None:

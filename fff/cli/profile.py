@@ -63,12 +63,18 @@ def format_table(records: list[dict]) -> str:
                      f"{_fmt(r['gflops_per_s'], '.1f'):>8}  {parity}")
     counter_lines = []
     for r in records:
-        for name, c in (r.get("counters") or {}).items():
-            value = f"{c['per_inference']:,.0f} per inference" if c.get("per_inference") is not None else "not counted"
-            note = f" ({c['status']}: {c['reason']})" if c.get("reason") else f" ({c['status']})"
-            counter_lines.append(f"  {r['target'][:28]:<28} {r['backend']:<9} {name:<18} {value}{note}")
+        for kind, key in (("measured", "counters"), ("simulated", "simulated_counters")):
+            for name, c in (r.get(key) or {}).items():
+                value = "not counted" if c.get("per_inference") is None else f"{c['per_inference']:,.0f} per inference"
+                note = f"{c['status']}: {c['reason']}" if c.get("reason") else c["status"]
+                counter_lines.append(f"  {r['target'][:28]:<28} {r['backend']:<9} {kind:<9} {name:<18} {value} ({note})")
+        for name, d in (r.get("derived_counters") or {}).items():
+            if d["value"] is not None:
+                counter_lines.append(f"  {r['target'][:28]:<28} {r['backend']:<9} {'derived':<9} {name:<18} {d['value']:.3f}")
     if counter_lines:
-        lines += ["", "counters:"] + counter_lines
+        lines += ["", "counters (summed over every thread of the backend's process):"] + counter_lines
+    caveats = {r["simulation"]["caveat"] for r in records if r.get("simulation")}
+    lines += [f"note: {caveat}" for caveat in sorted(caveats)]
     return "\n".join(lines)
 
 
