@@ -1,0 +1,65 @@
+"""FLOPs of one forward pass, and the operators nobody counted.
+
+Convention: FLOPs = 2 x multiply-adds (a multiply-add is two floating-point operations), as
+``torch.utils.flop_counter.FlopCounterMode`` counts them; papers that quote "FLOPs" for
+multiply-adds (DARTS' 574M, for instance) are quoting half of this number. The count covers one
+inference of the whole input batch.
+
+FlopCounterMode has formulas for convolutions and matrix products only. Everything else —
+pooling, additions, activations, batch norm, concatenation — runs uncounted; those operators are
+listed (``uncounted``) so that a reader knows what the number leaves out. Operators that only
+change a tensor's view (reshape, slicing) do no arithmetic and are not listed.
+
+The count runs under ``torch.no_grad``: under ``torch.inference_mode`` FlopCounterMode sees no
+operators and returns 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = ["FlopCount", "count_flops"]
+
+
+@dataclass(frozen=True)
+class FlopCount:
+    flops: int
+    uncounted: tuple[str, ...]  # e.g. ("aten.add", "aten.max_pool2d_with_indices")
+
+
+class _RecordingFlopCounter(FlopCounterMode):
+    """FlopCounterMode that also remembers the operators it found no formula for.
+
+    ``_count_flops`` is where FlopCounterMode ends up for every operator it could not decompose
+    into counted ones, so it sees exactly the uncounted remainder.
+    """
+
+    def __init__(self):
+        super().__init__(display=False)
+        self.uncounted: set[str] = set()
+
+    def _count_flops(self, func_packet, out, args, kwargs):
+        if func_packet not in self.flop_registry and not _only_changes_view(func_packet):
+            self.uncounted.add(str(func_packet))
+        return super()._count_flops(func_packet, out, args, kwargs)
+
+
+def _only_changes_view(func_packet) -> bool:
+    overloads = [getattr(func_packet, name) for name in func_packet.overloads()]
+    return any(overload.is_view for overload in overloads) or str(func_packet) in _METADATA_ONLY
+
+
+# Ops that copy or describe a tensor without arithmetic (no view flag, yet no FLOPs to miss).
+_METADATA_ONLY = {"aten.clone", "aten._to_copy", "aten.copy_", "aten.empty", "aten.empty_like", "aten.zeros",
+                  "aten.detach", "aten.lift_fresh", "aten.contiguous", "aten._unsafe_view"}
+
+
+def count_flops(module: torch.nn.Module, example: torch.Tensor) -> FlopCount:
+    """Run ``module(example)`` once and count its FLOPs (module docstring for the convention)."""
+    counter = _RecordingFlopCounter()
+    with torch.no_grad(), counter:
+        module(example)
+    return FlopCount(flops=int(counter.get_total_flops()), uncounted=tuple(sorted(counter.uncounted)))

@@ -1,0 +1,168 @@
+"""From a target string to a built model: ``build(target) -> Model``.
+
+A target is one of (tried in this order):
+
+- a zoo name (``resnet50``, ``darts``; ``fff.models.zoo.ZOO``),
+- an ``.onnx`` or OpenVINO ``.xml`` file path,
+- a pattern spec (``dw-bottleneck:depth=8,width=1.0``; grammar in ``fff.models.spec``),
+- ``module:function`` returning an ``nn.Module`` (``module`` may be a path to a ``.py`` file).
+
+Weights are random but deterministic: every module is constructed right after
+``torch.manual_seed(0)`` (in a forked RNG, the caller's RNG state is untouched), so building the
+same target twice, in any process, gives the same weights — the conversion cache and the
+PyTorch worker rely on that.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fff.errors import ShapeError, SpecError, TargetError, UsageError
+from fff.models import spec as specs
+from fff.models.flops import count_flops
+from fff.models.patterns import PATTERNS, PatternNet
+from fff.models.user import FUNCTION_TARGET, MODEL_FILE_SUFFIXES, call_model_function, read_model_file, resolve_shape
+from fff.models.zoo import ZOO
+
+__all__ = ["Model", "build", "list_targets", "DEFAULT_TARGET", "TARGET_KINDS"]
+
+# Small enough for a quick `fff-profile` with no target: a second or two per backend.
+DEFAULT_TARGET = "dw-bottleneck:depth=1,width=0.5,resolution=64"
+
+TARGET_KINDS = ("a zoo name (e.g. resnet50, darts; see fff-profile --list)",
+                "a pattern spec PATTERN[:depth=N,width=W,resolution=R,batch=B,classes=K] (e.g. dw-bottleneck:depth=8)",
+                "an .onnx or OpenVINO .xml file",
+                "module:function returning a torch.nn.Module")
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """A built target. FLOPs are 2 x multiply-adds for one inference of the whole batch
+    (``fff.models.flops``); ``uncounted_ops`` are the operators that count leaves out."""
+
+    name: str  # the canonical target: zoo name, canonical spec, file path or module:function
+    kind: str  # "zoo", "pattern", "file" or "function"
+    module: nn.Module | None = field(repr=False)  # eval mode; None for file targets
+    input_shape: tuple[int, ...]
+    flops: int | None  # None for file targets (no PyTorch module to count)
+    params: int
+    source: str  # where it came from, for people
+    path: Path | None = None  # the model file, for file targets
+    uncounted_ops: tuple[str, ...] = ()
+    spec: specs.Spec | None = field(default=None, repr=False)
+
+
+def _check_option(name: str, value):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise UsageError(f"{name} must be a whole number >= 1, got {value!r}")
+
+
+def build(target: str, *, batch: int | None = None, resolution: int | None = None,
+          input_shape: tuple[int, ...] | None = None) -> Model:
+    """Build ``target`` (module docstring) with its input shape, FLOPs and parameter count.
+
+    ``batch`` and ``resolution`` override the target's own (a spec's, a zoo model's published
+    resolution, a file's); ``input_shape`` gives the whole shape, for files with dynamic
+    dimensions and functions without an ``input_shape`` attribute.
+    """
+    _check_option("batch", batch)
+    _check_option("resolution", resolution)
+    if input_shape is not None:
+        input_shape = tuple(input_shape)
+        for d in input_shape:
+            _check_option("every input_shape dim", d)
+    if not isinstance(target, str) or not target.strip():
+        raise TargetError(f"empty target {target!r}; a target is " + "; or ".join(TARGET_KINDS))
+    target = target.strip()
+    options = dict(batch=batch, resolution=resolution, input_shape=input_shape)
+    if target in ZOO:
+        return _build_zoo(target, **options)
+    if target.lower().endswith(MODEL_FILE_SUFFIXES):
+        path, shape, params = read_model_file(target, **options)
+        return Model(name=target, kind="file", module=None, input_shape=shape, flops=None, params=params,
+                     source=f"model file {path}", path=path)
+    pattern, colon, rest = target.partition(":")
+    if pattern.strip() in PATTERNS or (colon and "=" in rest) or (not colon and "-" in target):
+        return _build_pattern(target, **options)
+    if FUNCTION_TARGET.match(target):
+        return _build_function(target, **options)
+    close = difflib.get_close_matches(target, [*ZOO, *PATTERNS], n=3)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    raise TargetError(f"unknown target {target!r}{hint}; a target is " + "; or ".join(TARGET_KINDS))
+
+
+def _construct(make):
+    """Build a module from seed 0, leaving the caller's RNG where it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        module = make()
+    return module.eval() if isinstance(module, nn.Module) else module
+
+
+def _finish(name, kind, module, shape, source, spec=None) -> Model:
+    example = torch.zeros(shape)
+    try:
+        counted = count_flops(module, example)
+    except (RuntimeError, ValueError, IndexError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ShapeError(f"{name}: cannot run on input shape {tuple(shape)} ({reason})") from None
+    params = sum(p.numel() for p in module.parameters())
+    return Model(name=name, kind=kind, module=module, input_shape=tuple(shape), flops=counted.flops, params=params,
+                 source=source, uncounted_ops=counted.uncounted, spec=spec)
+
+
+def _build_zoo(name, *, batch, resolution, input_shape):
+    entry = ZOO[name]
+    shape = resolve_shape(name, [1, 3, entry.resolution, entry.resolution], input_shape=input_shape, batch=batch,
+                          resolution=resolution)
+    module = _construct(lambda: entry.make(1000))
+    return _finish(name, "zoo", module, shape, f"{entry.source}, random weights (seed 0)")
+
+
+def _build_pattern(target, *, batch, resolution, input_shape):
+    spec = specs.parse(target)
+    if input_shape is not None:
+        if len(input_shape) != 4 or input_shape[1] != 3 or input_shape[2] != input_shape[3]:
+            raise SpecError(f"{target}: pattern networks take square RGB inputs (N,3,R,R), not input_shape "
+                            f"{input_shape}; give batch and resolution")
+        spec = spec.with_options(batch=input_shape[0], resolution=input_shape[2])
+    try:
+        spec = spec.with_options(batch=batch, resolution=resolution)
+    except SpecError as error:
+        raise SpecError(f"{target}: {error}") from None
+    module = _construct(lambda: PatternNet(spec.pattern, spec.depth, spec.width, spec.classes))
+    return _finish(str(spec), "pattern", module, spec.input_shape,
+                   f"fff.models.patterns: {PATTERNS[spec.pattern].description}, random weights (seed 0)", spec=spec)
+
+
+def _build_function(target, *, batch, resolution, input_shape):
+    network, function = _construct(lambda: call_model_function(target))
+    declared = getattr(network, "input_shape", None) or getattr(function, "input_shape", None)
+    if input_shape is None and declared is None:
+        raise ShapeError(f"{target}: no input shape; give input_shape (--input-shape N,C,H,W) or set an "
+                         "input_shape attribute on the module or the function")
+    try:
+        dims = list(declared) if declared is not None else None
+    except TypeError:
+        raise ShapeError(f"{target}: its input_shape attribute {declared!r} is not a sequence of dims") from None
+    shape = resolve_shape(target, dims, input_shape=input_shape, batch=batch, resolution=resolution)
+    return _finish(target, "function", network.eval(), shape, f"{target} (the user's function), torch seed 0")
+
+
+def list_targets() -> dict[str, dict[str, str]]:
+    """Kind -> {name: one-line description}, for ``fff-profile --list``."""
+    return {
+        "patterns": {name: pattern.description for name, pattern in PATTERNS.items()},
+        "zoo": {name: f"{entry.description}, {entry.resolution} px" for name, entry in ZOO.items()},
+        "other targets": {
+            "PATTERN:key=value,...": "a pattern with depth, width, resolution, batch, classes "
+                                     "(e.g. dw-bottleneck:depth=8,width=1.0,resolution=224)",
+            "FILE.onnx, FILE.xml": "an ONNX or OpenVINO IR model (input shape from the file or --input-shape)",
+            "module:function": "a Python function returning a torch.nn.Module, random weights from seed 0",
+        },
+    }
