@@ -71,7 +71,9 @@ class InceptionBlock(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int, stride: int):
         wide, narrow = out_channels // 2, out_channels // 8
         single = out_channels - wide - 2 * narrow
-        layers = [nn.MaxPool2d(3, stride=2, ceil_mode=True)] if stride == 2 else []
+        # Padded rather than GoogLeNet's ceil_mode: same output size, and OpenVINO refuses an
+        # unpadded 3x3 window over the 2x2 maps that small inputs leave in the last stage.
+        layers = [nn.MaxPool2d(3, stride=2, padding=1)] if stride == 2 else []
         layers.append(GoogLeNetInception(in_channels, single, max(1, wide * 3 // 4), wide, max(1, narrow // 2), narrow,
                                           narrow))
         super().__init__(*layers)
@@ -203,6 +205,20 @@ class PatternNet(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(in_channels, classes)
+        self._initialize()
+
+    def _initialize(self):
+        # Variance-preserving (He, fan-in) weights: with PyTorch's default init and batch norm in
+        # eval mode (an identity at random weights) the signal fades layer by layer until the
+        # output is the classifier's bias alone, and every backend agrees on a constant.
+        for layer in self.modules():
+            if isinstance(layer, nn.Conv2d):
+                nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
+            elif isinstance(layer, nn.Linear):
+                nn.init.normal_(layer.weight, 0, 0.01)
+                nn.init.zeros_(layer.bias)
 
     def forward(self, x):
         return self.classifier(self.pool(self.stages(self.stem(x))).flatten(1))
