@@ -10,8 +10,9 @@ pooling, additions, activations, batch norm, concatenation — runs uncounted; t
 listed (``uncounted``) so that a reader knows what the number leaves out. Operators that only
 change a tensor's view (reshape, slicing) do no arithmetic and are not listed.
 
-The count runs under ``torch.no_grad``: under ``torch.inference_mode`` FlopCounterMode sees no
-operators and returns 0.
+The count runs under ``torch.no_grad``, and outside any ``torch.inference_mode`` the caller may
+be in: under inference mode FlopCounterMode sees no operators and returns 0. Convolution and
+linear biases are not counted either (FlopCounterMode's formulas leave them out).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ _METADATA_ONLY = {"aten.clone", "aten._to_copy", "aten.copy_", "aten.empty", "at
 def count_flops(module: torch.nn.Module, example: torch.Tensor) -> FlopCount:
     """Run ``module(example)`` once and count its FLOPs (module docstring for the convention)."""
     counter = _RecordingFlopCounter()
-    with torch.no_grad(), counter:
+    # inference_mode(False) as well: a caller's inference_mode would hide every operator from the counter.
+    with torch.inference_mode(False), torch.no_grad(), counter:
         module(example)
     return FlopCount(flops=int(counter.get_total_flops()), uncounted=tuple(sorted(counter.uncounted)))

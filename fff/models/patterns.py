@@ -30,6 +30,8 @@ from torchvision.models.efficientnet import MBConv, MBConvConfig
 from torchvision.models.googlenet import Inception as GoogLeNetInception
 from torchvision.ops import Conv2dNormActivation
 
+from fff.models.init import variance_preserving
+
 __all__ = ["PATTERNS", "PatternNet", "Pattern", "PlainBlock", "DepthwiseSeparableBlock", "InceptionBlock",
            "STAGE_CHANNELS", "STEM_CHANNELS"]
 
@@ -205,20 +207,7 @@ class PatternNet(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(in_channels, classes)
-        self._initialize()
-
-    def _initialize(self):
-        # Variance-preserving (He, fan-in) weights: with PyTorch's default init and batch norm in
-        # eval mode (an identity at random weights) the signal fades layer by layer until the
-        # output is the classifier's bias alone, and every backend agrees on a constant.
-        for layer in self.modules():
-            if isinstance(layer, nn.Conv2d):
-                nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
-                if layer.bias is not None:
-                    nn.init.zeros_(layer.bias)
-            elif isinstance(layer, nn.Linear):
-                nn.init.normal_(layer.weight, 0, 0.01)
-                nn.init.zeros_(layer.bias)
+        variance_preserving(self)
 
     def forward(self, x):
         return self.classifier(self.pool(self.stages(self.stem(x))).flatten(1))

@@ -1,7 +1,8 @@
 """Reference architectures, hand-crafted and found by search, with random weights.
 
-Every entry is built without downloading anything (``weights=None``): speed does not depend on
-the values of the weights, and parity compares the same random weights on both sides.
+Every entry is built without downloading anything (``weights=None``), then given He (fan-in)
+random weights (``fff.models.init``) so that its output depends on its input and parity checks
+mean something: speed does not depend on the values of the weights.
 ``resolution`` is the input size each architecture was published at.
 """
 
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from torch import nn
+
+from fff.models.init import variance_preserving
 
 __all__ = ["ZOO", "ZooEntry"]
 
@@ -28,7 +31,7 @@ def _torchvision(name: str, **options) -> Callable[[int], nn.Module]:
     def make(classes: int) -> nn.Module:
         import torchvision
 
-        return getattr(torchvision.models, name)(weights=None, num_classes=classes, **options)
+        return variance_preserving(getattr(torchvision.models, name)(weights=None, num_classes=classes, **options))
 
     return make
 
@@ -36,7 +39,7 @@ def _torchvision(name: str, **options) -> Callable[[int], nn.Module]:
 def _darts(classes: int) -> nn.Module:
     from fff.models.darts import darts_v2
 
-    return darts_v2(num_classes=classes)
+    return variance_preserving(darts_v2(num_classes=classes))
 
 
 # googlenet and inception_v3: explicit init_weights, or torchvision warns about a changed default;
