@@ -14,7 +14,7 @@ from fff.errors import UsageError
 from fff.study.config import StudyConfig, default_study, parse_study
 from fff.study.progress import ProgressBar, format_duration
 from fff.study.store import ResultsFile, read_rows
-from fff.study.sweep import FINISHED, parse_shard, row_key, run_study, select_shard
+from fff.study.sweep import FINISHED, check_targets, parse_shard, row_key, run_study, select_shard
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKES_PATH = Path(__file__).with_name("test_study_fakes.py")
@@ -397,3 +397,18 @@ def test_fff_study_and_fff_report_are_callable(tmp_path):
     assert frame.loc[frame["backend"] == "openvino", "speedup"].tolist() == [2.0, 2.5]
     page = fff.report([tmp_path / "r.jsonl"], tmp_path / "report")
     assert page == tmp_path / "report" / "index.html" and page.stat().st_size > 1000
+
+
+def test_unknown_names_and_bad_specs_are_refused_before_anything_runs(tmp_path, capsys):
+    check_targets(default_study().cells())  # the built-in study names only real targets
+    cases = {
+        small_study(patterns=("plian",)): "unknown design pattern 'plian'",
+        small_study(zoo=("resnet5O",)): "unknown zoo model 'resnet5O'",
+        small_study(pattern_resolutions=(8,)): "resolution 8 is too small",
+    }
+    for config, expected in cases.items():
+        with pytest.raises(UsageError, match=expected):
+            check_targets(config.cells())
+    code, _, stderr = run_cli(["--patterns", "plian", "--out", str(tmp_path / "r.jsonl")], capsys)
+    assert code == 2 and "unknown design pattern 'plian'" in stderr and stderr.count("\n") == 1
+    assert not (tmp_path / "r.jsonl").exists()

@@ -35,7 +35,8 @@ from fff.study.config import Cell, StudyConfig
 from fff.study.progress import ProgressBar
 from fff.study.store import ROW_SCHEMA, ResultsFile, read_rows
 
-__all__ = ["SweepSummary", "parse_shard", "select_shard", "row_key", "run_study", "FINISHED", "MAX_DEATHS"]
+__all__ = ["SweepSummary", "parse_shard", "select_shard", "row_key", "check_targets", "run_study", "FINISHED",
+           "MAX_DEATHS"]
 
 FINISHED = ("ok", "error")  # statuses of result rows; "started" and "interrupted" are bookkeeping
 MAX_DEATHS = 2
@@ -108,6 +109,20 @@ def _outcome_text(cell: Cell, row: dict) -> str:
     return f"FAILED {cell.label}: {row['error']['type']}: {row['error']['message'][:120]} ({row['seconds']:.1f} s)"
 
 
+def check_targets(cells: list[Cell]) -> None:
+    """Every pattern and zoo name known, every pattern spec valid, before the first cell runs:
+    a typo is a usage error, not a study of error rows. Imports torch (through fff.models)."""
+    from fff.models import PATTERNS, ZOO, parse_spec
+
+    for cell in cells:
+        if cell.kind == "zoo" and cell.model not in ZOO:
+            raise UsageError(f"unknown zoo model {cell.model!r}; known: {', '.join(ZOO)}")
+        if cell.kind == "pattern":
+            if cell.pattern not in PATTERNS:
+                raise UsageError(f"unknown design pattern {cell.pattern!r}; known: {', '.join(PATTERNS)}")
+            parse_spec(cell.target + (f",resolution={cell.resolution}" if cell.resolution else ""))
+
+
 def _history(store: ResultsFile, retry_errors: bool) -> tuple[set[str], dict[str, int]]:
     """Keys already finished (ok, or error unless retrying errors), and for each unfinished key
     how often the process died in it: "started" lines since its last result or interruption."""
@@ -152,10 +167,12 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
                          if shard is None else f"shard {shard[0]}/{shard[1]} has no cells: the study has fewer cells than shards")
     for cell in cells:  # every option checked before the first measurement
         config.profile_options(cell).validated()
-    if measure is profile_target and "openvino" in config.backends:
-        from fff.profiling import check_device
+    if measure is profile_target:  # a test's fake profiler measures made-up targets
+        check_targets(cells)
+        if "openvino" in config.backends:
+            from fff.profiling import check_device
 
-        check_device(config.device)
+            check_device(config.device)
 
     finished, deaths = _history(store, retry_errors)
     todo = [cell for cell in cells if row_key(cell.cell_id, fingerprint) not in finished]
