@@ -84,7 +84,7 @@ void classify_failure(int err, const EventSpec& event, CounterInfo* info) {
         info->reason = "the kernel does not provide this software event";
       } else if (event.pmu == "cpu" && !has_hardware_pmu()) {
         info->reason = "this machine exposes no hardware PMU (a virtual machine without PMU passthrough, "
-                       "for example); cache counts can be simulated instead (simulate_cache)";
+                       "for example); cache counts can be simulated instead (--simulate-cache, or fff.simulate_cache)";
       } else {
         info->reason = "PMU '" + event.pmu + "' does not support this event (" + std::strerror(err) + ")";
       }

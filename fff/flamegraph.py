@@ -36,16 +36,19 @@ def _py_spy() -> str:
 
 
 def python_share(speedscope: dict) -> dict:
-    """Classify each sample by its innermost frame: Python source, or native code by library."""
+    """Classify each sample by its innermost frame: Python source, or native code by library.
+    Shares are weighted as py-spy weights them (seconds in speedscope files)."""
     frames = speedscope["shared"]["frames"]
     by_library: Counter = Counter()
-    python = total = 0
+    python = total = 0.0
+    stacks = 0
     for profile in speedscope["profiles"]:
         weights = profile.get("weights") or [1] * len(profile["samples"])
         for stack, weight in zip(profile["samples"], weights):
             if not stack:
                 continue
             leaf_file = frames[stack[-1]].get("file") or ""
+            stacks += 1
             total += weight
             if leaf_file.endswith(".py"):
                 python += weight
@@ -54,7 +57,7 @@ def python_share(speedscope: dict) -> dict:
     if total == 0:
         return {"samples": 0, "python_share": None, "native_share": None, "native_by_library": {}}
     return {
-        "samples": total,
+        "samples": stacks,
         "python_share": python / total,
         "native_share": 1 - python / total,
         "native_by_library": {lib: n / total for lib, n in by_library.most_common(8)},

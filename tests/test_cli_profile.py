@@ -15,7 +15,7 @@ QUICK = ["--threads", "1", "--max-time", "1", "--min-rounds", "2"]
 def fff_profile(*args, cwd):
     # cwd is a temporary directory so that the installed fff is imported, not the source tree.
     return subprocess.run([sys.executable, "-m", "fff.cli.profile", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, errors="replace", timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_csv_and_table(tiny_run):
 @pytest.mark.parametrize("args, message", [
     (["nosuchmodel"], "nosuchmodel"),
     (["plain:depth=0"], "depth"),
-    (["/nonexistent/model.xml"], "not found"),
+    (["/nonexistent/model.xml"], "no such model file"),
     ([TINY, "--counters", "bogus-counter"], "bogus-counter"),
     ([TINY, "--device", "GPU"], "GPU"),
     ([TINY, "--precision", "f64"], "precision"),

@@ -18,7 +18,7 @@ def test_share_counts_innermost_frames_by_kind():
         ],
     }
     share = python_share(speedscope)
-    assert share["samples"] == 6
+    assert share["samples"] == 5
     assert share["python_share"] == pytest.approx(1 / 6)
     assert share["native_share"] == pytest.approx(5 / 6)
     assert share["native_by_library"] == {"libtorch_cpu.so": pytest.approx(4 / 6), "libgomp.so.1": pytest.approx(1 / 6)}

@@ -48,7 +48,8 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
 
 
 def format_table(records: list[dict]) -> str:
-    header = f"{'target':<28} {'backend':<9} {'median ms':>10} {'+-CI':>6} {'p90 ms':>9} {'first ms':>9} " \
+    width = min(max([len("target")] + [len(r["target"]) for r in records]), 60)
+    header = f"{'target':<{width}} {'backend':<9} {'median ms':>10} {'+-CI':>6} {'p90 ms':>9} {'first ms':>9} " \
              f"{'speed-up [95% CI]':>22} {'GFLOPs':>8} {'GFLOP/s':>8}  parity"
     lines = [header, "-" * len(header)]
     for r in records:
@@ -58,7 +59,7 @@ def format_table(records: list[dict]) -> str:
             f"{r['speedup']:.2f}x [{r['speedup_ci95'][0]:.2f}, {r['speedup_ci95'][1]:.2f}]"
         parity = "-" if r["parity"] is None else \
             f"{'ok' if r['parity']['ok'] else 'FAILED'} (rel {r['parity']['max_rel_err']:.1e})"
-        lines.append(f"{r['target'][:28]:<28} {r['backend']:<9} {lat['median']:>10.3f} {ci:>5.1f}% {lat['p90']:>9.3f} "
+        lines.append(f"{r['target'][:width]:<{width}} {r['backend']:<9} {lat['median']:>10.3f} {ci:>5.1f}% {lat['p90']:>9.3f} "
                      f"{r['first_inference_ms']:>9.2f} {speedup:>22} {_fmt(r['flops'] and r['flops'] / 1e9, '.3f'):>8} "
                      f"{_fmt(r['gflops_per_s'], '.1f'):>8}  {parity}")
     counter_lines = []
@@ -67,10 +68,10 @@ def format_table(records: list[dict]) -> str:
             for name, c in (r.get(key) or {}).items():
                 value = "not counted" if c.get("per_inference") is None else f"{c['per_inference']:,.0f} per inference"
                 note = f"{c['status']}: {c['reason']}" if c.get("reason") else c["status"]
-                counter_lines.append(f"  {r['target'][:28]:<28} {r['backend']:<9} {kind:<9} {name:<18} {value} ({note})")
+                counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<9} {kind:<9} {name:<18} {value} ({note})")
         for name, d in (r.get("derived_counters") or {}).items():
             if d["value"] is not None:
-                counter_lines.append(f"  {r['target'][:28]:<28} {r['backend']:<9} {'derived':<9} {name:<18} {d['value']:.3f}")
+                counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<9} {'derived':<9} {name:<18} {d['value']:.3f}")
     if counter_lines:
         lines += ["", "counters (summed over every thread of the backend's process):"] + counter_lines
     caveats = {r["simulation"]["caveat"] for r in records if r.get("simulation")}
