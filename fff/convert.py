@@ -85,11 +85,9 @@ def _convert_static(model):
 
     example = torch.zeros(model.input_shape)
     with warnings.catch_warnings(), torch.no_grad():
-        # openvino traces with torch.jit.trace, which torch >= 2.9 marks deprecated (FutureWarning);
-        # the tracer also warns (TracerWarning) where a model turns a tensor into a Python number,
-        # which is harmless here because the trace is taken at the one shape the IR is fixed to.
+        # openvino traces with torch.jit.trace (and trace_method), which torch >= 2.9 marks
+        # deprecated: a FutureWarning about openvino's internals that the user can do nothing about.
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace.* is deprecated", category=FutureWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         try:
             ov_model = ov.convert_model(model.module, example_input=example, input=[list(model.input_shape)])
         except Exception as error:  # the frontends raise plain Exceptions for unsupported ops

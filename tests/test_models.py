@@ -91,7 +91,7 @@ def test_spec_defaults_spacing_and_canonical_form():
 
 
 @pytest.mark.parametrize("text, fragment", [
-    ("dw-bottlenek:depth=2", "unknown pattern 'dw-bottlenek'"),
+    ("dw-bottlenek:depth=2", "unknown pattern 'dw-bottlenek' (did you mean dw-bottleneck?)"),
     ("plain:depth=0", "depth must be a whole number >= 1"),
     ("plain:depth=-2", "depth must be a whole number >= 1, got '-2'"),
     ("plain:depth=two", "depth must be a whole number >= 1, got 'two'"),
@@ -226,9 +226,9 @@ def test_same_target_same_weights_and_caller_rng_untouched():
 
 def test_unknown_target_lists_the_kinds_and_suggests():
     with pytest.raises(TargetError) as caught:
-        build("resnet19")
+        build("resnet-18")
     message = str(caught.value)
-    assert "resnet18" in message and "zoo name" in message and "pattern spec" in message
+    assert "did you mean resnet18" in message and "zoo name" in message and "pattern spec" in message
     assert ".onnx" in message and "module:function" in message
     assert "\n" not in message
 

@@ -29,6 +29,7 @@ The network downsamples 32x (a stride-2 stem and four stride-2 stages), so a res
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, replace
 
@@ -57,17 +58,19 @@ class Spec:
         from fff.models.patterns import PATTERNS
 
         if self.pattern not in PATTERNS:
-            raise SpecError(f"unknown pattern {self.pattern!r}; known patterns: {', '.join(PATTERNS)}")
+            close = difflib.get_close_matches(self.pattern, PATTERNS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise SpecError(f"unknown pattern {self.pattern!r}{hint}; known patterns: {', '.join(PATTERNS)}")
         for key in ("depth", "resolution", "batch", "classes"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SpecError(f"{self.pattern}: {key} must be a whole number >= 1, got {value!r}")
+                raise SpecError(f"{key} must be a whole number >= 1, got {value!r}")
         if isinstance(self.width, bool) or not isinstance(self.width, (int, float)) \
                 or not math.isfinite(self.width) or self.width <= 0:
-            raise SpecError(f"{self.pattern}: width must be a number > 0, got {self.width!r}")
+            raise SpecError(f"width must be a number > 0, got {self.width!r}")
         object.__setattr__(self, "width", float(self.width))
         if self.resolution < MIN_RESOLUTION:
-            raise SpecError(f"{self.pattern}: resolution {self.resolution} is too small: the network downsamples "
+            raise SpecError(f"resolution {self.resolution} is too small: the network downsamples "
                             f"{MIN_RESOLUTION}x, use resolution >= {MIN_RESOLUTION}")
 
     @property

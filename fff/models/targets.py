@@ -87,7 +87,7 @@ def build(target: str, *, batch: int | None = None, resolution: int | None = Non
         return Model(name=target, kind="file", module=None, input_shape=shape, flops=None, params=params,
                      source=f"model file {path}", path=path)
     pattern, colon, rest = target.partition(":")
-    if pattern.strip() in PATTERNS or (colon and "=" in rest) or (not colon and "-" in target):
+    if pattern.strip() in PATTERNS or (colon and "=" in rest):
         return _build_pattern(target, **options)
     if FUNCTION_TARGET.match(target):
         return _build_function(target, **options)
