@@ -100,14 +100,24 @@ def _convert_static(model):
 
 def convert(model, *, cache_dir=None) -> Path:
     """The path to ``model``'s static-shape f32 IR, converting only on a cache miss."""
-    import openvino as ov
-
     entry = _entry(model, cache_dir)
     xml = entry / IR_NAME
     if xml.is_file():
         return xml
-    entry.parent.mkdir(parents=True, exist_ok=True)
     ov_model = _convert_static(model)
+    try:
+        _store(model, ov_model, entry)
+    except (OSError, RuntimeError) as error:  # openvino reports a failed write as RuntimeError
+        raise FffError(f"{model.name}: cannot write the IR into the cache at {entry.parent} ({error}); "
+                       "set FFF_CACHE_DIR to a writable directory") from error
+    return xml
+
+
+def _store(model, ov_model, entry: Path):
+    """Save into a staging directory beside ``entry``, then rename it into place."""
+    import openvino as ov
+
+    entry.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
     try:
         staging.chmod(0o755)  # mkdtemp's 0700 would keep a shared cache from being shared
@@ -119,9 +129,8 @@ def convert(model, *, cache_dir=None) -> Path:
             staging.rename(entry)
         except OSError:
             # Another process finished the same conversion first: theirs is as good as ours.
-            if not xml.is_file():
-                raise FffError(f"{model.name}: cannot write the IR into the cache at {entry}") from None
+            if not (entry / IR_NAME).is_file():
+                raise
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    return xml

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fff.convert import cache_key, convert, is_cached
-from fff.errors import CompileError, ParityError, ShapeError
+from fff.errors import CompileError, FffError, ParityError, ShapeError
 from fff.models import PATTERNS, build
 from fff.parity import RTOL, check_parity, compare, fixed_seed_input
 
@@ -97,12 +97,19 @@ def test_a_crash_while_saving_leaves_no_half_ir(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(ov, "save_model", save_then_crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(FffError, match=r"cannot write the IR into the cache .*\(disk full\); set FFF_CACHE_DIR"):
         convert(model, cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
     assert not is_cached(model, cache_dir=tmp_path)
     monkeypatch.setattr(ov, "save_model", real_save)
     assert convert(model, cache_dir=tmp_path).is_file()
+
+
+def test_an_unwritable_cache_is_a_one_line_error(tmp_path):
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    with pytest.raises(FffError, match="cannot write the IR into the cache at .*set FFF_CACHE_DIR"):
+        convert(build("plain:depth=1,width=0.5", resolution=32), cache_dir=not_a_directory / "cache")
 
 
 def test_conversion_failure_is_a_compile_error(tmp_path, monkeypatch):

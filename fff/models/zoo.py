@@ -54,7 +54,7 @@ _ENTRIES = [
     ("googlenet", _torchvision("googlenet", aux_logits=False, init_weights=True), 224,
      "GoogLeNet: Inception modules (hand-crafted, 2014)"),
     ("inception_v3", _torchvision("inception_v3", aux_logits=False, init_weights=True), 299,
-     "Inception-V3: factorized Inception modules, 299 px (hand-crafted, 2015)"),
+     "Inception-V3: factorized Inception modules (hand-crafted, 2015)"),
     ("mobilenet_v2", _torchvision("mobilenet_v2"), 224, "MobileNet-V2: inverted residuals (hand-crafted, 2018)"),
     ("mobilenet_v3_large", _torchvision("mobilenet_v3_large"), 224,
      "MobileNet-V3 Large: inverted residuals with SE, h-swish (NAS + hand-tuned, 2019)"),
