@@ -4,7 +4,9 @@ Liu, Simonyan, Yang, "DARTS: Differentiable Architecture Search" (ICLR 2019). No
 library ships it, so it is built here from the published genotype, following the authors'
 ``NetworkImageNet`` (quark0/darts, cnn/model.py, operations.py, genotypes.py): C=48 initial
 channels, 14 cells, reduction cells at 1/3 and 2/3 of the depth, the two ImageNet stems. Published
-size: 4.7M parameters and 574M multiply-adds at 224x224.
+size: 4.7M parameters and 574M multiply-adds at 224x224. This build has 4,718,752 parameters;
+FlopCounterMode counts 530M multiply-adds (convolutions and classifier; batch norm, ReLU and
+pooling would add ~11M more), so the published count includes something it does not.
 
 Two departures, neither changing the function at 224 px: the auxiliary head (training only) is
 left out, and the final 7x7 average pool is adaptive, so that other resolutions that are
