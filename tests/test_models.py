@@ -335,3 +335,46 @@ def test_bad_model_files(tmp_path):
     (tmp_path / "lonely.xml").write_text("<net/>")
     with pytest.raises(ModelFileError, match=r"weights file lonely\.bin is missing"):
         build(str(tmp_path / "lonely.xml"))
+
+
+# A minimal ONNX file written by hand (protobuf wire format), since the onnx package is not a
+# dependency: one Relu from input X to output Y.
+
+def _varint(value):
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number, value):
+    if isinstance(value, int):
+        return _varint(number << 3) + _varint(value)
+    value = value.encode() if isinstance(value, str) else value
+    return _varint(number << 3 | 2) + _varint(len(value)) + value
+
+
+def _value_info(name, dims):
+    shape = b"".join(_field(1, _field(2, d) if isinstance(d, str) else _field(1, d)) for d in dims)
+    tensor_type = _field(1, 1) + _field(2, shape)  # elem_type 1 = float
+    return _field(1, name) + _field(2, _field(1, tensor_type))
+
+
+def _relu_onnx(path, dims):
+    node = _field(1, "X") + _field(2, "Y") + _field(4, "Relu")
+    graph = _field(1, node) + _field(2, "g") + _field(11, _value_info("X", dims)) + _field(12, _value_info("Y", dims))
+    path.write_bytes(_field(1, 8) + _field(8, _field(2, 13)) + _field(7, graph))  # IR version 8, opset 13
+    return path
+
+
+def test_onnx_file_targets(tmp_path):
+    static = build(str(_relu_onnx(tmp_path / "static.onnx", [1, 3, 8, 8])))
+    assert static.kind == "file" and static.input_shape == (1, 3, 8, 8) and static.params == 0
+    dynamic = _relu_onnx(tmp_path / "dynamic.onnx", ["N", 3, "H", "W"])
+    with pytest.raises(ShapeError, match=r"\[\?,3,\?,\?\] has dynamic dims"):
+        build(str(dynamic))
+    assert build(str(dynamic), batch=2, resolution=16).input_shape == (2, 3, 16, 16)
+    with pytest.raises(ShapeError, match=r"input_shape \(1, 3, 8\) has 3 dims, the model's input has 4"):
+        build(str(dynamic), input_shape=(1, 3, 8))
