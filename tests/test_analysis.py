@@ -172,3 +172,19 @@ def test_llc_misses_prefer_a_hardware_count_and_ignore_derived_ratios():
         (7.0, "measured", None)
     value, source, note = _llc({"llc-misses": no_pmu})
     assert math.isnan(value) and source is None and note == "llc-misses: not supported (no PMU)"
+
+
+def test_speed_ups_far_from_the_machine_median_are_flagged_not_dropped(results):
+    from fff.analysis import suspect_cells
+
+    assert suspect_cells(results.records).empty  # the synthetic speed-ups span 2x to 12x around a median of 5x
+    records = results.records.copy()
+    hit = (records["target"] == "plain:depth=1,width=0.5") & (records["machine"] == "machine-a")
+    records.loc[hit & (records["backend"] == "openvino"), "speedup"] = 500.0
+    suspects = suspect_cells(records)
+    assert suspects["target"].tolist() == ["plain:depth=1,width=0.5"]
+    assert (suspects.iloc[0]["baseline_ms"], suspects.iloc[0]["machine_median"]) == (0.5, 5.0)
+    average = headline(records).set_index(["machine", "finding"]).loc[
+        ("machine-a", "average speed-up over the native framework")]
+    assert average["ratio"] == pytest.approx((70 - 2 + 500) / 15)  # still in the mean...
+    assert "1 suspect cell(s), mean without them 4.86x" in average["this_machine"]  # ...and called out

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator
 
-from fff.analysis import BASELINE, PAPER, accelerated, speedup_by_pattern, speedup_trend
+from fff.analysis import BASELINE, PAPER, accelerated, speedup_by_pattern, speedup_trend, suspect_cells
 
 __all__ = ["FIGURES", "draw_all"]
 
@@ -89,6 +89,11 @@ def speedup_per_pattern(records: pd.DataFrame, path: Path) -> Path:
     axes.axhline(1.0, color="grey", linewidth=1, linestyle=":", label="no speed-up")
     axes.axhline(PAPER["average_speedup_percent"] / 100, color="grey", linestyle="--", linewidth=1,
                  label=f"paper's average ({PAPER['average_speedup_percent']:.0f}% read as 3.8x)")
+    flagged = cells[cells["cell_id"].isin(suspect_cells(records)["cell_id"])]
+    if len(flagged):
+        axes.scatter([order.index(p) for p in flagged["pattern"]], flagged["speedup"], s=50, marker="x",
+                     color="#d62728", zorder=4, label="suspect cell (see the report)")
+    _plain_log_scale(axes)  # speed-ups are ratios: 0.5x and 2x sit equally far from 1x
     axes.set_ylabel("speed-up (PyTorch median / accelerated median)")
     axes.set_title(title + " (dots: single cells)")
     axes.legend(fontsize=8)

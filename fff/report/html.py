@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fff.analysis import (PAPER, SPEEDUP_CONVENTION, StudyResults, architecture_table, correlations,
-                          gflops_by_pattern, headline, speedup_by_pattern, speedup_trend)
+from fff.analysis import (PAPER, SPEEDUP_CONVENTION, SUSPECT_FACTOR, StudyResults, architecture_table, correlations,
+                          gflops_by_pattern, headline, speedup_by_pattern, speedup_trend, suspect_cells)
 
 __all__ = ["render_report", "machine_label"]
 
@@ -164,6 +164,15 @@ def render_report(results: StudyResults, figures: dict[str, list[tuple[str, Path
         parts += ["<h2>Notes on the results files</h2>", _paragraphs(results.notes)]
     for fingerprint in results.machines:
         parts.append(_machine_section(fingerprint, results, figures.get(fingerprint, []), directory))
+    suspects = suspect_cells(results.records)
+    parts.append(f"<h2>Suspect cells ({len(suspects)})</h2>")
+    parts.append(_paragraphs([
+        f"Speed-ups more than {SUSPECT_FACTOR:g}x above or below their machine's median. They stay in every table "
+        "(means are sensitive to them; medians much less). The usual cause on a small shared machine is another "
+        "process competing for the cores while PyTorch's OpenMP threads spin at barriers; measure these targets "
+        "again on a quiet machine (a new study file naming them) before trusting them."]))
+    suspects["machine"] = suspects["machine"].astype(str).str[:8]
+    parts.append(_table(suspects.drop(columns=["cell_id"]), "none"))
     parts.append(f"<h2>Failed cells ({len(results.errors)})</h2>")
     errors = results.errors.drop(columns=["file"]).copy()
     errors["machine"] = errors["machine"].astype(str).str[:8]
