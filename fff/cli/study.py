@@ -11,7 +11,7 @@ from fff.cli.common import OneLineParser, comma_list, fail, positive_float
 PROG = "fff-study"
 # A cell's fixed cost on a 2-core machine besides its timed rounds: two worker starts, build,
 # conversion, warm-up and calibration (measured with tiny patterns; big zoo models take longer).
-FIXED_SECONDS_PER_CELL = 4.0
+FIXED_SECONDS_PER_CELL = 4.5
 
 
 def _numbers(kind, what: str):
