@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fff.child_process import child_environment, python_module_command
 from fff.counters import CounterResult, CounterResults
 from fff.errors import FffError, UsageError
 
@@ -199,9 +200,9 @@ def _run_child(job: dict, iterations: int, warmup: int, timeout: float | None) -
             json.dump(job, f)
         command = [valgrind, "--tool=callgrind", "--cache-sim=yes", "--instr-atstart=no",
                    *geometry.valgrind_options(), f"--callgrind-out-file={tmp}/callgrind.out",
-                   sys.executable, "-m", "fff.cache_sim", job_path]
+                   *python_module_command("fff.cache_sim", job_path)]
         # One thread wherever a runtime looks for it: repeatable counts (see the module docstring).
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        env = child_environment({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
         start = time.monotonic()
         try:
             done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)

@@ -18,6 +18,7 @@ import traceback
 from multiprocessing.connection import Connection
 
 import fff.errors
+from fff.child_process import child_environment, python_module_command
 from fff.errors import FffError
 
 __all__ = ["Worker"]
@@ -31,9 +32,9 @@ class Worker:
         child_read, parent_write = os.pipe()
         self.backend = backend
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "fff.worker", str(child_read), str(child_write)],
+            python_module_command("fff.worker", str(child_read), str(child_write)),
             pass_fds=(child_read, child_write),
-            env={**os.environ, **(env or {})},
+            env=child_environment(env),
             stdin=subprocess.DEVNULL,
         )
         os.close(child_read)
@@ -64,7 +65,9 @@ class Worker:
         if status == "error":
             name, message = payload
             raise getattr(fff.errors, name, FffError)(message)
-        raise FffError(f"{self.backend} worker failed during '{command}':\n{payload[0]}")
+        # The traceback's last line (the exception) leads, so a one-line CLI error still names it.
+        trace = payload[0].strip()
+        raise FffError(f"{self.backend} worker failed during '{command}': {trace.splitlines()[-1]}\n{trace}")
 
     def close(self) -> None:
         if self._process.poll() is None:
