@@ -35,6 +35,17 @@ _LAZY = {
     "SimulationResult": "fff.cache_sim",
     "profile": "fff.profiling",
     "ProfileOptions": "fff.profiling",
+    "build": "fff.models",
+    "Model": "fff.models",
+    "list_targets": "fff.models",
+    "DEFAULT_TARGET": "fff.models",
+    "convert": "fff.convert",
+    "Parity": "fff.parity",
+    "compare": "fff.parity",
+    "check_parity": "fff.parity",
+    "study": "fff.study",
+    "load_results": "fff.analysis",
+    "report": "fff.report",
 }
 
 __all__ = [
