@@ -7,6 +7,8 @@
 #include <set>
 #include <sstream>
 
+#include <openvino/frontend/manager.hpp>
+
 #include "clock.h"
 #include "errors.h"
 #include "perf_callgrind.h"
@@ -61,6 +63,13 @@ std::shared_ptr<ov::Model> read_model(ov::Core& core, const std::string& path) {
     }
   }
   try {
+    if (extension == ".onnx") {
+      // The ONNX frontend alone: read_model would also offer a corrupt file to the TensorFlow
+      // frontend, which prints protobuf errors to stderr and hides the ONNX parser's reason.
+      ov::frontend::FrontEndManager manager;
+      ov::frontend::FrontEnd::Ptr onnx = manager.load_by_framework("onnx");
+      return onnx->convert(onnx->load(path));
+    }
     return core.read_model(path);
   } catch (const std::exception& e) {
     throw Error(Error::Kind::ModelFile, "cannot read model " + path + ": " + concise_reason(e));
@@ -180,6 +189,7 @@ std::string concise_reason(const std::exception& e) {
     if (line.empty() || line.rfind("Exception from ", 0) == 0) continue;
     // "Check 'cond' failed at src/...:NN:" is a breadcrumb too; the reason follows it.
     if (line.rfind("Check '", 0) == 0 && line.find(" failed at ") != std::string::npos) continue;
+    if (line.rfind("FrontEnd API failed", 0) == 0) continue;  // the kind of failure; the reason follows
     if (line.rfind("[ GENERAL_ERROR ]", 0) == 0) line = line.substr(17);
     line.erase(0, line.find_first_not_of(" \t"));
     if (line.empty() || !seen.insert(line).second) continue;

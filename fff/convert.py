@@ -24,7 +24,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from fff.errors import CompileError, FffError, UsageError
+from fff.errors import CompileError, FffError, UsageError, openvino_reason
 
 __all__ = ["convert", "is_cached", "cache_key", "default_cache_dir", "IR_NAME"]
 
@@ -71,13 +71,6 @@ def is_cached(model, *, cache_dir=None) -> bool:
     return (_entry(model, cache_dir) / IR_NAME).is_file()
 
 
-def _reason(error: Exception) -> str:
-    """The informative line of a frontend error (its first line is usually "Check 'false' failed")."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    summary = [line for line in lines if "Conversion is failed for" in line]
-    return (summary or lines or [type(error).__name__])[-1]
-
-
 def _convert_static(model):
     """ov.convert_model traced at the model's own input, with every input dim fixed."""
     import openvino as ov
@@ -91,7 +84,7 @@ def _convert_static(model):
         try:
             ov_model = ov.convert_model(model.module, example_input=example, input=[list(model.input_shape)])
         except Exception as error:  # the frontends raise plain Exceptions for unsupported ops
-            raise CompileError(f"{model.name}: OpenVINO could not convert it ({_reason(error)})") from None
+            raise CompileError(f"{model.name}: OpenVINO could not convert it ({openvino_reason(error)})") from None
     for port in ov_model.inputs:
         if port.get_partial_shape().is_dynamic:
             ov_model.reshape({port: ov.PartialShape(list(model.input_shape))})

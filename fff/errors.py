@@ -51,3 +51,16 @@ class CompileError(FffError):
 
 class ParityError(FffError):
     """The accelerated model does not compute the same function as the original."""
+
+
+# Lines of an OpenVINO error that say where it was raised, not what went wrong.
+_OPENVINO_LOCATION_LINES = ("Check '", "Exception from ", "FrontEnd API failed")
+
+
+def openvino_reason(error: BaseException) -> str:
+    """The informative line of an OpenVINO error, whose first lines name only the C++ source
+    location ("Check '...' failed at src/...cpp:563:"); the reason comes last."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    summary = [line for line in lines if "Conversion is failed for" in line]
+    informative = [line for line in lines if not line.startswith(_OPENVINO_LOCATION_LINES)]
+    return (summary or informative or lines or [type(error).__name__])[-1]

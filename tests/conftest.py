@@ -47,3 +47,41 @@ def tiny_ir(tiny_torch_model, tmp_path_factory):
 @pytest.fixture
 def fixed_input():
     return np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+
+
+# A minimal ONNX file written by hand (protobuf wire format), since the onnx package is not a
+# dependency: one Relu from input X to output Y.
+
+def _varint(value):
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number, value):
+    if isinstance(value, int):
+        return _varint(number << 3) + _varint(value)
+    value = value.encode() if isinstance(value, str) else value
+    return _varint(number << 3 | 2) + _varint(len(value)) + value
+
+
+def _value_info(name, dims):
+    shape = b"".join(_field(1, _field(2, d) if isinstance(d, str) else _field(1, d)) for d in dims)
+    tensor_type = _field(1, 1) + _field(2, shape)  # elem_type 1 = float
+    return _field(1, name) + _field(2, _field(1, tensor_type))
+
+
+def _write_relu_onnx(path, dims):
+    node = _field(1, "X") + _field(2, "Y") + _field(4, "Relu")
+    graph = _field(1, node) + _field(2, "g") + _field(11, _value_info("X", dims)) + _field(12, _value_info("Y", dims))
+    path.write_bytes(_field(1, 8) + _field(8, _field(2, 13)) + _field(7, graph))  # IR version 8, opset 13
+    return path
+
+
+@pytest.fixture
+def relu_onnx():
+    """Writes a one-Relu ONNX file: ``relu_onnx(path, dims)``; a str dim is a dynamic one."""
+    return _write_relu_onnx

@@ -159,3 +159,20 @@ def test_input_that_crossed_a_process_boundary_is_accepted(tiny_ir, fixed_input)
     direct.set_input(0, fixed_input)
     direct.run(iterations=1, warmup=0)
     np.testing.assert_array_equal(runner.output(0), direct.output(0))
+
+
+def test_onnx_file_is_timed(tmp_path, relu_onnx):
+    onnx = relu_onnx(tmp_path / "relu.onnx", ["N", 3, 8, 8])
+    runner = fff.Runner(onnx, (2, 3, 8, 8))
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    runner.set_inputs(x)
+    assert len(runner.run(iterations=3, warmup=1).latencies_ns) == 3
+    np.testing.assert_array_equal(runner.output(0), np.maximum(x, 0))
+
+
+def test_corrupt_onnx_names_the_parser_reason(tmp_path, capfd):
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x00not a model at all")
+    with pytest.raises(fff.ModelFileError, match="cannot read model .*corrupt.onnx: Model can't be parsed$"):
+        fff.Runner(corrupt, (1, 3, 8, 8))
+    assert "tensorflow" not in capfd.readouterr().err  # only the ONNX frontend was asked

@@ -20,7 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-from fff.errors import ModelFileError, ShapeError, TargetError
+from fff.errors import ModelFileError, ShapeError, TargetError, openvino_reason
 
 __all__ = ["MODEL_FILE_SUFFIXES", "FUNCTION_TARGET", "read_model_file", "call_model_function", "resolve_shape"]
 
@@ -61,18 +61,22 @@ def read_model_file(target: str, *, input_shape=None, batch=None, resolution=Non
     Parameters are the elements of the model's floating-point constants, the closest a graph
     file comes to PyTorch's parameter count.
     """
-    import openvino as ov
+    from openvino.frontend import FrontEndManager
 
     path = Path(target).expanduser()
     if not path.is_file():
         raise ModelFileError(f"{target}: no such model file")
     if path.suffix.lower() == ".xml" and not path.with_suffix(".bin").is_file():
         raise ModelFileError(f"{target}: the IR's weights file {path.with_suffix('.bin').name} is missing beside it")
+    # The frontend named by the suffix, not Core.read_model: that one tries every frontend in turn,
+    # and on a corrupt .onnx the TensorFlow one prints pages of protobuf errors and leaves only
+    # "Exception from core.cpp" as the reason.
+    frontend = FrontEndManager().load_by_framework("onnx" if path.suffix.lower() == ".onnx" else "ir")
     try:
-        model = ov.Core().read_model(str(path))
-    except RuntimeError as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelFileError(f"{target}: not a readable {path.suffix.lstrip('.').upper()} model ({reason})") from None
+        model = frontend.convert(frontend.load(str(path)))
+    except Exception as error:  # the frontends raise GeneralFailure, RuntimeError, ...
+        kind = "ONNX" if path.suffix.lower() == ".onnx" else "OpenVINO IR"
+        raise ModelFileError(f"{target}: not a readable {kind} model ({openvino_reason(error)})") from None
     if len(model.inputs) != 1:
         raise ShapeError(f"{target}: fff times single-input models; this one has {len(model.inputs)} inputs")
     partial = model.inputs[0].get_partial_shape()
