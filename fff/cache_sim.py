@@ -11,8 +11,9 @@ request before the warm-up so the simulated caches are warm when measuring start
 zeroed after the warm-up and dumped after the last measured inference. Zeroing and dumping
 cover every thread; callgrind's collect toggle would not (it is per thread, and the work runs
 on the runtime's worker threads too). The child runs one inference thread: valgrind serialises
-threads anyway, and one thread makes the counts repeatable (the same model gives the same
-numbers run after run).
+threads anyway, and one thread makes the counts repeatable: the same model gives the same
+instructions and LL misses run after run; L1 counts can move by a line or two when a helper thread
+wakes at a different moment during the warm-up and changes the eviction order.
 
 Caveats, also attached to every result: valgrind's virtual CPU has no AVX-512, so OpenVINO picks
 other kernels than in the native run; the caches are simulated with virtual addresses, inclusive,

@@ -64,8 +64,14 @@ def test_simulated_llc_misses_are_positive_and_repeatable(small_twice):
     assert misses.total == first.events["DLmr"] + first.events["ILmr"]
     assert misses.per_inference() == misses.total / 2
     assert "DLmr + ILmr" in misses.reason
-    # One inference thread under valgrind: the same model gives the same numbers, event by event.
-    assert first.events == second.events
+    # One inference thread under valgrind: the same model gives the same instruction stream and
+    # the same LL misses (cold lines, whatever the order they are touched in). L1 misses depend on
+    # eviction order, which a helper thread waking at a wall-clock moment during the warm-up can
+    # nudge: seen once in CI under load, D1mw 52 against 53 with every other event equal.
+    assert first.events["Ir"] == second.events["Ir"]
+    assert first.counters["llc-misses"].total == second.counters["llc-misses"].total
+    for event, count in first.events.items():
+        assert abs(count - second.events[event]) <= max(2, 0.01 * count), event
     assert first.child["running_on_valgrind"] is True
     assert first.child["config"]["INFERENCE_NUM_THREADS"] == "1"
     derived = first.counters.derived()
