@@ -39,6 +39,7 @@ class ProfileOptions:
     threads: int | None = None  # None: every CPU this process may run on
     batch: int | None = None
     resolution: int | None = None
+    input_shape: tuple[int, ...] | None = None  # the whole shape: files with dynamic dims, functions
     counters: tuple[str, ...] = ()
     simulate_cache: bool = False
     target_ci: float = 0.01  # stop when each median's 95% CI is within +-1%
@@ -61,6 +62,10 @@ class ProfileOptions:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise UsageError(f"{name} must be a whole number >= 1, got {value!r}")
+        if self.input_shape is not None and (
+                not self.input_shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1
+                                            for d in self.input_shape)):
+            raise UsageError(f"input shape must be whole numbers >= 1, got {self.input_shape!r}")
         if not 0 < self.target_ci < 1:
             raise UsageError(f"target CI must be between 0 and 1 (0.01 = +-1%), got {self.target_ci!r}")
         if not self.max_seconds > 0:
@@ -72,7 +77,9 @@ class ProfileOptions:
 
             validate_names(self.counters)
         threads = self.threads or len(os.sched_getaffinity(0))
-        return replace(self, threads=threads, backends=tuple(self.backends), counters=tuple(self.counters))
+        shape = None if self.input_shape is None else tuple(self.input_shape)
+        return replace(self, threads=threads, backends=tuple(self.backends), counters=tuple(self.counters),
+                       input_shape=shape)
 
 
 @dataclass
@@ -179,7 +186,8 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
     from fff.worker import Worker
 
     options = options.validated()
-    build_options = {"batch": options.batch, "resolution": options.resolution}
+    build_options = {"batch": options.batch, "resolution": options.resolution,
+                     "input_shape": None if options.input_shape is None else list(options.input_shape)}
     progress(f"{target}: building")
     model = build(target, **build_options)
     backends = [b for b in options.backends if b != BASELINE or model.module is not None]

@@ -119,7 +119,21 @@ def test_corrupt_model_file(tmp_path):
     result = fff_profile(bad, *QUICK, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("fff-profile: error:")
-    assert "Traceback" not in result.stderr
+    assert "not a readable ONNX model" in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr and "tensorflow" not in result.stderr
+
+
+def test_input_shape_fills_a_model_files_dynamic_dims(tmp_path, relu_onnx):
+    onnx = relu_onnx(tmp_path / "dynamic.onnx", ["N", 3, "H", "W"])
+    missing = fff_profile(onnx, "--backends", "openvino", *QUICK, cwd=tmp_path)
+    assert missing.returncode == 2 and "--input-shape" in missing.stderr.strip().splitlines()[-1]
+    result = fff_profile(onnx, "--backends", "openvino", "--input-shape", "2,3,8,8", *QUICK,
+                         "--json", tmp_path / "r.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [record] = json.loads((tmp_path / "r.json").read_text())
+    assert record["input_shape"] == [2, 3, 8, 8] and record["batch"] == 2
+    garbage = fff_profile(onnx, "--input-shape", "1,three,8,8", cwd=tmp_path)
+    assert garbage.returncode == 2 and "--input-shape" in garbage.stderr and "Traceback" not in garbage.stderr
 
 
 def test_targets_measured_before_a_bad_one_are_kept(tmp_path):

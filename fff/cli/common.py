@@ -52,6 +52,18 @@ def comma_list(text: str) -> list[str]:
     return items
 
 
+def shape_argument(text: str) -> tuple[int, ...]:
+    """``N,C,H,W`` (or ``NxCxHxW``) -> a tuple of whole numbers >= 1."""
+    parts = [part.strip() for part in text.replace("x", ",").split(",")]
+    try:
+        dims = tuple(int(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers like 1,3,224,224, got {text!r}") from None
+    if any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"every dimension must be >= 1, got {text}")
+    return dims
+
+
 def writable_path(text: str) -> Path:
     path = Path(text)
     if path.is_dir():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from fff.cli.common import (OneLineParser, comma_list, fail, positive_float, positive_int, write_atomically,
-                            write_json, writable_path)
+from fff.cli.common import (OneLineParser, comma_list, fail, positive_float, positive_int, shape_argument,
+                            write_atomically, write_json, writable_path)
 
 PROG = "fff-profile"
 
@@ -28,6 +28,9 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--threads", type=positive_int, help="threads on both sides (default: every available CPU)")
     parser.add_argument("--batch", type=positive_int, help="batch size (default 1)")
     parser.add_argument("--resolution", type=positive_int, help="input height and width (default: the model's own)")
+    parser.add_argument("--input-shape", type=shape_argument, metavar="N,C,H,W",
+                        help="the whole input shape, for model files with dynamic dims and functions without an "
+                             "input_shape attribute")
     parser.add_argument("--counters", type=comma_list, default=[], help="perf counters, e.g. llc-misses,instructions")
     parser.add_argument("--simulate-cache", action="store_true",
                         help="also count cache misses under valgrind's cache simulator (slow; works without a PMU)")
@@ -115,7 +118,7 @@ def _profile(args) -> int:
 
     options = ProfileOptions(
         backends=tuple(args.backends), device=args.device, precision=args.precision, threads=args.threads,
-        batch=args.batch, resolution=args.resolution, counters=tuple(args.counters),
+        batch=args.batch, resolution=args.resolution, input_shape=args.input_shape, counters=tuple(args.counters),
         simulate_cache=args.simulate_cache, target_ci=args.target_ci / 100, max_seconds=args.max_time,
         min_rounds=args.min_rounds, flamegraph=str(args.flamegraph) if args.flamegraph else None,
     ).validated()  # every option checked before the first measurement
