@@ -39,7 +39,7 @@ _LAZY = {
     "Model": "fff.models",
     "list_targets": "fff.models",
     "DEFAULT_TARGET": "fff.models",
-    "convert": "fff.convert",
+    "convert": "fff.conversion",
     "Parity": "fff.parity",
     "compare": "fff.parity",
     "check_parity": "fff.parity",

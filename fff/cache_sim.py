@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import numbers
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -58,7 +57,6 @@ SIMULATED_COUNTERS = {
     "llc-store-misses": (("DLmw",), "LL data write misses (DLmw)"),
 }
 
-_SYSFS_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
 
 
 @dataclass(frozen=True)
@@ -87,13 +85,6 @@ class CacheGeometry:
                 for name, level in (("I1", self.I1), ("D1", self.D1), ("LL", self.LL))} | {"source": self.source}
 
 
-def _size_bytes(text: str) -> int:
-    match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)\s*", text)
-    if not match:
-        raise ValueError(f"unreadable cache size {text!r}")
-    return int(match.group(1)) * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[match.group(2)]
-
-
 def _simulable(size: int, assoc: int, line: int) -> CacheLevel:
     """Valgrind needs a power-of-two set count; keep the size and widen the ways, as valgrind does itself."""
     sets = size // (assoc * line)
@@ -107,27 +98,23 @@ def _simulable(size: int, assoc: int, line: int) -> CacheLevel:
                       f"{size} B with {sets} sets simulated as {pow2 * assoc * line} B with {pow2} sets")
 
 
-def cache_geometry(sysfs: Path = _SYSFS_CACHE) -> CacheGeometry:
-    """I1, D1 and the last level from sysfs (cpu0), in the form valgrind's --I1/--D1/--LL take."""
+def cache_geometry() -> CacheGeometry:
+    """I1, D1 and the last level of cpu0 (from sysfs, via fff.machine), in the form valgrind's
+    --I1/--D1/--LL take."""
+    from fff.machine import CPU_SYSFS
+    from fff.machine import cache_geometry as sysfs_caches
+
     levels = {}
-    for index in sorted(sysfs.glob("index*")):
-        try:
-            level = int((index / "level").read_text())
-            kind = (index / "type").read_text().strip()
-            size = _size_bytes((index / "size").read_text())
-            assoc = int((index / "ways_of_associativity").read_text())
-            line = int((index / "coherency_line_size").read_text())
-        except (OSError, ValueError):
-            continue
-        if assoc <= 0 or line <= 0 or size <= 0:  # fully associative or unreported
-            continue
-        levels[(level, kind)] = _simulable(size, assoc, line)
-    i1, d1 = levels.get((1, "Instruction")), levels.get((1, "Data"))
-    unified = [key for key in levels if key[1] == "Unified"]
-    if i1 is None or d1 is None or not unified:
-        raise FffError(f"cannot read the cache geometry from {sysfs} (need L1 instruction, L1 data and a "
-                       "unified last level); cache simulation needs it to model this machine")
-    return CacheGeometry(i1, d1, levels[max(unified)], f"{sysfs} (L{max(unified)[0]} as LL)")
+    for name, cache in sysfs_caches(0).items():
+        size, assoc, line = cache["size_bytes"], cache["ways"], cache["line_bytes"]
+        if size and assoc and line:  # 0 ways: fully associative or unreported
+            levels[name] = _simulable(size, assoc, line)
+    unified = sorted(name for name in levels if name[-1].isdigit())  # "L2", "L3": no i/d suffix
+    if "L1i" not in levels or "L1d" not in levels or not unified:
+        raise FffError(f"cannot read the cache geometry from {CPU_SYSFS}/cpu0/cache (need L1 instruction, "
+                       "L1 data and a unified last level); cache simulation needs it to model this machine")
+    return CacheGeometry(levels["L1i"], levels["L1d"], levels[unified[-1]],
+                         f"{CPU_SYSFS}/cpu0/cache ({unified[-1]} as LL)")
 
 
 @dataclass(frozen=True)

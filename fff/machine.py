@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -42,10 +43,9 @@ def _cpuinfo() -> dict[str, str]:
 
 
 def _size_bytes(text: str | None) -> int | None:
-    if not text:
-        return None
-    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
-    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+    """sysfs cache sizes: "48K", "32768K", "1M"; None where absent or unreadable."""
+    match = re.fullmatch(r"(\d+)([KMG]?)", text or "")
+    return int(match[1]) * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[match[2]] if match else None
 
 
 def cache_geometry(cpu: int = 0) -> dict[str, dict]:

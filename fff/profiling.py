@@ -180,7 +180,7 @@ def _flamegraph(sides: list[_Side], options: ProfileOptions, target: str, progre
 
 def profile_target(target: str, options: ProfileOptions, progress: Callable[[str], None] = lambda _: None) -> list[dict]:
     """Measure one target on every backend; returns one record per backend."""
-    from fff.convert import convert
+    from fff.conversion import convert
     from fff.models import build
     from fff.parity import compare
     from fff.worker import Worker

@@ -21,7 +21,11 @@ import fff.errors
 from fff.child_process import child_environment, python_module_command
 from fff.errors import FffError
 
-__all__ = ["Worker"]
+__all__ = ["Worker", "ANSWER_TIMEOUT_S"]
+
+# Longest wait for any one answer: a model's conversion-free compile, warm-up or timed round
+# takes seconds to a minute on the largest zoo models here; ten minutes means a hang.
+ANSWER_TIMEOUT_S = 600.0
 
 
 class Worker:
@@ -51,9 +55,19 @@ class Worker:
     def pid(self) -> int:
         return self._process.pid
 
-    def call(self, command: str, **kwargs):
-        self._send.send((command, kwargs))
+    def call(self, command: str, *, timeout: float = ANSWER_TIMEOUT_S, **kwargs):
+        """Run ``command`` in the worker; a worker that does not answer within ``timeout``
+        seconds is killed and an FffError raised, so a hung backend cannot hang a whole study."""
         try:
+            self._send.send((command, kwargs))
+        except BrokenPipeError:
+            raise FffError(f"{self.backend} worker died (exit code {self._process.wait()}) before '{command}'") from None
+        try:
+            if not self._receive.poll(timeout):
+                self._process.kill()
+                self._process.wait()
+                raise FffError(f"{self.backend} worker did not answer '{command}' within {timeout:.0f} s "
+                               "and was stopped (a hung backend, or a machine far too loaded)")
             reply = self._receive.recv()
         except EOFError:
             code = self._process.wait()

@@ -1,7 +1,7 @@
 """Analysis numbers against a synthetic study whose answers are known (see test_study_fakes.py)."""
 
 import math
-from pathlib import Path
+import sys
 
 import numpy as np
 import pytest
@@ -12,19 +12,9 @@ from fff.errors import UsageError
 from fff.study.config import StudyConfig
 from fff.study.sweep import run_study
 
-FAKES_PATH = Path(__file__).with_name("test_study_fakes.py")
 
 
-def load_fakes():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("study_fakes", FAKES_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fakes = load_fakes()
+fakes = sys.modules["study_fakes"]  # loaded by conftest.py
 
 SYNTHETIC = StudyConfig(name="synthetic", patterns=("plain", "dw-bottleneck", "grouped"), depths=(1, 2, 4),
                         widths=(0.5, 1.0), zoo=("darts", "mobilenet_v2", "resnet18"))

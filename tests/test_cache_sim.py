@@ -110,7 +110,8 @@ def test_geometry_comes_from_sysfs():
     index3 = Path("/sys/devices/system/cpu/cpu0/cache/index3")
     if not index3.exists():
         pytest.skip("this machine reports no L3 in sysfs")
-    size = cache_sim._size_bytes(index3.joinpath("size").read_text())
+    text = index3.joinpath("size").read_text().strip()  # "32768K"
+    size = int(text[:-1]) * {"K": 1024, "M": 1024**2}[text[-1]] if text[-1] in "KM" else int(text)
     ways = int(index3.joinpath("ways_of_associativity").read_text())
     line = int(index3.joinpath("coherency_line_size").read_text())
     sets = size // (ways * line)

@@ -319,7 +319,7 @@ def test_ir_file_targets(tiny_ir):
 
 
 def test_static_ir_file_gives_its_own_shape(tmp_path):
-    from fff.convert import convert
+    from fff.conversion import convert
 
     xml = convert(build("plain:depth=1,width=0.5", resolution=32), cache_dir=tmp_path)
     assert build(str(xml)).input_shape == (1, 3, 32, 32)

@@ -1,6 +1,8 @@
 """The names fff promises at its top level (design.md, "Interfaces") resolve to the real objects."""
 
 import importlib
+import pkgutil
+import types
 
 import pytest
 
@@ -11,7 +13,12 @@ import fff
 def test_every_public_name_resolves_to_its_defining_module(name):
     value = getattr(fff, name)
     if name in fff._LAZY:
-        assert value is getattr(importlib.import_module(fff._LAZY[name]), name)
+        defined = getattr(importlib.import_module(fff._LAZY[name]), name)
+        # fff.study and fff.report are packages callable as their function: once one of their
+        # submodules is imported, the attribute is the package itself.
+        package_as_function = isinstance(value, types.ModuleType) and callable(value) \
+            and value.__name__ == fff._LAZY[name]
+        assert value is defined or package_as_function
 
 
 def test_build_is_the_models_build_and_returns_a_model():
@@ -21,10 +28,16 @@ def test_build_is_the_models_build_and_returns_a_model():
     assert model.flops > 0 and model.params > 0
 
 
-def test_study_and_report_stay_callable_after_their_submodules_are_imported():
-    importlib.import_module("fff.study.sweep")
-    importlib.import_module("fff.report.figures")
-    assert callable(fff.study) and callable(fff.report)
+def test_no_submodule_shadows_a_public_function():
+    # Importing a submodule binds it as an attribute of the package: a module named like a public
+    # function (fff/convert.py once) would replace the function for everyone after the import.
+    for module in pkgutil.walk_packages(fff.__path__, "fff."):
+        if not module.name.startswith("fff.cli"):
+            importlib.import_module(module.name)
+    for name in fff._LAZY:
+        value = getattr(fff, name)
+        assert not isinstance(value, types.ModuleType) or callable(value), name
+    assert callable(fff.study) and callable(fff.report)  # packages that behave as their function
 
 
 def test_unknown_attribute_is_an_attribute_error():

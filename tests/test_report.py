@@ -1,5 +1,6 @@
 """fff-report: figures that are real images, a page with the tables, the paper comparison and every error."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,22 +8,12 @@ import pytest
 from fff.study.config import StudyConfig
 from fff.study.sweep import run_study
 
-FAKES_PATH = Path(__file__).with_name("test_study_fakes.py")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURE_STEMS = ["speedup_per_pattern", "speedup_depth_width", "latency_vs_depth", "latency_vs_flops", "llc_vs_depth",
                 "architectures"]
 
 
-def load_fakes():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("study_fakes", FAKES_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fakes = load_fakes()
+fakes = sys.modules["study_fakes"]  # loaded by conftest.py
 
 
 def run_cli(argv, capsys):

@@ -20,16 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FAKES_PATH = Path(__file__).with_name("test_study_fakes.py")
 
 
-def load_fakes():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("study_fakes", FAKES_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fakes = load_fakes()
+fakes = sys.modules["study_fakes"]  # loaded by conftest.py
 
 
 def small_study(**overrides) -> StudyConfig:

@@ -1,10 +1,10 @@
-"""fff.convert and fff.parity: static f32 IR, the content-addressed cache, parity and its tolerance."""
+"""fff.conversion and fff.parity: static f32 IR, the content-addressed cache, parity and its tolerance."""
 
 import numpy as np
 import pytest
 import torch
 
-from fff.convert import cache_key, convert, is_cached
+from fff.conversion import cache_key, convert, is_cached
 from fff.errors import CompileError, FffError, ParityError, ShapeError
 from fff.models import PATTERNS, build
 from fff.parity import RTOL, check_parity, compare, fixed_seed_input

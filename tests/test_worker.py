@@ -1,0 +1,52 @@
+"""Backends in worker processes: answers, errors and hangs come back to the parent as FffErrors."""
+
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from fff.errors import FffError, ShapeError
+from fff.worker import Worker
+
+
+def openvino_worker(xml, shape=(1, 3, 32, 32)):
+    return Worker("openvino", xml=str(xml), input_shape=list(shape), device="CPU", threads=1, precision="f32")
+
+
+def test_a_round_returns_one_sample_per_iteration(tiny_ir, fixed_input):
+    with openvino_worker(tiny_ir) as worker:
+        prepared = worker.call("prepare", inputs=[fixed_input], warmup=1)
+        assert prepared["output"].shape == (1, 10)
+        samples = worker.call("round", iterations=4)["samples_ns"]
+        assert len(samples) == 4 and np.all(samples > 0)
+
+
+def test_a_users_error_in_the_worker_keeps_its_class(tiny_ir):
+    with pytest.raises(ShapeError, match="non-positive"):
+        openvino_worker(tiny_ir, shape=(1, 3, 0, 32))
+
+
+def test_a_hung_worker_is_stopped_after_the_timeout(tiny_ir, fixed_input):
+    worker = openvino_worker(tiny_ir)
+    try:
+        worker.call("prepare", inputs=[fixed_input], warmup=1)
+        worker._process.send_signal(signal.SIGSTOP)  # as good as hung: it will never answer
+        start = time.monotonic()
+        with pytest.raises(FffError, match=r"openvino worker did not answer 'round' within 1 s"):
+            worker.call("round", iterations=1, timeout=1)
+        assert time.monotonic() - start < 10
+        assert worker._process.poll() is not None  # killed, not left behind
+    finally:
+        worker.close()
+
+
+def test_a_dead_worker_is_reported_with_its_exit_code(tiny_ir):
+    worker = openvino_worker(tiny_ir)
+    try:
+        worker._process.kill()
+        worker._process.wait()
+        with pytest.raises(FffError, match=r"openvino worker died \(exit code -9\)"):
+            worker.call("round", iterations=1)
+    finally:
+        worker.close()
