@@ -193,6 +193,8 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
     backends = [b for b in options.backends if b != BASELINE or model.module is not None]
     if not backends:
         raise UsageError(f"{target}: a model file has no PyTorch module; add the openvino backend")
+    if len(backends) < len(options.backends):
+        progress(f"{target}: no PyTorch baseline (a model file has no PyTorch module); timing OpenVINO alone")
     progress(f"{target}: converting to OpenVINO IR")
     xml = str(convert(model)) if model.module is not None else str(model.path)
     inputs = [fixed_seed_input(model.input_shape)]

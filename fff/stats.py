@@ -88,7 +88,13 @@ def instability_warnings(summary: LatencySummary, label: str, *, target_rel: flo
     """pyperf-style warnings: say so when a number should not be trusted at face value."""
     warnings = []
     if summary.mean > 0 and summary.std / summary.mean > 0.10:
-        warnings.append(f"{label}: std is {100 * summary.std / summary.mean:.0f}% of the mean; the machine is noisy")
+        spread = f"std is {100 * summary.std / summary.mean:.0f}% of the mean"
+        # A handful of preemptions in a microsecond-scale op inflate the std without moving the
+        # median; say which of the two it is.
+        if summary.p90 <= 1.10 * summary.median:
+            warnings.append(f"{label}: {spread} from a few outliers (p90 within 10% of the median)")
+        else:
+            warnings.append(f"{label}: {spread}; the machine is noisy")
     if summary.ci_halfwidth_rel > target_rel:
         warnings.append(
             f"{label}: median's 95% CI is +-{100 * summary.ci_halfwidth_rel:.1f}%, wider than the "

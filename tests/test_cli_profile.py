@@ -132,6 +132,9 @@ def test_input_shape_fills_a_model_files_dynamic_dims(tmp_path, relu_onnx):
     assert result.returncode == 0, result.stderr
     [record] = json.loads((tmp_path / "r.json").read_text())
     assert record["input_shape"] == [2, 3, 8, 8] and record["batch"] == 2
+    assert record["speedup"] is None and "no baseline" in result.stdout
+    default_backends = fff_profile(onnx, "--input-shape", "2,3,8,8", *QUICK, cwd=tmp_path)
+    assert default_backends.returncode == 0 and "no PyTorch baseline" in default_backends.stderr
     garbage = fff_profile(onnx, "--input-shape", "1,three,8,8", cwd=tmp_path)
     assert garbage.returncode == 2 and "--input-shape" in garbage.stderr and "Traceback" not in garbage.stderr
 

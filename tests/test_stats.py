@@ -50,3 +50,12 @@ def test_noisy_measurement_warns_and_a_steady_one_does_not():
     warnings = instability_warnings(noisy, "torch")
     assert any("std is" in w for w in warnings)
     assert any("CI is" in w for w in warnings)
+
+
+def test_a_few_outliers_are_told_apart_from_a_noisy_machine():
+    outliers = summarize(np.concatenate([np.full(995, 10e3), np.full(5, 5e6)]))  # 10 us op, 5 ms preemptions
+    [std_warning] = [w for w in instability_warnings(outliers, "openvino") if "std is" in w]
+    assert "from a few outliers" in std_warning and "noisy" not in std_warning
+    noisy = summarize(np.concatenate([np.full(50, 10e6), np.full(50, 30e6)]))
+    [std_warning] = [w for w in instability_warnings(noisy, "torch") if "std is" in w]
+    assert std_warning.endswith("the machine is noisy")

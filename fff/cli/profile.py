@@ -58,8 +58,10 @@ def format_table(records: list[dict]) -> str:
     for r in records:
         lat = r["latency_ms"]
         ci = 100 * (lat["ci95_high"] - lat["ci95_low"]) / 2 / lat["median"]
-        speedup = "baseline" if r["speedup"] is None else \
-            f"{r['speedup']:.2f}x [{r['speedup_ci95'][0]:.2f}, {r['speedup_ci95'][1]:.2f}]"
+        if r["speedup"] is not None:
+            speedup = f"{r['speedup']:.2f}x [{r['speedup_ci95'][0]:.2f}, {r['speedup_ci95'][1]:.2f}]"
+        else:  # a model file has no PyTorch side, so nothing to compare against
+            speedup = "baseline" if r["backend"] == "torch" else "no baseline"
         parity = "-" if r["parity"] is None else \
             f"{'ok' if r['parity']['ok'] else 'FAILED'} (rel {r['parity']['max_rel_err']:.1e})"
         lines.append(f"{r['target'][:width]:<{width}} {r['backend']:<9} {lat['median']:>10.3f} {ci:>5.1f}% {lat['p90']:>9.3f} "
