@@ -1,12 +1,13 @@
 """A backend measured in a process of its own.
 
-The parent (fff.profiling) starts one worker per backend with ``python -m fff.worker`` and drives
+The parent (fff.profiling) starts one worker per backend with ``python -P -m fff.worker`` and drives
 them in interleaved rounds, so each backend's thread pool (OpenMP for PyTorch, TBB for
 OpenVINO) lives alone in its process and only one backend computes at a time. Messages are
 pickled over a dedicated pipe, leaving the worker's stdout and stderr to the libraries.
 
 Protocol: the parent sends (command, kwargs); the worker answers ("ok", value),
-("error", FffError class name, message) or ("crash", traceback text).
+("error", FffError class name, message) or ("crash", exception class name, its informative
+line, traceback text).
 """
 
 from __future__ import annotations
@@ -19,13 +20,25 @@ from multiprocessing.connection import Connection
 
 import fff.errors
 from fff.child_process import child_environment, python_module_command
-from fff.errors import FffError
+from fff.errors import FffError, openvino_reason
 
-__all__ = ["Worker", "ANSWER_TIMEOUT_S"]
+__all__ = ["Worker", "TIMEOUT_VARIABLE"]
 
-# Longest wait for any one answer: a model's conversion-free compile, warm-up or timed round
-# takes seconds to a minute on the largest zoo models here; ten minutes means a hang.
-ANSWER_TIMEOUT_S = 600.0
+# Longest wait for any one answer: a model's compile, warm-up or timed round takes seconds to a
+# minute on the largest zoo models here; ten minutes means a hang. FFF_WORKER_TIMEOUT overrides it
+# (seconds) for models or machines slower than that.
+TIMEOUT_VARIABLE = "FFF_WORKER_TIMEOUT"
+
+
+def _answer_timeout() -> float:
+    text = os.environ.get(TIMEOUT_VARIABLE, "600")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise fff.errors.UsageError(f"{TIMEOUT_VARIABLE} must be a positive number of seconds, got {text!r}")
+    return value
 
 
 class Worker:
@@ -55,42 +68,55 @@ class Worker:
     def pid(self) -> int:
         return self._process.pid
 
-    def call(self, command: str, *, timeout: float = ANSWER_TIMEOUT_S, **kwargs):
+    def call(self, command: str, *, timeout: float | None = None, **kwargs):
         """Run ``command`` in the worker; a worker that does not answer within ``timeout``
-        seconds is killed and an FffError raised, so a hung backend cannot hang a whole study."""
+        seconds (default: FFF_WORKER_TIMEOUT, else 600) is killed and an FffError raised, so a hung
+        backend cannot hang a whole study."""
+        timeout = _answer_timeout() if timeout is None else timeout
         try:
             self._send.send((command, kwargs))
         except BrokenPipeError:
-            raise FffError(f"{self.backend} worker died (exit code {self._process.wait()}) before '{command}'") from None
+            raise self._died(f"before '{command}'") from None
         try:
             if not self._receive.poll(timeout):
-                self._process.kill()
+                self._process.kill()  # hung: no point waiting for it to end by itself
                 self._process.wait()
-                raise FffError(f"{self.backend} worker did not answer '{command}' within {timeout:.0f} s "
-                               "and was stopped (a hung backend, or a machine far too loaded)")
+                raise FffError(f"{self.backend} worker did not answer '{command}' within {timeout:g} s "
+                               f"and was stopped (a hung backend, or a machine far too loaded; "
+                               f"{TIMEOUT_VARIABLE} sets the limit)")
             reply = self._receive.recv()
         except EOFError:
-            code = self._process.wait()
-            raise FffError(f"{self.backend} worker died (exit code {code}) during '{command}'"
-                           + (" — out of memory?" if code == -9 else "")) from None
+            raise self._died(f"during '{command}'") from None
         status, *payload = reply
         if status == "ok":
             return payload[0]
         if status == "error":
             name, message = payload
             raise getattr(fff.errors, name, FffError)(message)
-        # The traceback's last line (the exception) leads, so a one-line CLI error still names it.
-        trace = payload[0].strip()
-        raise FffError(f"{self.backend} worker failed during '{command}': {trace.splitlines()[-1]}\n{trace}")
+        # The exception's class and first line lead, so a one-line CLI error still names it.
+        kind, summary, trace = payload
+        raise FffError(f"{self.backend} worker failed during '{command}': {kind}: {summary}\n{trace}")
+
+    def _stop(self) -> int:
+        """Wait briefly for the process to end (it may be tearing its thread pools down), then kill it."""
+        try:
+            return self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            return self._process.wait()
+
+    def _died(self, when: str) -> FffError:
+        code = self._stop()
+        return FffError(f"{self.backend} worker died (exit code {code}) {when}"
+                        + (" — out of memory?" if code == -9 else ""))
 
     def close(self) -> None:
         if self._process.poll() is None:
             try:
                 self._send.send(("stop", {}))
-                self._process.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self._process.kill()
-                self._process.wait()
+            except OSError:
+                pass
+            self._stop()
         self._send.close()
         self._receive.close()
 
@@ -122,8 +148,8 @@ def _serve(receive: Connection, send: Connection) -> None:
             send.send(("ok", result))
         except FffError as error:
             send.send(("error", type(error).__name__, str(error)))
-        except Exception:  # a bug, not the user's doing: report it whole
-            send.send(("crash", traceback.format_exc()))
+        except Exception as error:  # a bug, not the user's doing: report it whole
+            send.send(("crash", type(error).__name__, openvino_reason(error), traceback.format_exc()))
 
 
 if __name__ == "__main__":

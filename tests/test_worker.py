@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from fff.errors import FffError, ShapeError
+from fff.errors import FffError, ShapeError, UsageError
 from fff.worker import Worker
 
 
@@ -50,3 +50,26 @@ def test_a_dead_worker_is_reported_with_its_exit_code(tiny_ir):
             worker.call("round", iterations=1)
     finally:
         worker.close()
+
+
+def test_the_timeout_comes_from_the_environment(tiny_ir, fixed_input, monkeypatch):
+    worker = openvino_worker(tiny_ir)
+    try:
+        worker.call("prepare", inputs=[fixed_input], warmup=1)
+        worker._process.send_signal(signal.SIGSTOP)
+        monkeypatch.setenv("FFF_WORKER_TIMEOUT", "0.5")
+        with pytest.raises(FffError, match=r"within 0\.5 s .*FFF_WORKER_TIMEOUT"):
+            worker.call("round", iterations=1)
+    finally:
+        worker.close()
+    monkeypatch.setenv("FFF_WORKER_TIMEOUT", "soon")
+    with pytest.raises(UsageError, match="FFF_WORKER_TIMEOUT must be a positive number of seconds, got 'soon'"):
+        openvino_worker(tiny_ir)
+
+
+def test_a_crash_names_the_exception_class_and_its_reason(tiny_ir):
+    with openvino_worker(tiny_ir) as worker:
+        with pytest.raises(FffError, match=r"failed during 'no_such_command': AttributeError: .*no_such_command") \
+                as caught:
+            worker.call("no_such_command")
+        assert "Traceback" in str(caught.value)  # the whole trace follows the first line
