@@ -68,9 +68,13 @@ std::shared_ptr<ov::Model> read_model(ov::Core& core, const std::string& path) {
       // frontend, which prints protobuf errors to stderr and hides the ONNX parser's reason.
       ov::frontend::FrontEndManager manager;
       ov::frontend::FrontEnd::Ptr onnx = manager.load_by_framework("onnx");
+      // load() takes an empty file and returns a model with no inputs; supported() parses it.
+      if (!onnx->supported(path)) throw Error(Error::Kind::ModelFile, "not an ONNX model: " + path);
       return onnx->convert(onnx->load(path));
     }
     return core.read_model(path);
+  } catch (const Error&) {
+    throw;
   } catch (const std::exception& e) {
     throw Error(Error::Kind::ModelFile, "cannot read model " + path + ": " + concise_reason(e));
   }

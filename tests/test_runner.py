@@ -170,9 +170,13 @@ def test_onnx_file_is_timed(tmp_path, relu_onnx):
     np.testing.assert_array_equal(runner.output(0), np.maximum(x, 0))
 
 
-def test_corrupt_onnx_names_the_parser_reason(tmp_path, capfd):
+def test_corrupt_or_empty_onnx_is_not_an_onnx_model(tmp_path, capfd):
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x00not a model at all")
-    with pytest.raises(fff.ModelFileError, match="cannot read model .*corrupt.onnx: Model can't be parsed$"):
+    with pytest.raises(fff.ModelFileError, match="^not an ONNX model: .*corrupt.onnx$"):
         fff.Runner(corrupt, (1, 3, 8, 8))
     assert "tensorflow" not in capfd.readouterr().err  # only the ONNX frontend was asked
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")  # loads as a model with no inputs unless refused first
+    with pytest.raises(fff.ModelFileError, match="^not an ONNX model: .*empty.onnx$"):
+        fff.Runner(empty, (1, 3, 8, 8))

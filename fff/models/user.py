@@ -71,11 +71,17 @@ def read_model_file(target: str, *, input_shape=None, batch=None, resolution=Non
     # The frontend named by the suffix, not Core.read_model: that one tries every frontend in turn,
     # and on a corrupt .onnx the TensorFlow one prints pages of protobuf errors and leaves only
     # "Exception from core.cpp" as the reason.
-    frontend = FrontEndManager().load_by_framework("onnx" if path.suffix.lower() == ".onnx" else "ir")
+    kind = "ONNX" if path.suffix.lower() == ".onnx" else "OpenVINO IR"
     try:
+        frontend = FrontEndManager().load_by_framework("onnx" if kind == "ONNX" else "ir")
+        # supported() first: load() accepts an empty .onnx or an XML file that is no IR and
+        # returns a model with no inputs at all.
+        if not frontend.supported(str(path)):
+            raise ModelFileError(f"{target}: not an {kind} model")
         model = frontend.convert(frontend.load(str(path)))
+    except ModelFileError:
+        raise
     except Exception as error:  # the frontends raise GeneralFailure, RuntimeError, ...
-        kind = "ONNX" if path.suffix.lower() == ".onnx" else "OpenVINO IR"
         raise ModelFileError(f"{target}: not a readable {kind} model ({openvino_reason(error)})") from None
     if len(model.inputs) != 1:
         raise ShapeError(f"{target}: fff times single-input models; this one has {len(model.inputs)} inputs")
@@ -106,7 +112,8 @@ def _import(target: str, module_name: str):
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        # Console scripts do not put the working directory on sys.path; `python -m` does.
+        # Console scripts, and fff's workers (started with -P), do not put the working directory on
+        # sys.path; a user's `module:function` in it is still found.
         if error.name != module_name.split(".")[0] or os.getcwd() in sys.path:
             raise
         sys.path.insert(0, os.getcwd())
