@@ -4,7 +4,7 @@ Measures TARGET three ways in one run: torch and openvino interleaved (fff-profi
 torch alone, openvino alone; repeats that REPEATS times in alternating order, and prints each
 backend's interleaved / alone ratio per repeat and its median over repeats. A ratio near 1.00 means the worker-process isolation
 works: neither OpenMP's nor TBB's spinning threads steal the other's cores.
-Usage: python bench/bench_interleave.py [TARGET] [--threads 2] [--seconds 5] [--repeats 3]
+Usage: python bench/bench_interleave.py [TARGET] [--threads 2] [--seconds 4] [--repeats 8]
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", nargs="?", default="mobilenet_v2")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--repeats", type=int, default=8)
     args = parser.parse_args()
 
     together = {"torch": [], "openvino": []}

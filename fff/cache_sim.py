@@ -12,14 +12,15 @@ zeroed after the warm-up and dumped after the last measured inference. Zeroing a
 cover every thread; callgrind's collect toggle would not (it is per thread, and the work runs
 on the runtime's worker threads too). The child runs one inference thread: valgrind serialises
 threads anyway, and one thread makes the counts repeatable: the same model gives the same
-instructions and LL misses run after run; L1 counts can move by a line or two when a helper thread
-wakes at a different moment during the warm-up and changes the eviction order.
+instructions and LL misses run after run; L1 counts can move slightly (seen once: one line in
+3,000 writes) when a helper thread wakes at another moment of the warm-up and changes the
+eviction order.
 
 Caveats, also attached to every result: valgrind's virtual CPU has no AVX-512, so OpenVINO picks
 other kernels than in the native run; the caches are simulated with virtual addresses, inclusive,
 LRU, without prefetchers; only user-space code is seen.
 
-The child is ``python -m fff.cache_sim JOB.json``. A job names a kind in ``_JOBS``: "openvino"
+The child is ``python -P -m fff.cache_sim JOB.json``. A job names a kind in ``_JOBS``: "openvino"
 (an IR or ONNX file through fff.Runner) or "callable" (``module:function`` returning a
 zero-argument callable, run between the same client requests: the seam for the PyTorch baseline).
 """
@@ -56,7 +57,6 @@ SIMULATED_COUNTERS = {
     "llc-misses": (("DLmr", "ILmr"), "LL read misses, data + instruction (DLmr + ILmr)"),
     "llc-store-misses": (("DLmw",), "LL data write misses (DLmw)"),
 }
-
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def cache_geometry() -> CacheGeometry:
     """I1, D1 and the last level of cpu0 (from sysfs, via fff.machine), in the form valgrind's
     --I1/--D1/--LL take."""
     from fff.machine import CPU_SYSFS
-    from fff.machine import cache_geometry as sysfs_caches
+    from fff.machine import sysfs_caches
 
     levels = {}
     for name, cache in sysfs_caches(0).items():

@@ -53,7 +53,9 @@ class ParityError(FffError):
     """The accelerated model does not compute the same function as the original."""
 
 
-# Lines of an OpenVINO error that say where it was raised, not what went wrong.
+# Lines of an OpenVINO error that say where it was raised, not what went wrong. The C++ side
+# (concise_reason in cpp/runner.cpp) skips the same kinds of lines but keeps every remaining one,
+# joined: its messages come from compile and reshape, where several lines can each matter.
 _OPENVINO_LOCATION_LINES = ("Check '", "Exception from ", "FrontEnd API failed")
 
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["machine_info", "versions", "machine_fingerprint", "cache_geometry"]
+__all__ = ["machine_info", "versions", "machine_fingerprint", "sysfs_caches"]
 
 # Instruction-set extensions that change which kernels OpenVINO and PyTorch pick.
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
@@ -48,7 +48,7 @@ def _size_bytes(text: str | None) -> int | None:
     return int(match[1]) * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[match[2]] if match else None
 
 
-def cache_geometry(cpu: int = 0) -> dict[str, dict]:
+def sysfs_caches(cpu: int = 0) -> dict[str, dict]:
     """Caches of one CPU from sysfs: {"L1d": {"size_bytes", "ways", "line_bytes", "shared_cpus"}, ...}."""
     caches = {}
     for index in sorted((CPU_SYSFS / f"cpu{cpu}" / "cache").glob("index*")):
@@ -95,7 +95,7 @@ def machine_info() -> dict:
         "architecture": platform.machine(),
         "logical_cpus": os.cpu_count(),
         "cpus_available": len(os.sched_getaffinity(0)),
-        "caches": cache_geometry(),
+        "caches": sysfs_caches(),
         "isa": {flag: flag in flags for flag in ISA_FLAGS},
         "constant_tsc": {"constant_tsc", "nonstop_tsc"} <= flags,
         "governor": _read(CPU_SYSFS / "cpu0" / "cpufreq" / "scaling_governor"),

@@ -12,7 +12,7 @@ import pytest
 def _load_study_fakes():
     """The fake measurements the study, analysis and report tests share, importable as
     ``study_fakes`` (with --import-mode=importlib test files cannot import each other)."""
-    spec = importlib.util.spec_from_file_location("study_fakes", Path(__file__).with_name("test_study_fakes.py"))
+    spec = importlib.util.spec_from_file_location("study_fakes", Path(__file__).with_name("study_fakes.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     sys.modules["study_fakes"] = module

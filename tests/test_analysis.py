@@ -1,4 +1,4 @@
-"""Analysis numbers against a synthetic study whose answers are known (see test_study_fakes.py)."""
+"""Analysis numbers against a synthetic study whose answers are known (see study_fakes.py)."""
 
 import math
 import sys
@@ -11,7 +11,6 @@ from fff.analysis import (architecture_table, correlations, gflops_by_pattern, h
 from fff.errors import UsageError
 from fff.study.config import StudyConfig
 from fff.study.sweep import run_study
-
 
 
 fakes = sys.modules["study_fakes"]  # loaded by conftest.py

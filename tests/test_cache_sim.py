@@ -70,7 +70,7 @@ def test_simulated_llc_misses_are_positive_and_repeatable(small_twice):
     # nudge: seen once in CI under load, D1mw 52 against 53 with every other event equal.
     assert first.events["Ir"] == second.events["Ir"]
     assert first.counters["llc-misses"].total == second.counters["llc-misses"].total
-    for event, count in first.events.items():
+    for event, count in first.events.items():  # L1 events: within 1%, or two lines for small counts
         assert abs(count - second.events[event]) <= max(2, 0.01 * count), event
     assert first.child["running_on_valgrind"] is True
     assert first.child["config"]["INFERENCE_NUM_THREADS"] == "1"

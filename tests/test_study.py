@@ -17,7 +17,7 @@ from fff.study.store import ResultsFile, read_rows
 from fff.study.sweep import FINISHED, check_targets, parse_shard, row_key, run_study, select_shard
 
 ROOT = Path(__file__).resolve().parents[1]
-FAKES_PATH = Path(__file__).with_name("test_study_fakes.py")
+FAKES_PATH = Path(__file__).with_name("study_fakes.py")
 
 
 fakes = sys.modules["study_fakes"]  # loaded by conftest.py

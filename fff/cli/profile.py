@@ -60,7 +60,7 @@ def format_table(records: list[dict]) -> str:
         ci = 100 * (lat["ci95_high"] - lat["ci95_low"]) / 2 / lat["median"]
         if r["speedup"] is not None:
             speedup = f"{r['speedup']:.2f}x [{r['speedup_ci95'][0]:.2f}, {r['speedup_ci95'][1]:.2f}]"
-        else:  # a model file has no PyTorch side, so nothing to compare against
+        else:  # no PyTorch row to compare against: a model file, or --backends without torch
             speedup = "baseline" if r["backend"] == "torch" else "no baseline"
         parity = "-" if r["parity"] is None else \
             f"{'ok' if r['parity']['ok'] else 'FAILED'} (rel {r['parity']['max_rel_err']:.1e})"

@@ -1,6 +1,6 @@
 """Fake profilers with known answers for the study, analysis and report tests.
 
-Loaded by path (``load_fakes()`` in each test file, and by the subprocesses the tests start),
+Loaded by path (once by conftest.py as ``study_fakes``, and by the subprocesses the tests start),
 so it works under pytest's importlib mode and outside pytest. Holds no tests itself.
 
 The synthetic world: a pattern cell "NAME:depth=D,width=W" has FLOPs 1e6 * D * W, PyTorch
