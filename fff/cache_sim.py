@@ -12,9 +12,9 @@ zeroed after the warm-up and dumped after the last measured inference. Zeroing a
 cover every thread; callgrind's collect toggle would not (it is per thread, and the work runs
 on the runtime's worker threads too). The child runs one inference thread: valgrind serialises
 threads anyway, and one thread makes the counts repeatable: the same model gives the same
-instructions and LL misses run after run; L1 counts can move slightly (seen once: one line in
-3,000 writes) when a helper thread wakes at another moment of the warm-up and changes the
-eviction order.
+instructions and LL misses run after run. L1 counts are not exact: they depend on where buffers
+land relative to the small L1's sets, which thread timing and heap history can shift (a small
+MLP's D1 read misses were 1283, 1322 and 1352 in three runs; 1% apart within one process).
 
 Caveats, also attached to every result: valgrind's virtual CPU has no AVX-512, so OpenVINO picks
 other kernels than in the native run; the caches are simulated with virtual addresses, inclusive,
@@ -189,8 +189,11 @@ def _run_child(job: dict, iterations: int, warmup: int, timeout: float | None) -
         command = [valgrind, "--tool=callgrind", "--cache-sim=yes", "--instr-atstart=no",
                    *geometry.valgrind_options(), f"--callgrind-out-file={tmp}/callgrind.out",
                    *python_module_command("fff.cache_sim", job_path)]
-        # One thread wherever a runtime looks for it: repeatable counts (see the module docstring).
-        env = child_environment({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+        # One thread wherever a runtime looks for it, one malloc arena and a fixed hash seed: the
+        # fewer things that move buffers between runs, the more repeatable the counts (see the
+        # module docstring).
+        env = child_environment({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "1",
+                                 "PYTHONHASHSEED": "0"})
         start = time.monotonic()
         try:
             done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)

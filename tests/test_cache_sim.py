@@ -65,13 +65,13 @@ def test_simulated_llc_misses_are_positive_and_repeatable(small_twice):
     assert misses.per_inference() == misses.total / 2
     assert "DLmr + ILmr" in misses.reason
     # One inference thread under valgrind: the same model gives the same instruction stream and
-    # the same LL misses (cold lines, whatever the order they are touched in). L1 misses depend on
-    # eviction order, which a helper thread waking at a wall-clock moment during the warm-up can
-    # nudge: seen once in CI under load, D1mw 52 against 53 with every other event equal.
+    # the same LL misses (cold lines in a 32 MiB LL). L1 misses depend on where buffers fall in
+    # the L1's few sets, which heap history and thread timing shift: CI saw D1mr 1352 against
+    # 1283 and D1mw 52 against 53 with every other event equal.
     assert first.events["Ir"] == second.events["Ir"]
     assert first.counters["llc-misses"].total == second.counters["llc-misses"].total
-    for event, count in first.events.items():  # L1 events: within 1%, or two lines for small counts
-        assert abs(count - second.events[event]) <= max(2, 0.01 * count), event
+    for event, count in first.events.items():  # L1 events: within 10%, or two lines for small counts
+        assert abs(count - second.events[event]) <= max(2, 0.10 * count), event
     assert first.child["running_on_valgrind"] is True
     assert first.child["config"]["INFERENCE_NUM_THREADS"] == "1"
     derived = first.counters.derived()
