@@ -11,10 +11,12 @@ request before the warm-up so the simulated caches are warm when measuring start
 zeroed after the warm-up and dumped after the last measured inference. Zeroing and dumping
 cover every thread; callgrind's collect toggle would not (it is per thread, and the work runs
 on the runtime's worker threads too). The child runs one inference thread: valgrind serialises
-threads anyway, and one thread makes the counts repeatable: the same model gives the same
-instructions and LL misses run after run. L1 counts are not exact: they depend on where buffers
-land relative to the small L1's sets, which thread timing and heap history can shift (a small
-MLP's D1 read misses were 1283, 1322 and 1352 in three runs; 1% apart within one process).
+threads anyway, and one thread makes the counts repeatable, though not bit-identical (likely
+because OpenVINO hands each inference to its stream thread while the caller waits, and how long
+that wait spins under valgrind's serialised threads varies). For a 2-layer MLP (about 11,000 instructions per
+inference) LL misses were equal in 29 of 30 runs and one line apart in the other; L1 counts,
+which also depend on where buffers fall in the L1's sets, varied by up to 7%. Larger models
+dilute these few lines.
 
 Caveats, also attached to every result: valgrind's virtual CPU has no AVX-512, so OpenVINO picks
 other kernels than in the native run; the caches are simulated with virtual addresses, inclusive,

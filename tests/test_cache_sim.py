@@ -64,14 +64,14 @@ def test_simulated_llc_misses_are_positive_and_repeatable(small_twice):
     assert misses.total == first.events["DLmr"] + first.events["ILmr"]
     assert misses.per_inference() == misses.total / 2
     assert "DLmr + ILmr" in misses.reason
-    # One inference thread under valgrind: the same model gives the same instruction stream and
-    # the same LL misses (cold lines in a 32 MiB LL). L1 misses depend on where buffers fall in
-    # the L1's few sets, which heap history and thread timing shift: CI saw D1mr 1352 against
-    # 1283 and D1mw 52 against 53 with every other event equal.
-    assert first.events["Ir"] == second.events["Ir"]
-    assert first.counters["llc-misses"].total == second.counters["llc-misses"].total
-    for event, count in first.events.items():  # L1 events: within 10%, or two lines for small counts
-        assert abs(count - second.events[event]) <= max(2, 0.10 * count), event
+    # Repeatable, not bit-identical (see fff.cache_sim's docstring). Measured on this model:
+    # instructions 22221 in 30 runs of 30 and 22233 once in another 12, llc-misses 113 in 29 of 30
+    # and 114 in one, D1mr 1352..1389, D1mw 46..53 (CI once saw D1mr 1283 against 1352).
+    assert first.events["Ir"] == pytest.approx(second.events["Ir"], rel=0.01)
+    llc = [result.counters["llc-misses"].total for result in (first, second)]
+    assert abs(llc[0] - llc[1]) <= max(2, 0.02 * llc[0])
+    for event, count in first.events.items():  # L1 events move most: where buffers fall in its sets
+        assert abs(count - second.events[event]) <= max(10, 0.15 * count), event
     assert first.child["running_on_valgrind"] is True
     assert first.child["config"]["INFERENCE_NUM_THREADS"] == "1"
     derived = first.counters.derived()
