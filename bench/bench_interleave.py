@@ -2,8 +2,9 @@
 
 Measures TARGET three ways in one run: torch and openvino interleaved (fff-profile's way),
 torch alone, openvino alone; repeats that REPEATS times in alternating order, and prints each
-backend's interleaved / alone ratio per repeat and its median over repeats. A ratio near 1.00 means the worker-process isolation
-works: neither OpenMP's nor TBB's spinning threads steal the other's cores.
+backend's interleaved / alone ratio per repeat and its median over repeats. A ratio near 1.00
+means the worker-process isolation works: neither OpenMP's nor TBB's spinning threads steal the
+other's cores.
 Usage: python bench/bench_interleave.py [TARGET] [--threads 2] [--seconds 4] [--repeats 8]
 """
 

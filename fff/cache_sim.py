@@ -13,10 +13,10 @@ cover every thread; callgrind's collect toggle would not (it is per thread, and 
 on the runtime's worker threads too). The child runs one inference thread: valgrind serialises
 threads anyway, and one thread makes the counts repeatable, though not bit-identical (likely
 because OpenVINO hands each inference to its stream thread while the caller waits, and how long
-that wait spins under valgrind's serialised threads varies). For a 2-layer MLP (about 11,000 instructions per
-inference) LL misses were equal in 29 of 30 runs and one line apart in the other; L1 counts,
-which also depend on where buffers fall in the L1's sets, varied by up to 7%. Larger models
-dilute these few lines.
+that wait spins under valgrind's serialised threads varies). For a 2-layer MLP (about 11,000
+instructions per inference) LL misses were equal in 29 of 30 runs and one line apart in the
+other; L1 counts, which also depend on where buffers fall in the L1's sets, varied by up to 7%.
+Larger models dilute these few lines.
 
 Caveats, also attached to every result: valgrind's virtual CPU has no AVX-512, so OpenVINO picks
 other kernels than in the native run; the caches are simulated with virtual addresses, inclusive,
@@ -103,8 +103,7 @@ def _simulable(size: int, assoc: int, line: int) -> CacheLevel:
 def cache_geometry() -> CacheGeometry:
     """I1, D1 and the last level of cpu0 (from sysfs, via fff.machine), in the form valgrind's
     --I1/--D1/--LL take."""
-    from fff.machine import CPU_SYSFS
-    from fff.machine import sysfs_caches
+    from fff.machine import CPU_SYSFS, sysfs_caches
 
     levels = {}
     for name, cache in sysfs_caches(0).items():

@@ -58,13 +58,14 @@ class ProfileOptions:
             raise UsageError(f"backend listed twice: {','.join(self.backends)}")
         if self.precision not in PRECISIONS:
             raise UsageError(f"invalid precision '{self.precision}' (choose {', '.join(PRECISIONS)})")
+        def whole(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
         for name in ("threads", "batch", "resolution"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and not whole(value):
                 raise UsageError(f"{name} must be a whole number >= 1, got {value!r}")
-        if self.input_shape is not None and (
-                not self.input_shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1
-                                            for d in self.input_shape)):
+        if self.input_shape is not None and not (self.input_shape and all(map(whole, self.input_shape))):
             raise UsageError(f"input shape must be whole numbers >= 1, got {self.input_shape!r}")
         if not 0 < self.target_ci < 1:
             raise UsageError(f"target CI must be between 0 and 1 (0.01 = +-1%), got {self.target_ci!r}")

@@ -48,6 +48,7 @@ class Worker:
         parent_read, child_write = os.pipe()
         child_read, parent_write = os.pipe()
         self.backend = backend
+        self.timeout = _answer_timeout()  # read once: a bad value fails before the process starts
         self._process = subprocess.Popen(
             python_module_command("fff.worker", str(child_read), str(child_write)),
             pass_fds=(child_read, child_write),
@@ -70,9 +71,9 @@ class Worker:
 
     def call(self, command: str, *, timeout: float | None = None, **kwargs):
         """Run ``command`` in the worker; a worker that does not answer within ``timeout``
-        seconds (default: FFF_WORKER_TIMEOUT, else 600) is killed and an FffError raised, so a hung
-        backend cannot hang a whole study."""
-        timeout = _answer_timeout() if timeout is None else timeout
+        seconds (default: FFF_WORKER_TIMEOUT when the worker started, else 600) is killed and an
+        FffError raised, so a hung backend cannot hang a whole study."""
+        timeout = self.timeout if timeout is None else timeout
         try:
             self._send.send((command, kwargs))
         except BrokenPipeError:

@@ -53,11 +53,11 @@ def test_a_dead_worker_is_reported_with_its_exit_code(tiny_ir):
 
 
 def test_the_timeout_comes_from_the_environment(tiny_ir, fixed_input, monkeypatch):
+    monkeypatch.setenv("FFF_WORKER_TIMEOUT", "0.5")
     worker = openvino_worker(tiny_ir)
     try:
         worker.call("prepare", inputs=[fixed_input], warmup=1)
         worker._process.send_signal(signal.SIGSTOP)
-        monkeypatch.setenv("FFF_WORKER_TIMEOUT", "0.5")
         with pytest.raises(FffError, match=r"within 0\.5 s .*FFF_WORKER_TIMEOUT"):
             worker.call("round", iterations=1)
     finally:
