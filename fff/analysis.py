@@ -115,6 +115,26 @@ def _record_row(row: dict, record: dict) -> dict:
     }
 
 
+def _configuration_groups(rows: list[dict], notes: list[str]):
+    """Rows measured under different study configurations (fff.study.fingerprint) are never
+    pooled: when there is more than one, each machine x configuration is a group of its own,
+    kept apart everywhere a machine is, and a note says what differs."""
+    from fff.study.fingerprint import describe_differences
+
+    configs = {}
+    for row in rows:
+        configs.setdefault(row.get("config_fingerprint"), row.get("config") or {})
+    if len(configs) < 2:
+        return lambda row: row.get("machine_fingerprint")
+    (first_fp, first), *others = configs.items()
+    label = lambda fp: f"config {fp or 'unrecorded'}"  # noqa: E731
+    differences = "; ".join(describe_differences(first, other, f"in {label(first_fp)}", f"in {label(fp)}")
+                            or f"{label(fp)} not recorded" for fp, other in others)
+    notes.append(f"results come from {len(configs)} study configurations ({differences}); "
+                 f"every table and figure keeps them apart")
+    return lambda row: f"{row.get('machine_fingerprint')}/{row.get('config_fingerprint') or 'unrecorded'}"
+
+
 def load_results(paths) -> StudyResults:
     """Rows from one or more results files (shards, machines), merged. A cell finished twice on
     one machine (a retried error, a shard merged twice) counts once: the newest row wins."""
@@ -130,7 +150,7 @@ def load_results(paths) -> StudyResults:
         for row in outcome.rows:
             if row.get("status") not in ("ok", "error"):  # a sweep's "started"/"interrupted" bookkeeping
                 continue
-            key = row.get("key")
+            key = (row.get("key"), row.get("config_fingerprint"))  # one cell measured two ways: both kept
             repeated += key in newest
             newest[key] = (row, path)
     if repeated:
@@ -138,15 +158,19 @@ def load_results(paths) -> StudyResults:
                      f"file merged twice); the newest row of each cell is used")
 
     records, errors, machines = [], [], {}
+    group = _configuration_groups([row for row, _ in newest.values()], notes)
     for row, path in newest.values():
-        fingerprint = row.get("machine_fingerprint")
+        fingerprint = group(row)
         entry = machines.setdefault(fingerprint, {"machine": row.get("machine"), "versions": row.get("versions"),
                                                   "hosts": set(), "files": set(), "cells": 0, "failed": 0})
+        if fingerprint != row.get("machine_fingerprint"):
+            entry["config"] = row.get("config")
+            entry["config_label"] = f"config {row.get('config_fingerprint') or 'unrecorded'}"
         entry["hosts"].add(row.get("host"))
         entry["files"].add(str(path))
         entry["cells"] += 1
         if row.get("status") == "ok":
-            records += [_record_row(row, record) for record in row.get("records") or []]
+            records += [{**_record_row(row, record), "machine": fingerprint} for record in row.get("records") or []]
             continue
         entry["failed"] += 1
         cell, error = row.get("cell") or {}, row.get("error") or {}
@@ -158,8 +182,9 @@ def load_results(paths) -> StudyResults:
                        "started": row.get("started"), "file": str(path)})
     for entry in machines.values():
         entry["hosts"], entry["files"] = sorted(map(str, entry["hosts"])), sorted(entry["files"])
-    if len(machines) > 1:
-        notes.append(f"results come from {len(machines)} machines; every table and figure keeps them apart")
+    machine_count = len({row.get("machine_fingerprint") for row, _ in newest.values()})
+    if machine_count > 1:
+        notes.append(f"results come from {machine_count} machines; every table and figure keeps them apart")
     record_frame = pd.DataFrame(records, columns=RECORD_COLUMNS)
     for column in ("latency_ms", "speedup", "flops", "params", "gflops_per_s", "llc_misses", "width"):
         record_frame[column] = pd.to_numeric(record_frame[column], errors="coerce")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from fff.cli.common import (OneLineParser, comma_list, fail, positive_float, positive_int, shape_argument,
-                            write_atomically, write_json, writable_path)
+from fff.cli.common import (WRITE_FAILED_EXIT, OneLineParser, comma_list, distinct_outputs, fail, positive_float,
+                            positive_int, shape_argument, writable_path)
 
 PROG = "fff-profile"
 
@@ -18,7 +18,9 @@ def build_parser() -> OneLineParser:
                     "FLOPs, parity and hardware counters.",
         epilog="TARGET: a zoo name (resnet50, darts), a pattern spec (dw-bottleneck:depth=8,width=1.0), an .onnx or "
                "OpenVINO .xml file, or module:function returning an nn.Module. With no TARGET, a small built-in "
-               "model. FLOPs are 2 x multiply-adds. Exit codes: 0 ok, 1 parity failed, 2 bad input.",
+               "model. FLOPs are 2 x multiply-adds. Exit codes: 0 ok, 1 parity failed, 2 bad input, 3 measured but "
+               "--json/--csv could not be written (the records were saved to a fallback file it names), "
+               "130 interrupted (Ctrl-C or SIGTERM).",
     )
     parser.add_argument("targets", nargs="*", metavar="TARGET")
     parser.add_argument("--list", action="store_true", help="list models, design patterns and counters, then exit")
@@ -99,21 +101,25 @@ def list_everything() -> str:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from fff.cli.results_output import ResultsOutput, stop_on_sigterm
     from fff.errors import FffError
 
+    output = ResultsOutput(PROG, json_path=args.json, csv_path=args.csv)
     try:
         if args.list:
             print(list_everything())
             return 0
-        return _profile(args)
+        distinct_outputs(json=args.json, csv=args.csv, flamegraph=args.flamegraph)
+        stop_on_sigterm()
+        return _profile(args, output)
     except FffError as error:
         return fail(PROG, error)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; results measured so far were written", file=sys.stderr)
+        print(f"{PROG}: interrupted; {output.kept_text()}", file=sys.stderr)
         return 130
 
 
-def _profile(args) -> int:
+def _profile(args, output) -> int:
     from fff.errors import FffError
     from fff.models import DEFAULT_TARGET
     from fff.profiling import ProfileOptions, profile_records
@@ -125,30 +131,18 @@ def _profile(args) -> int:
         min_rounds=args.min_rounds, flamegraph=str(args.flamegraph) if args.flamegraph else None,
     ).validated()  # every option checked before the first measurement
     targets = args.targets or [DEFAULT_TARGET]
-
-    def save(records):
-        if args.json:
-            write_json(args.json, records)
-        if args.csv:
-            import pandas as pd
-
-            flat = pd.json_normalize([{k: v for k, v in r.items() if k != "samples_ns"} for r in records], sep=".")
-            write_atomically(args.csv, flat.to_csv(index=False))
+    output.targets = targets
 
     def progress(message):
         print(f"[{PROG}] {message}", file=sys.stderr, flush=True)
 
-    records: list[dict] = []
-
-    def keep(so_far):
-        records[:] = so_far
-        save(so_far)
-
+    records = output.records
     try:
-        profile_records(targets, options, progress=progress, on_target=keep)
+        profile_records(targets, options, progress=progress, on_target=output.save)
     except FffError:
         if records:
             print(format_table(records))
+            output.report_failed_writes()
         raise
     print(format_table(records))
     for record in records:
@@ -158,6 +152,8 @@ def _profile(args) -> int:
     for r in failed:
         print(f"{PROG}: parity FAILED for {r['target']} on {r['backend']}: max abs err {r['parity']['max_abs_err']:.3g}, "
               f"max rel err {r['parity']['max_rel_err']:.3g}", file=sys.stderr)
+    if output.report_failed_writes():
+        return WRITE_FAILED_EXIT
     return 1 if failed else 0
 
 

@@ -6,7 +6,7 @@ import argparse
 import signal
 import sys
 
-from fff.cli.common import OneLineParser, comma_list, fail, positive_float
+from fff.cli.common import WRITE_FAILED_EXIT, OneLineParser, comma_list, fail, positive_float
 
 PROG = "fff-study"
 # A cell's fixed cost on a 2-core machine besides its timed rounds: two worker starts, build,
@@ -44,7 +44,8 @@ def build_parser() -> OneLineParser:
         epilog="Naming only --patterns or only --zoo runs only that kind. A failed cell is recorded as an error "
                "row and the study goes on (exit 0); see fff-report. Shards: --shard K/N (1 <= K <= N) runs the K-th "
                "of N deterministic parts, e.g. as a Slurm job array. Exit codes: 0 done, 2 bad input, "
-               "130 interrupted (resume with --resume).",
+               "3 a row could not be appended to --out (a full disk; nothing torn is left, a finished cell's row is "
+               "saved to a fallback file it names; resume with --resume), 130 interrupted (resume with --resume).",
     )
     parser.add_argument("study", nargs="?", metavar="STUDY.toml", help="study file (default: the built-in study)")
     parser.add_argument("--patterns", type=comma_list, help="design patterns, e.g. plain,dw-bottleneck")
@@ -65,6 +66,9 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--out", required=True, metavar="RESULTS.jsonl", help="results file (JSON Lines)")
     parser.add_argument("--resume", action="store_true", help="continue a study in --out, skipping finished cells")
     parser.add_argument("--retry-errors", action="store_true", help="with --resume: run failed cells again")
+    parser.add_argument("--extend", action="store_true",
+                        help="with --resume: add cells measured under other settings (counters, time cap...) to a "
+                             "results file on purpose; fff-report keeps the two configurations apart")
     parser.add_argument("--shard", metavar="K/N", help="run only the K-th of N parts of the study")
     parser.add_argument("--dry-run", action="store_true", help="list the cells and an estimated duration, then exit")
     return parser
@@ -102,18 +106,25 @@ def _stop_on_sigterm(*_):
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from fff.errors import FffError, UsageError
+    from fff.study.store import ResultsWriteError
 
     try:
         from fff.study.sweep import parse_shard, run_study
 
         if args.retry_errors and not args.resume:
             raise UsageError("--retry-errors continues an existing study: add --resume")
+        if args.extend and not args.resume:
+            raise UsageError("--extend continues an existing study: add --resume")
         shard = parse_shard(args.shard) if args.shard else None
         config = _config(args)
         if args.dry_run:
             return _dry_run(config, shard)
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
-        summary = run_study(config, args.out, resume=args.resume, retry_errors=args.retry_errors, shard=shard)
+        summary = run_study(config, args.out, resume=args.resume, retry_errors=args.retry_errors, shard=shard,
+                            extend=args.extend)
+    except ResultsWriteError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return WRITE_FAILED_EXIT
     except FffError as error:
         return fail(PROG, error)
     except KeyboardInterrupt:

@@ -28,7 +28,8 @@ img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0 1.2em; }
 
 def machine_label(fingerprint: str, entry: dict) -> str:
     hosts = ", ".join(entry.get("hosts") or []) or "unknown host"
-    return f"{hosts} [{str(fingerprint)[:8]}]"
+    config = f" {entry['config_label']}" if entry.get("config_label") else ""  # studies measured differently
+    return f"{hosts} [{str(fingerprint)[:8]}]{config}"
 
 
 def _table(frame: pd.DataFrame, empty: str = "nothing to show") -> str:

@@ -19,7 +19,8 @@ __all__ = ["study", "StudyConfig", "Cell", "load_study", "default_study", "run_s
 
 def study(config=None, *, out, patterns=None, depths=None, widths=None, resolutions=None, zoo=None,
           zoo_resolutions=None, precisions=None, threads=None, counters=None, simulate_cache=None,
-          max_seconds=None, resume: bool = False, retry_errors: bool = False, shard=None, measure=None):
+          max_seconds=None, resume: bool = False, retry_errors: bool = False, shard=None, measure=None,
+          extend: bool = False):
     """Run a study and return its results as a pandas DataFrame (one row per cell x backend,
     see fff.analysis.load_results).
 
@@ -42,7 +43,7 @@ def study(config=None, *, out, patterns=None, depths=None, widths=None, resoluti
         simulate_cache=simulate_cache, max_seconds=max_seconds)
     if isinstance(shard, str):
         shard = parse_shard(shard)
-    run_study(chosen, out, resume=resume, retry_errors=retry_errors, shard=shard, measure=measure)
+    run_study(chosen, out, resume=resume, retry_errors=retry_errors, shard=shard, measure=measure, extend=extend)
     return load_results([out]).records
 
 

@@ -8,20 +8,39 @@ Why it survives faults:
 - each append is ``fsync``'d before the next cell starts, so a power cut or SIGKILL loses at
   most the cell in progress;
 - a kill in the middle of a write leaves at most a torn last line: readers skip it with a note,
-  and the next append starts on a fresh line so the torn piece never swallows a good row.
+  and the next append starts on a fresh line so the torn piece never swallows a good row;
+- a write that fails or falls short (a full disk) is undone: the file is truncated back to its
+  size before the append, under the same lock, and each append is read back and compared, so a
+  row is in the file whole (as ``read_rows`` will read it) or not at all. The failure is a
+  ResultsWriteError naming the file and the reason; a finished cell's row is first saved to a
+  fallback file (current directory, else the temp dir) so the measurement is not lost.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ROW_SCHEMA", "ResultsFile", "ReadOutcome", "read_rows"]
+from fff.errors import FffError
+
+__all__ = ["ROW_SCHEMA", "ResultsFile", "ReadOutcome", "ResultsWriteError", "read_rows"]
 
 ROW_SCHEMA = "fff.study/1"
+_FINISHED = ("ok", "error")  # rows that hold a measurement; the others are bookkeeping
+
+
+class ResultsWriteError(FffError):
+    """A row could not be appended; the results file is as it was before the attempt."""
+
+    def __init__(self, path: Path, reason: str, fallback: Path | None = None):
+        self.path, self.reason, self.fallback = path, reason, fallback
+        saved = f"; the finished cell's row was saved to {fallback} (give fff-report both files)" if fallback else ""
+        super().__init__(f"cannot append to {path} ({reason}); nothing partial was left in it{saved}; "
+                         f"once it can be written, continue the study with --resume")
 
 
 @dataclass
@@ -65,22 +84,36 @@ class ResultsFile:
     def exists_with_content(self) -> bool:
         return self.path.exists() and self.path.stat().st_size > 0
 
+    def check_writable(self) -> None:
+        """UsageError now, before anything is measured, if rows could not be appended."""
+        from fff.safe_write import check_writable
+
+        check_writable(self.path, append=True)
+
     def append(self, row: dict) -> None:
         line = (json.dumps(row, separators=(",", ":"), default=str) + "\n").encode()
         if b"\n" in line[:-1]:  # json.dumps escapes newlines in strings; a raw one would split the row
             raise AssertionError("a results row must be a single line")
         created = not self.path.exists()
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)  # read: the last byte
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)  # read: the last byte
+        except OSError as error:
+            raise self._failed(row, line, error) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     line = b"\n" + line  # close a torn line left by a killed writer
-                view = memoryview(line)
-                while view:  # one write for a regular file; the loop only guards short writes
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
+                try:
+                    self._write_whole(fd, line, size)
+                except OSError as error:
+                    try:  # undo whatever part reached the file: a row is whole or absent
+                        os.ftruncate(fd, size)
+                        os.fsync(fd)
+                    except OSError:
+                        pass
+                    raise self._failed(row, line, error) from None
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
@@ -91,3 +124,23 @@ class ResultsFile:
                 os.fsync(directory)
             finally:
                 os.close(directory)
+
+    @staticmethod
+    def _write_whole(fd: int, line: bytes, size: int) -> None:
+        view = memoryview(line)
+        while view:  # one write for a regular file; the loop only guards short writes
+            written = os.write(fd, view)
+            if written == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            view = view[written:]
+        os.fsync(fd)
+        if os.pread(fd, len(line), size) != line:  # what --resume will read
+            raise OSError(errno.EIO, "the row read back differs from the row written")
+
+    def _failed(self, row: dict, line: bytes, error: OSError) -> ResultsWriteError:
+        fallback = None
+        if row.get("status") in _FINISHED:
+            from fff.safe_write import save_fallback
+
+            fallback, _ = save_fallback("fff-study", ".jsonl", line.lstrip(b"\n").decode())
+        return ResultsWriteError(self.path, error.strerror or str(error), fallback)

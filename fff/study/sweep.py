@@ -32,6 +32,7 @@ from typing import Callable
 
 from fff.errors import FffError, UsageError
 from fff.study.config import Cell, StudyConfig
+from fff.study.fingerprint import check_resume_configuration, config_fingerprint, measurement_settings
 from fff.study.progress import ProgressBar
 from fff.study.store import ROW_SCHEMA, ResultsFile, read_rows
 
@@ -143,12 +144,13 @@ def _history(store: ResultsFile, retry_errors: bool) -> tuple[set[str], dict[str
 
 def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, retry_errors: bool = False,
               shard: tuple[int, int] | None = None, measure: Callable | None = None,
-              progress: ProgressBar | None = None, fingerprint: str | None = None) -> SweepSummary:
+              progress: ProgressBar | None = None, fingerprint: str | None = None, extend: bool = False) -> SweepSummary:
     """Measure every cell of ``config`` (or of its shard) not yet in ``out``.
 
     ``measure(target, options, progress) -> list[dict]`` defaults to fff.profiling.profile_target;
     tests pass another one. ``retry_errors`` runs cells whose only row is an error again (the
-    newest row wins when reading)."""
+    newest row wins when reading). ``extend``: resume a file measured under other settings
+    on purpose (fff.study.fingerprint)."""
     from fff.machine import machine_info, machine_fingerprint, versions
     from fff.profiling import profile_target
 
@@ -160,6 +162,10 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
     if store.exists_with_content() and not resume:
         raise UsageError(f"{store.path} already holds results; add --resume to continue that study, "
                          f"or choose a new --out")
+    store.check_writable()
+    settings = measurement_settings(config)
+    if store.exists_with_content():
+        check_resume_configuration(read_rows(store.path).rows, settings, store.path, extend=extend)
 
     cells = select_shard(config.cells(), shard)
     if not cells:
@@ -188,6 +194,7 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
         cell_started = time.monotonic()
         bookkeeping = {"schema": ROW_SCHEMA, "study": config.name, "cell_id": cell.cell_id, "key": key,
                        "machine_fingerprint": fingerprint, "cell": cell.identity(),
+                       "config": settings, "config_fingerprint": config_fingerprint(settings),
                        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                        "host": platform.node(), "pid": os.getpid()}
         records, error = [], None
