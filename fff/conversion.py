@@ -12,6 +12,12 @@ with dynamic dims and no input set does no work at all. Why ``compress_to_fp16=F
 ``save_model`` otherwise stores f16 weights and the accelerated side would compute a different
 function. Each IR is written into a temporary directory beside the cache entry and renamed into
 place, so a crash never leaves half an IR where the cache would find it.
+
+Each entry also carries ``checksum.sha256`` over its files, written last: an entry whose files
+changed on disk (a disk error, a copy cut short, someone's edit) or that has no checksum is
+converted afresh before use, and ``prepare_ir`` says so in a note, instead of OpenVINO being
+blamed for a parity failure. ``fresh=True`` converts afresh regardless (the profiler does that
+once when a cached IR fails the parity check) and replaces the entry.
 """
 
 from __future__ import annotations
@@ -22,13 +28,46 @@ import os
 import shutil
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from fff.errors import CompileError, FffError, UsageError, openvino_reason
 
-__all__ = ["convert", "is_cached", "cache_key", "default_cache_dir", "IR_NAME"]
+__all__ = ["convert", "prepare_ir", "IrEntry", "is_cached", "cache_key", "default_cache_dir", "IR_NAME",
+           "CHECKSUM_NAME"]
 
 IR_NAME = "model.xml"
+CHECKSUM_NAME = "checksum.sha256"
+_CHECKED_FILES = (IR_NAME, "model.bin", "meta.json")
+
+
+@dataclass(frozen=True)
+class IrEntry:
+    xml: Path
+    cached: bool  # found in the cache, checksum verified
+    notes: tuple[str, ...] = ()
+
+
+def _checksum(entry: Path) -> str:
+    """sha256 lines over the entry's files, in the format of `sha256sum`."""
+    lines = []
+    for name in _CHECKED_FILES:
+        with open(entry / name, "rb") as f:
+            lines.append(f"{hashlib.file_digest(f, 'sha256').hexdigest()}  {name}\n")
+    return "".join(lines)
+
+
+def _damage(entry: Path) -> str | None:
+    """Why the cache entry cannot be used as it is ("absent", or what is wrong), None if it can."""
+    if not (entry / IR_NAME).is_file():
+        return "absent"
+    if not (entry / CHECKSUM_NAME).is_file():
+        return "had no checksum (written by an older fff, or cut short)"
+    try:
+        same = (entry / CHECKSUM_NAME).read_text() == _checksum(entry)
+    except OSError as error:
+        return f"could not be read ({error.strerror or error})"
+    return None if same else "did not match its checksum (changed or damaged on disk)"
 
 
 def default_cache_dir() -> Path:
@@ -67,8 +106,8 @@ def _entry(model, cache_dir) -> Path:
 
 
 def is_cached(model, *, cache_dir=None) -> bool:
-    """Whether ``convert(model, cache_dir=...)`` would find its IR in the cache."""
-    return (_entry(model, cache_dir) / IR_NAME).is_file()
+    """Whether ``convert(model, cache_dir=...)`` would find its IR in the cache, unchanged."""
+    return _damage(_entry(model, cache_dir)) is None
 
 
 def _convert_static(model):
@@ -84,6 +123,10 @@ def _convert_static(model):
         try:
             ov_model = ov.convert_model(model.module, example_input=example, input=[list(model.input_shape)])
         except Exception as error:  # the frontends raise plain Exceptions for unsupported ops
+            from fff.builder import allocation_failure
+
+            if allocation_failure(error) is not None:
+                raise  # the builder turns it into "input too large"
             raise CompileError(f"{model.name}: OpenVINO could not convert it ({openvino_reason(error)})") from None
     for port in ov_model.inputs:
         if port.get_partial_shape().is_dynamic:
@@ -93,21 +136,30 @@ def _convert_static(model):
 
 def convert(model, *, cache_dir=None) -> Path:
     """The path to ``model``'s static-shape f32 IR, converting only on a cache miss."""
+    return prepare_ir(model, cache_dir=cache_dir).xml
+
+
+def prepare_ir(model, *, cache_dir=None, fresh: bool = False) -> IrEntry:
+    """``model``'s IR: from the cache when its checksum holds, else converted (and stored)."""
     entry = _entry(model, cache_dir)
-    xml = entry / IR_NAME
-    if xml.is_file():
-        return xml
+    damage = _damage(entry)
+    if damage is None and not fresh:
+        return IrEntry(entry / IR_NAME, cached=True)
+    notes = ()
+    if damage not in (None, "absent"):
+        notes = (f"{model.name}: the cached IR in {entry} {damage}; converted afresh",)
     ov_model = _convert_static(model)
     try:
-        _store(model, ov_model, entry)
+        _store(model, ov_model, entry, replace=damage != "absent")
     except (OSError, RuntimeError) as error:  # openvino reports a failed write as RuntimeError
         raise FffError(f"{model.name}: cannot write the IR into the cache at {entry.parent} ({error}); "
                        "set FFF_CACHE_DIR to a writable directory") from error
-    return xml
+    return IrEntry(entry / IR_NAME, cached=False, notes=notes)
 
 
-def _store(model, ov_model, entry: Path):
-    """Save into a staging directory beside ``entry``, then rename it into place."""
+def _store(model, ov_model, entry: Path, replace: bool = False):
+    """Save into a staging directory beside ``entry``, then rename it into place (``replace``:
+    over a damaged or suspect entry, which is moved aside first)."""
     import openvino as ov
 
     entry.parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +170,11 @@ def _store(model, ov_model, entry: Path):
         (staging / "meta.json").write_text(json.dumps(
             {"target": model.name, "input_shape": list(model.input_shape), "source": model.source,
              "versions": _versions()}, indent=1) + "\n")
+        (staging / CHECKSUM_NAME).write_text(_checksum(staging))  # last: its presence means "complete"
+        if replace and entry.exists():
+            aside = Path(tempfile.mkdtemp(prefix=f".{entry.name}.old.", dir=entry.parent))
+            entry.rename(aside / "entry")
+            shutil.rmtree(aside, ignore_errors=True)
         try:
             staging.rename(entry)
         except OSError:

@@ -179,25 +179,55 @@ def _flamegraph(sides: list[_Side], options: ProfileOptions, target: str, progre
     return record_baseline(baseline.worker, path, iterations)
 
 
+def _recheck_cached_parity(target: str, model, sides: list[_Side], build_options: dict, inputs, options: ProfileOptions,
+                           progress):
+    """A cached IR whose outputs disagree with PyTorch is converted afresh once and its workers
+    started again: a damaged cache entry must not be reported as OpenVINO computing wrongly."""
+    from dataclasses import replace as with_changes
+
+    from fff.builder import shared_builder
+    from fff.parity import compare
+    from fff.worker import Worker
+
+    baseline = next((s for s in sides if s.name == BASELINE), None)
+    suspects = [s for s in sides if s is not baseline and baseline is not None
+                and not compare(baseline.prepared["output"], s.prepared["output"]).ok]
+    if not model.cached or not suspects:
+        return model
+    progress(f"{model.name}: outputs disagree with the cached IR; converting afresh to check again")
+    fresh = shared_builder().prepare(target, build_options, fresh=True)
+    for side in suspects:
+        side.worker.close()
+        side.worker = Worker(side.name, env=_worker_env(side.name, options.threads), target=target,
+                             build_options=build_options, xml=fresh.xml, input_shape=list(fresh.input_shape),
+                             device=options.device, threads=options.threads, precision=options.precision)
+        side.prepared = side.worker.call("prepare", inputs=inputs, warmup=options.warmup)
+    agree = all(compare(baseline.prepared["output"], s.prepared["output"]).ok for s in suspects)
+    note = (f"{model.name}: the cached IR gave outputs that disagree with PyTorch and a fresh conversion "
+            + ("agrees: the cache entry was replaced" if agree else "disagrees too: the parity failure is real"))
+    progress(note)
+    return with_changes(fresh, notes=model.notes + (note,))
+
+
 def profile_target(target: str, options: ProfileOptions, progress: Callable[[str], None] = lambda _: None) -> list[dict]:
     """Measure one target on every backend; returns one record per backend."""
-    from fff.conversion import convert
-    from fff.models import build
+    from fff.builder import shared_builder
     from fff.parity import compare
     from fff.worker import Worker
 
     options = options.validated()
     build_options = {"batch": options.batch, "resolution": options.resolution,
                      "input_shape": None if options.input_shape is None else list(options.input_shape)}
-    progress(f"{target}: building")
-    model = build(target, **build_options)
-    backends = [b for b in options.backends if b != BASELINE or model.module is not None]
+    progress(f"{target}: building and converting to OpenVINO IR (in a child process)")
+    model = shared_builder().prepare(target, build_options)  # the main process does no risky work
+    for note in model.notes:
+        progress(note)
+    backends = [b for b in options.backends if b != BASELINE or model.has_module]
     if not backends:
         raise UsageError(f"{target}: a model file has no PyTorch module; add the openvino backend")
     if len(backends) < len(options.backends):
         progress(f"{target}: no PyTorch baseline (a model file has no PyTorch module); timing OpenVINO alone")
-    progress(f"{target}: converting to OpenVINO IR")
-    xml = str(convert(model)) if model.module is not None else str(model.path)
+    xml = model.xml
     inputs = [fixed_seed_input(model.input_shape)]
 
     common = dict(target=target, build_options=build_options, xml=xml, input_shape=list(model.input_shape),
@@ -209,6 +239,7 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
             worker = Worker(backend, env=_worker_env(backend, options.threads), **common)
             sides.append(_Side(backend, worker, prepared={}))
             sides[-1].prepared = worker.call("prepare", inputs=inputs, warmup=options.warmup)
+        model = _recheck_cached_parity(target, model, sides, build_options, inputs, options, progress)
         interleaving = _measure_rounds(sides, options, progress, target)
         flamegraph = _flamegraph(sides, options, target, progress)
     finally:
@@ -243,7 +274,8 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
             "parity": None,
             "counters": {},
             "derived_counters": {},
-            "warnings": instability_warnings(latency, f"{target} {side.name}", target_rel=options.target_ci),
+            "warnings": list(model.notes) + instability_warnings(latency, f"{target} {side.name}",
+                                                                 target_rel=options.target_ci),
             "interleaving": interleaving,
             "clock": side.prepared["clock"],
             "config": side.prepared["config"],

@@ -12,6 +12,14 @@ line, traceback text).
 
 from __future__ import annotations
 
+import signal
+
+if __name__ == "__main__":
+    # Ctrl-C reaches every process of the terminal's group, but stopping the workers is the
+    # parent's job (it closes them and says what was kept): no KeyboardInterrupt traceback here.
+    # Set first, before the imports below, which take long enough to be interrupted.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 import os
 import subprocess
 import sys
@@ -69,6 +77,10 @@ class Worker:
     def pid(self) -> int:
         return self._process.pid
 
+    @property
+    def running(self) -> bool:
+        return self._process.poll() is None
+
     def call(self, command: str, *, timeout: float | None = None, **kwargs):
         """Run ``command`` in the worker; a worker that does not answer within ``timeout``
         seconds (default: FFF_WORKER_TIMEOUT when the worker started, else 600) is killed and an
@@ -83,7 +95,7 @@ class Worker:
                 self._process.kill()  # hung: no point waiting for it to end by itself
                 self._process.wait()
                 raise FffError(f"{self.backend} worker did not answer '{command}' within {timeout:g} s "
-                               f"and was stopped (a hung backend, or a machine far too loaded; "
+                               f"and was stopped (hung, or the machine far too loaded; "
                                f"{TIMEOUT_VARIABLE} sets the limit)")
             reply = self._receive.recv()
         except EOFError:
@@ -108,8 +120,15 @@ class Worker:
 
     def _died(self, when: str) -> FffError:
         code = self._stop()
-        return FffError(f"{self.backend} worker died (exit code {code}) {when}"
-                        + (" — out of memory?" if code == -9 else ""))
+        if code < 0:
+            try:
+                how = f"killed by signal {-code} ({signal.Signals(-code).name})"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        else:
+            how = f"exit status {code}"
+        return FffError(f"{self.backend} worker died ({how}) {when}"
+                        + (" — out of memory?" if code == -signal.SIGKILL else ""))
 
     def close(self) -> None:
         if self._process.poll() is None:
@@ -117,6 +136,9 @@ class Worker:
                 self._send.send(("stop", {}))
             except OSError:
                 pass
+            # Closing our end first: a worker still sending an answer nobody will read (an
+            # interrupted call) gets EPIPE and exits at once instead of blocking until killed.
+            self._receive.close()
             self._stop()
         self._send.close()
         self._receive.close()
@@ -128,9 +150,28 @@ class Worker:
         self.close()
 
 
-def _serve(receive: Connection, send: Connection) -> None:
+def _served(name: str):
+    """The object a worker serves: a backend, or fff.builder's build service."""
+    if name == "builder":
+        from fff.builder import BuildService
+
+        return BuildService
     from fff.backends import BACKENDS
 
+    return BACKENDS[name]
+
+
+def _stop_if_orphaned(*_):
+    # SIGTERM to the whole process group (a scheduler's time limit): the parent stops its
+    # workers itself, after saving; a worker whose parent is gone just leaves, silently.
+    if os.getppid() != _parent:
+        os._exit(0)
+
+
+_parent = os.getppid()
+
+
+def _serve(receive: Connection, send: Connection) -> None:
     backend = None
     while True:
         try:
@@ -142,7 +183,7 @@ def _serve(receive: Connection, send: Connection) -> None:
             return
         try:
             if command == "init":
-                backend = BACKENDS[kwargs["backend"]](**kwargs["options"])
+                backend = _served(kwargs["backend"])(**kwargs["options"])
                 result = None
             else:
                 result = getattr(backend, command)(**kwargs)
@@ -154,4 +195,8 @@ def _serve(receive: Connection, send: Connection) -> None:
 
 
 if __name__ == "__main__":
-    _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+    signal.signal(signal.SIGTERM, _stop_if_orphaned)
+    try:
+        _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+    except OSError:  # BrokenPipe and kin: the parent is gone, no one to tell
+        pass

@@ -1,0 +1,176 @@
+"""Building, counting and converting a target in a child process: the main process does no risky work.
+
+A user's ``module:function`` may never return, call ``os._exit``, or allocate more memory than
+the machine has; ``ov.convert_model`` keeps about 14 MB per converted model for the life of the
+process. So the profiler's pipeline builds the model, counts its FLOPs and converts it to IR in a
+long-lived child (a Worker serving ``BuildService``), under the workers' time limit
+(FFF_WORKER_TIMEOUT) and crash containment, and gets back plain data: the input shape, FLOPs,
+parameters and the IR's path. A hang becomes a one-line error after the limit, a crash a one-line
+error naming the exit status or signal, an allocation failure "input too large: ... needs N GB".
+
+One child is reused across targets because starting one costs an import of torch and openvino
+(seconds; bench/README.md has the figures); it is started again after it crashed or hung, and
+when its memory grew by more than RESTART_GROWTH_BYTES since its first target, which keeps both
+processes' memory flat over hundreds of targets. ``fff.build()`` stays in-process: it returns
+an ``nn.Module``, which cannot cross a process boundary cheaply.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+from dataclasses import dataclass, field
+
+from fff.errors import FffError, UsageError
+
+__all__ = ["Builder", "BuiltTarget", "BuildService", "shared_builder", "allocation_failure", "RESTART_GROWTH_BYTES"]
+
+RESTART_GROWTH_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class BuiltTarget:
+    """What the profiler needs of a built target, as plain data."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    flops: int | None
+    params: int
+    has_module: bool  # False for model files: no PyTorch baseline
+    xml: str  # the IR to compile: the cache entry, or the model file itself
+    cached: bool  # the IR came from the conversion cache (a parity failure is re-checked afresh)
+    notes: tuple[str, ...] = field(default=())  # said once to the user (a rebuilt cache entry)
+
+
+# --- allocation failures -------------------------------------------------------------------------
+
+_TRIED = re.compile(r"tried to allocate (\d+) bytes")
+
+
+def allocation_failure(error: BaseException) -> int | None:
+    """The bytes an allocation asked for when ``error`` is an allocator's refusal (torch's
+    "can't allocate memory ... you tried to allocate N bytes", MemoryError); 0 when the size
+    is not said; None when ``error`` is something else."""
+    if isinstance(error, MemoryError):
+        return 0
+    text = str(error)
+    if not ("can't allocate memory" in text or "DefaultCPUAllocator" in text or "bad_alloc" in text):
+        return None
+    match = _TRIED.search(text)
+    return int(match.group(1)) if match else 0
+
+
+def _machine_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def too_large(target: str, build_options: dict, needed: int) -> UsageError:
+    given = ", ".join(f"{k} {v}" for k, v in build_options.items() if v is not None)
+    gigabytes = needed / 1e9
+    size = (f"needs {gigabytes:,.0f} GB for one tensor" if gigabytes >= 10 else f"needs {gigabytes:.2g} GB for one tensor"
+            ) if needed else "needs more memory than it could get"
+    return UsageError(f"input too large: {target}{f' ({given})' if given else ''} {size}; this machine has "
+                      f"{_machine_memory() / 1e9:.0f} GB (choose a smaller resolution, batch or width)")
+
+
+# --- the child's side ----------------------------------------------------------------------------
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class BuildService:
+    """Served by fff.worker in the builder child: one call per target."""
+
+    name = "builder"
+
+    def __init__(self, **_):
+        pass
+
+    def build(self, target: str, build_options: dict, cache_dir: str | None = None, fresh: bool = False) -> dict:
+        from fff.conversion import prepare_ir
+        from fff.models import build
+
+        try:
+            model = build(target, **build_options)
+            ir = prepare_ir(model, cache_dir=cache_dir, fresh=fresh) if model.module is not None else None
+        except (RuntimeError, MemoryError) as error:
+            needed = allocation_failure(error)
+            if needed is None:
+                raise
+            raise too_large(target, build_options, needed) from None
+        return {"name": model.name, "input_shape": list(model.input_shape), "flops": model.flops,
+                "params": model.params, "has_module": model.module is not None,
+                "xml": str(ir.xml) if ir else str(model.path), "cached": bool(ir and ir.cached),
+                "notes": list(ir.notes) if ir else [], "rss_bytes": _rss_bytes()}
+
+    def rss(self) -> int:
+        return _rss_bytes()
+
+
+# --- the parent's side ---------------------------------------------------------------------------
+
+class Builder:
+    """Parent side: one builder child, reused, restarted when it died, hung or grew."""
+
+    def __init__(self, *, timeout: float | None = None, max_growth: int = RESTART_GROWTH_BYTES):
+        self.timeout = timeout  # None: the workers' limit (FFF_WORKER_TIMEOUT, else 600 s)
+        self.max_growth = max_growth
+        self._worker = None
+        self._first_rss = None
+        self.restarts = 0  # after the first start: crashes, hangs and memory growth
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._worker is None else self._worker.pid
+
+    def prepare(self, target: str, build_options: dict, *, cache_dir=None, fresh: bool = False) -> BuiltTarget:
+        from fff.worker import Worker
+
+        if self._worker is None:
+            self._worker = Worker("builder")
+            self._first_rss = None
+        try:
+            reply = self._worker.call("build", timeout=self.timeout, target=target, build_options=build_options,
+                                      cache_dir=None if cache_dir is None else str(cache_dir), fresh=fresh)
+        except FffError as error:
+            if not self._worker.running:  # hung (and stopped) or crashed: name the target
+                self._discard()
+                raise FffError(f"{target}: {str(error).splitlines()[0]}") from None
+            raise
+        except BaseException:
+            self._discard()  # interrupted mid-call: the child's answer would arrive out of turn
+            raise
+        rss = reply.pop("rss_bytes")
+        if self._first_rss is None:
+            self._first_rss = rss
+        elif rss - self._first_rss > self.max_growth:
+            self._discard()  # a fresh child next time: memory back to its start
+        return BuiltTarget(name=reply["name"], input_shape=tuple(reply["input_shape"]), flops=reply["flops"],
+                           params=reply["params"], has_module=reply["has_module"], xml=reply["xml"],
+                           cached=reply["cached"], notes=tuple(reply["notes"]))
+
+    def _discard(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+            self.restarts += 1
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+
+_shared: Builder | None = None
+
+
+def shared_builder() -> Builder:
+    """The builder of this process (started on first use, closed at exit)."""
+    global _shared
+    if _shared is None:
+        _shared = Builder()
+        atexit.register(_shared.close)
+    return _shared
