@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from fff.backends import BACKENDS, PRECISIONS, fixed_seed_input
-from fff.errors import DeviceError, UsageError
+from fff.errors import DeviceError, FffError, UsageError
 from fff.machine import machine_info, versions
 from fff.stats import instability_warnings, speedup_with_ci, summarize
 
@@ -185,7 +185,6 @@ def _recheck_cached_parity(target: str, model, sides: list[_Side], build_options
     started again: a damaged cache entry must not be reported as OpenVINO computing wrongly."""
     from dataclasses import replace as with_changes
 
-    from fff.builder import shared_builder
     from fff.parity import compare
     from fff.worker import Worker
 
@@ -194,8 +193,7 @@ def _recheck_cached_parity(target: str, model, sides: list[_Side], build_options
                 and not compare(baseline.prepared["output"], s.prepared["output"]).ok]
     if not model.cached or not suspects:
         return model
-    progress(f"{model.name}: outputs disagree with the cached IR; converting afresh to check again")
-    fresh = shared_builder().prepare(target, build_options, fresh=True)
+    fresh = _fresh_ir(target, model, build_options, progress, "gave outputs that disagree with PyTorch")
     for side in suspects:
         side.worker.close()
         side.worker = Worker(side.name, env=_worker_env(side.name, options.threads), target=target,
@@ -203,9 +201,21 @@ def _recheck_cached_parity(target: str, model, sides: list[_Side], build_options
                              device=options.device, threads=options.threads, precision=options.precision)
         side.prepared = side.worker.call("prepare", inputs=inputs, warmup=options.warmup)
     agree = all(compare(baseline.prepared["output"], s.prepared["output"]).ok for s in suspects)
-    note = (f"{model.name}: the cached IR gave outputs that disagree with PyTorch and a fresh conversion "
-            + ("agrees: the cache entry was replaced" if agree else "disagrees too: the parity failure is real"))
+    note = f"{model.name}: " + ("the fresh conversion agrees with PyTorch" if agree else
+                                "the fresh conversion disagrees too: the parity failure is not the cache's")
     progress(note)
+    return with_changes(fresh, notes=fresh.notes + (note,))
+
+
+def _fresh_ir(target: str, model, build_options: dict, progress, why: str):
+    """``model`` converted afresh, its cache entry replaced, saying why."""
+    from dataclasses import replace as with_changes
+
+    from fff.builder import shared_builder
+
+    note = f"{model.name}: the cached IR {why.splitlines()[0]}; converted afresh to check again"
+    progress(note)
+    fresh = shared_builder().prepare(target, build_options, fresh=True)
     return with_changes(fresh, notes=model.notes + (note,))
 
 
@@ -236,7 +246,13 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
     try:
         for backend in backends:
             progress(f"{target}: starting the {backend} worker")
-            worker = Worker(backend, env=_worker_env(backend, options.threads), **common)
+            try:
+                worker = Worker(backend, env=_worker_env(backend, options.threads), **common)
+            except FffError as error:
+                if backend == BASELINE or not model.cached:
+                    raise
+                model = _fresh_ir(target, model, build_options, progress, f"could not be compiled ({error})")
+                worker = Worker(backend, env=_worker_env(backend, options.threads), **common)
             sides.append(_Side(backend, worker, prepared={}))
             sides[-1].prepared = worker.call("prepare", inputs=inputs, warmup=options.warmup)
         model = _recheck_cached_parity(target, model, sides, build_options, inputs, options, progress)
