@@ -141,7 +141,8 @@ class Builder:
                 raise FffError(f"{target}: {str(error).splitlines()[0]}") from None
             raise
         except BaseException:
-            self._discard()  # interrupted mid-call: the child's answer would arrive out of turn
+            self._worker.kill()  # interrupted mid-call: its answer would arrive out of turn
+            self._discard()
             raise
         rss = reply.pop("rss_bytes")
         if self._first_rss is None:

@@ -143,6 +143,13 @@ class Worker:
         self._send.close()
         self._receive.close()
 
+    def kill(self) -> None:
+        """Stop at once, whatever it is doing (an interrupted build nobody waits for)."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self.close()
+
     def __enter__(self):
         return self
 
