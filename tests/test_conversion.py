@@ -67,7 +67,7 @@ def test_second_conversion_hits_the_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(ov, "convert_model", must_not_convert)
     rebuilt = build("dw-bottleneck:depth=1,width=0.5", resolution=32)  # a new module, the same weights
     assert convert(rebuilt, cache_dir=tmp_path) == first
-    assert sorted(p.name for p in first.parent.iterdir()) == ["meta.json", "model.bin", "model.xml"]
+    assert sorted(p.name for p in first.parent.iterdir()) == ["checksum.sha256", "meta.json", "model.bin", "model.xml"]
 
 
 def test_cache_key_follows_shape_and_weights():
