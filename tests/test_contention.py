@@ -162,6 +162,9 @@ def test_rounds_are_sized_to_fit_the_cap_and_a_cap_too_small_for_min_rounds_is_a
     assert 3 * cycle <= 0.3 + 1e-9 and min(s.iterations_per_round for s in sides) >= MIN_ITERATIONS
     with pytest.raises(UsageError, match=r"time cap of 0\.05 s cannot hold 3 rounds of 5 iterations"):
         _size_rounds(sides_for([CLEAN], [CLEAN]), options(max_seconds=0.05, min_rounds=3), "t")
+    busy = sides_for([BUSY], [CLEAN])  # a contended calibration measured the load, not the model
+    _size_rounds(busy, options(max_seconds=0.05, min_rounds=3), "t")
+    assert busy[0].iterations_per_round == MIN_ITERATIONS <= busy[1].iterations_per_round
     fixed = sides_for([CLEAN], [CLEAN])
     _size_rounds(fixed, options(iterations=7), "t")
     assert [s.iterations_per_round for s in fixed] == [7, 7]
