@@ -76,7 +76,7 @@ def measure(target: str, threads: int, seconds: float) -> dict:
     baseline = next(r for r in records if r["backend"] == "torch")
     return {"speedup": accelerated["speedup"], "verdict": accelerated["verdict"],
             "reason": accelerated["verdict_reason"],
-            "dropped": {r["backend"]: f"{r['contention']['rounds_dropped']}/{r['contention']['rounds_dropped'] + r['contention']['rounds_clean']}"
+            "dropped": {r["backend"]: f"{r['contention']['rounds_dropped']} of {r['contention']['rounds_dropped'] + r['contention']['rounds_clean']}"
                         for r in records},
             "share": {r["backend"]: r["contention"]["cpu_share_median"] for r in records},
             "others": baseline["contention"]["others_cpus_median"]}
@@ -155,7 +155,7 @@ def main() -> None:
     print(f"\n{args.threads} threads, time cap {args.seconds:g} s per target and condition, "
           f"load average at the end {os.getloadavg()[0]:.2f}")
     header = (f"{'target':<48} {'condition':<22} {'quiet':>8} {'q.verdict':<10} {'loaded':>8} {'ratio':>6} "
-              f"{'verdict':<10} {'dropped torch/ov':<17} {'share torch/ov':<15} {'others':>6}  check")
+              f"{'verdict':<10} {'rounds left out: torch, ov':<27} {'share torch/ov':<15} {'others':>6}  check")
     print(header)
     print("-" * len(header))
     for target, condition, quiet, loaded, ratio, judged in rows:
@@ -163,7 +163,7 @@ def main() -> None:
         others = "-" if loaded["others"] is None else f"{loaded['others']:.2f}"
         print(f"{target[:48]:<48} {condition:<22} {quiet['speedup']:>7.2f}x {quiet['verdict']:<10} "
               f"{loaded['speedup']:>7.2f}x {ratio:>6.3f} {loaded['verdict']:<10} "
-              f"{'/'.join(loaded['dropped'].values()):<17} {share:<15} {others:>6}  {judged}")
+              f"{', '.join(loaded['dropped'].values()):<27} {share:<15} {others:>6}  {judged}")
     print(f"\nloaded results marked ok but outside +-{100 * TOLERANCE:.0f}% of quiet: {silent}")
     if args.first_iteration:
         first_iteration(targets, args.threads)

@@ -127,6 +127,7 @@ def main(argv=None) -> int:
 
 
 def _profile(args) -> int:
+    from fff.contention import preflight
     from fff.errors import FffError
     from fff.models import DEFAULT_TARGET
     from fff.profiling import ProfileOptions, profile_records
@@ -135,11 +136,10 @@ def _profile(args) -> int:
         backends=tuple(args.backends), device=args.device, precision=args.precision, threads=args.threads,
         batch=args.batch, resolution=args.resolution, input_shape=args.input_shape, counters=tuple(args.counters),
         simulate_cache=args.simulate_cache, target_ci=args.target_ci / 100, max_seconds=args.max_time,
-        min_rounds=args.min_rounds, iterations=args.iterations, warmup=args.warmup, flamegraph=str(args.flamegraph) if args.flamegraph else None,
+        min_rounds=args.min_rounds, iterations=args.iterations, warmup=args.warmup,
+        flamegraph=str(args.flamegraph) if args.flamegraph else None,
     ).validated()  # every option checked before the first measurement
     targets = args.targets or [DEFAULT_TARGET]
-    from fff.contention import preflight
-
     busy = preflight()
     if busy:
         print(f"{PROG}: {busy}", file=sys.stderr, flush=True)
