@@ -211,3 +211,19 @@ def test_the_python_api_warns_once_naming_every_target_not_ok():
     message = str(caught[0].message)
     assert "a openvino: noisy (95% CI +-7.0%)" in message and "b openvino: contended" in message
     assert "a torch" not in message
+
+
+def test_the_verdict_is_a_column_of_the_table_and_its_reason_follows_it():
+    from fff.cli.profile import format_table
+    from fff.profiling import ProfileOptions
+
+    fakes = sys.modules["study_fakes"]  # loaded by conftest.py
+    records = fakes.fake_measure("plain:depth=1,width=1.0", ProfileOptions())
+    records[1] = {**records[1], "verdict": "contended", "verdict_reason": "0 clean round(s) of the 3 needed"}
+    lines = format_table(records).splitlines()
+    header, torch_row, openvino_row = lines[0], lines[2], lines[3]
+    column = header.index("verdict")
+    assert torch_row[column:].startswith("ok ") and openvino_row[column:].startswith("contended ")
+    assert header.index("speed-up") < column < header.index("parity")
+    assert any(line.strip() == "plain:depth=1,width=1.0 openvino  contended: 0 clean round(s) of the 3 needed"
+               for line in lines[4:])

@@ -150,7 +150,10 @@ def _profile(args) -> int:
         if args.csv:
             import pandas as pd
 
-            flat = pd.json_normalize([{k: v for k, v in r.items() if k != "samples_ns"} for r in records], sep=".")
+            # no raw samples, and of the contention account only its summary (not every round)
+            flat = pd.json_normalize([{k: v for k, v in r.items() if k != "samples_ns"}
+                                      | {"contention": {k: v for k, v in r["contention"].items() if k != "rounds"}}
+                                      for r in records], sep=".")
             write_atomically(args.csv, flat.to_csv(index=False))
 
     def progress(message):

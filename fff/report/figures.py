@@ -70,7 +70,10 @@ def speedup_per_pattern(records: pd.DataFrame, path: Path) -> Path:
     title = "Speed-up over PyTorch per design pattern"
     table = speedup_by_pattern(records)
     if table.empty:
-        return _empty(path, title, "No successful design-pattern cells.")
+        measured = accelerated(records)["kind"].eq("pattern").sum()
+        return _empty(path, title, f"None of the {measured} design-pattern cells has the verdict ok (contended, noisy, "
+                                   "or measured before fff checked contention)." if measured
+                      else "No successful design-pattern cells.")
     figure = _new_figure(max(6, 0.8 * table["pattern"].nunique() + 3), 4.5)
     axes = figure.add_subplot()
     every = accelerated(records)
@@ -109,7 +112,7 @@ def speedup_against_depth_and_width(records: pd.DataFrame, path: Path) -> Path:
     title = "Speed-up against depth and width"
     by_depth, by_width = speedup_trend(records, "depth"), speedup_trend(records, "width")
     if by_depth.empty:
-        return _empty(path, title, "No successful design-pattern cells.")
+        return _empty(path, title, "No design-pattern cells with the verdict ok.")
     figure = _new_figure(11, 4.5)
     left, right = figure.subplots(1, 2)
     for axes, table, axis in ((left, by_depth, "depth"), (right, by_width, "width")):
