@@ -13,6 +13,7 @@ from fff.errors import (
     CompileError,
     DeviceError,
     FffError,
+    MeasurementWarning,
     ModelFileError,
     ParityError,
     ShapeError,
@@ -59,6 +60,7 @@ __all__ = [
     "DeviceError",
     "CompileError",
     "ParityError",
+    "MeasurementWarning",
     *_LAZY,
 ]
 

@@ -9,6 +9,11 @@ agreed (failed cells are error rows, kept out of every number here and listed in
 
 A number that was not measured is NaN with a note, never 0: a machine without a PMU has no
 LLC-miss counts unless the cache was simulated.
+
+Speed-ups are ratios, so an average over cells is a geometric mean (0.5x and 2x average to 1x),
+with the median beside it, over the cells whose verdict is ``ok`` only (fff.contention): a
+``contended`` or ``noisy`` speed-up, or one recorded before fff checked contention
+(``unchecked``), is left out of every aggregate and counted as left out, with why.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from fff.study.store import read_rows
 __all__ = [
     "BASELINE", "PAPER", "SPEEDUP_CONVENTION", "StudyResults", "load_results", "accelerated",
     "speedup_by_pattern", "speedup_trend", "correlations", "gflops_by_pattern", "architecture_table",
-    "headline", "pearson", "spearman", "suspect_cells", "SUSPECT_FACTOR",
+    "headline", "pearson", "spearman", "suspect_cells", "SUSPECT_FACTOR", "geometric_mean", "trusted",
+    "left_out_text",
 ]
 
 BASELINE = "torch"
@@ -57,6 +63,7 @@ RECORD_COLUMNS = [
     "resolution", "precision", "threads", "batch", "backend", "latency_ms", "latency_ci_low",
     "latency_ci_high", "latency_mean", "first_inference_ms", "flops", "params", "gflops_per_s", "speedup",
     "speedup_ci_low", "speedup_ci_high", "llc_misses", "llc_source", "llc_note", "n_samples", "warnings",
+    "verdict",
 ]
 ERROR_COLUMNS = ["machine", "host", "study", "cell_id", "kind", "target", "resolution", "precision", "threads",
                  "error_type", "message", "seconds", "started", "file"]
@@ -112,6 +119,7 @@ def _record_row(row: dict, record: dict) -> dict:
         "speedup": record.get("speedup"), "speedup_ci_low": speedup_ci[0], "speedup_ci_high": speedup_ci[1],
         "llc_misses": llc, "llc_source": source, "llc_note": note,
         "n_samples": latency.get("n"), "warnings": len(record.get("warnings") or []),
+        "verdict": record.get("verdict") or "unchecked",  # results from before fff checked contention
     }
 
 
@@ -211,6 +219,26 @@ def accelerated(records: pd.DataFrame) -> pd.DataFrame:
     return records[(records["backend"] != BASELINE) & records["speedup"].notna()]
 
 
+def trusted(records: pd.DataFrame) -> pd.DataFrame:
+    """Accelerated rows fit for an aggregate: verdict ``ok``."""
+    rows = accelerated(records)
+    return rows[rows["verdict"] == "ok"]
+
+
+def geometric_mean(values) -> float:
+    """exp(mean(log x)): the average of ratios; NaN for no values."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    return float(np.exp(np.log(values).mean())) if values.size else np.nan
+
+
+def left_out_text(rows: pd.DataFrame) -> str:
+    """'2 contended, 1 unchecked' for the accelerated rows that are not ``ok``; '' when none."""
+    counts = rows.loc[rows["verdict"] != "ok", "verdict"].value_counts()
+    order = ["contended", "noisy", "unchecked"]  # worst first; anything else after them
+    return ", ".join(f"{counts[v]} {v}" for v in sorted(counts.index, key=lambda v: (order + [v]).index(v)))
+
+
 def suspect_cells(records: pd.DataFrame) -> pd.DataFrame:
     """Accelerated cells whose speed-up is over SUSPECT_FACTOR times above or below the median
     speed-up of their machine; kept in every table, flagged in the report and the headline."""
@@ -237,21 +265,27 @@ def _with_percent(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def speedup_by_pattern(records: pd.DataFrame) -> pd.DataFrame:
-    """Per machine, accelerated backend and pattern: mean, median, min, max speed-up over its cells."""
+    """Per machine, accelerated backend and pattern: geometric mean, median, min and max speed-up
+    over its ``ok`` cells, and how many of its cells were left out (not ``ok``)."""
     rows = accelerated(records)
     rows = rows[rows["kind"] == "pattern"]
-    table = (rows.groupby(["machine", "backend", "pattern"])["speedup"]
-             .agg(mean="mean", median="median", min="min", max="max", cells="count").reset_index())
-    table = _with_percent(table, "mean")
-    return table.sort_values(["machine", "backend", "mean"], ascending=[True, True, False], ignore_index=True)
+    keys = ["machine", "backend", "pattern"]
+    ok = rows[rows["verdict"] == "ok"]
+    table = (ok.groupby(keys)["speedup"]
+             .agg(geomean=geometric_mean, median="median", min="min", max="max", cells="count").reset_index())
+    left_out = rows[rows["verdict"] != "ok"].groupby(keys).size().rename("left_out").reset_index()
+    table = table.merge(left_out, on=keys, how="left").fillna({"left_out": 0})
+    table["left_out"] = table["left_out"].astype(int)
+    table = _with_percent(table, "geomean")
+    return table.sort_values(["machine", "backend", "geomean"], ascending=[True, True, False], ignore_index=True)
 
 
 def speedup_trend(records: pd.DataFrame, axis: str) -> pd.DataFrame:
     """Median speed-up per pattern at each value of ``axis`` ("depth" or "width"), over the
-    cells that differ in the other dimensions."""
+    ``ok`` cells that differ in the other dimensions."""
     if axis not in ("depth", "width"):
         raise ValueError(f"axis must be 'depth' or 'width', got {axis!r}")
-    rows = accelerated(records)
+    rows = trusted(records)
     rows = rows[rows["kind"] == "pattern"]
     return (rows.groupby(["machine", "backend", "pattern", axis])["speedup"]
             .agg(median="median", cells="count").reset_index())
@@ -296,14 +330,14 @@ def architecture_table(records: pd.DataFrame) -> pd.DataFrame:
     keys = ["machine", "model", "resolution", "precision", "threads", "batch"]
     base = zoo[zoo["backend"] == BASELINE][keys + ["latency_ms"]].rename(columns={"latency_ms": "baseline_ms"})
     fast = accelerated(zoo)[keys + ["backend", "latency_ms", "speedup", "speedup_ci_low", "speedup_ci_high",
-                                    "flops", "params"]].rename(columns={"latency_ms": "accelerated_ms"})
+                                    "verdict", "flops", "params"]].rename(columns={"latency_ms": "accelerated_ms"})
     table = base.merge(fast, on=keys, how="inner")
     table["gflops"] = table.pop("flops") / 1e9
     table["mparams"] = table.pop("params") / 1e6
     table = _with_percent(table, "speedup")
     columns = ["machine", "model", "backend", "resolution", "precision", "threads", "baseline_ms", "accelerated_ms",
-               "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_ratio_pct", "speedup_gain_pct", "gflops",
-               "mparams"]
+               "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_ratio_pct", "speedup_gain_pct", "verdict",
+               "gflops", "mparams"]
     return table[columns].sort_values(["machine", "speedup"], ascending=[True, False], ignore_index=True)
 
 
@@ -319,33 +353,39 @@ def headline(records: pd.DataFrame) -> pd.DataFrame:
     out = []
     suspects = suspect_cells(records)
     for machine, rows in records.groupby("machine"):
-        fast = accelerated(rows)
-        average = fast["speedup"].mean() if len(fast) else np.nan
-        flagged = set(suspects.loc[suspects["machine"] == machine, "cell_id"])
-        trusted = fast[~fast["cell_id"].isin(flagged)]["speedup"]
-        caveat = (f"; {len(flagged)} suspect cell(s), mean without them {trusted.mean():.2f}x" if flagged else "")
+        every = accelerated(rows)
+        fast = trusted(rows)  # ok cells only: a contended or noisy speed-up is never in a headline
+        average = geometric_mean(fast["speedup"])
+        left_out = left_out_text(every)
+        flagged = set(suspects.loc[suspects["machine"] == machine, "cell_id"]) & set(fast["cell_id"])
+        caveat = (f"; left out: {left_out}" if left_out else "") + \
+                 (f"; {len(flagged)} suspect cell(s) among them, geometric mean without them "
+                  f"{geometric_mean(fast[~fast['cell_id'].isin(flagged)]['speedup']):.2f}x" if flagged else "") + \
+                 (f"; arithmetic mean of the ratios {fast['speedup'].mean():.2f}x" if len(fast) else "")
         out.append({"finding": "average speed-up over the native framework", "machine": machine,
                     "paper": f"{PAPER['average_speedup_percent']:.0f}%",
                     "paper_ratio": PAPER["average_speedup_percent"] / 100,
-                    "this_machine": f"mean over {len(fast)} cells (patterns and zoo), median "
-                                    f"{fast['speedup'].median():.2f}x{caveat}" if len(fast) else "no successful cells",
+                    "this_machine": f"geometric mean over {len(fast)} ok cells (patterns and zoo), median "
+                                    f"{fast['speedup'].median():.2f}x{caveat}" if len(fast)
+                    else f"no ok cells (left out: {left_out or 'none measured'})",
                     "ratio": average})
 
-        patterns = fast[fast["kind"] == "pattern"].groupby("pattern")["speedup"].mean().sort_values(ascending=False)
+        patterns = (fast[fast["kind"] == "pattern"].groupby("pattern")["speedup"].agg(geometric_mean)
+                    .sort_values(ascending=False))
         out.append({"finding": "design pattern with the largest speed-up", "machine": machine,
                     "paper": f"{PAPER['best_pattern']} {PAPER['best_pattern_percent']:.0f}%",
                     "paper_ratio": PAPER["best_pattern_percent"] / 100,
-                    "this_machine": (f"{patterns.index[0]} (mean over its cells); "
+                    "this_machine": (f"{patterns.index[0]} (geometric mean over its ok cells); "
                                      + _rank_text(patterns, PAPER["best_pattern"], "x", ".2f")) if len(patterns)
-                    else "no pattern cells",
+                    else "no ok pattern cells",
                     "ratio": patterns.iloc[0] if len(patterns) else np.nan})
 
-        zoo = fast[fast["kind"] == "zoo"].groupby("model")["speedup"].mean().sort_values(ascending=False)
+        zoo = fast[fast["kind"] == "zoo"].groupby("model")["speedup"].agg(geometric_mean).sort_values(ascending=False)
         out.append({"finding": "architecture with the largest speed-up", "machine": machine,
                     "paper": f"{PAPER['best_architecture']} {PAPER['best_architecture_percent']:.0f}%",
                     "paper_ratio": PAPER["best_architecture_percent"] / 100,
                     "this_machine": (f"{zoo.index[0]}; " + _rank_text(zoo, PAPER["best_architecture"], "x", ".2f"))
-                    if len(zoo) else "no zoo models",
+                    if len(zoo) else "no ok zoo models",
                     "ratio": zoo.iloc[0] if len(zoo) else np.nan})
 
         latency = (fast[fast["kind"] == "zoo"].groupby("model")["latency_ms"].min().sort_values())
@@ -353,7 +393,7 @@ def headline(records: pd.DataFrame) -> pd.DataFrame:
                     "paper": f"{PAPER['fastest_model']} about {PAPER['fastest_model_ms']} ms", "paper_ratio": np.nan,
                     "this_machine": (f"{latency.index[0]} {latency.iloc[0]:.2f} ms; "
                                      + _rank_text(latency, PAPER["fastest_model"], " ms", ".2f")) if len(latency)
-                    else "no zoo models",
+                    else "no ok zoo models",
                     "ratio": np.nan, "ms": latency.iloc[0] if len(latency) else np.nan})
     table = pd.DataFrame(out, columns=["finding", "machine", "paper", "paper_ratio", "this_machine", "ratio", "ms"])
     table = _with_percent(table, "ratio")

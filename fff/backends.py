@@ -9,10 +9,12 @@ per-iteration nanoseconds, warm-up excluded. Each backend lives in a worker proc
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 
+from fff.contention import RoundMeter
 from fff.errors import UsageError
 
 __all__ = ["BACKENDS", "PRECISIONS", "TorchBackend", "OpenVINOBackend"]
@@ -34,6 +36,7 @@ class TorchBackend:
         from fff.models import build
 
         torch.set_num_threads(threads)
+        self._threads = threads
         self._torch = torch
         self._module = build(target, **build_options).module
         if self._module is None:
@@ -64,24 +67,41 @@ class TorchBackend:
             "clock": {"source": "perf_counter_ns", "reason": "Python's monotonic clock around each forward call"},
         }
 
-    def round(self, iterations: int, counters: tuple[str, ...] = ()) -> dict:
-        """Raw nanoseconds per iteration; counters (every thread of this process, the OpenMP
-        pool included) opened and read outside the timed iterations."""
+    def round(self, iterations: int, counters: tuple[str, ...] = (), warmup: int = 0,
+              deadline_s: float | None = None) -> dict:
+        """Raw nanoseconds per iteration after ``warmup`` untimed ones; counters (every thread of
+        this process, the OpenMP pool included) and the CPU accounting (fff.contention) read
+        outside the timed iterations. ``deadline_s``: stop timing after this many seconds (at
+        least one iteration), so a round slowed down by contention cannot overrun the time cap."""
         from fff.counters import count
 
+        for _ in range(warmup):
+            self._infer()
         samples = np.empty(iterations, dtype=np.float64)
+        deadline = None if deadline_s is None else time.perf_counter_ns() + int(deadline_s * 1e9)
         if not counters:
-            self._timed_loop(samples)
-            return {"samples_ns": samples, "counters": None}
-        with count(counters, inferences=iterations) as counted:
-            self._timed_loop(samples)
-        return {"samples_ns": samples, "counters": counted.results}
+            meter = RoundMeter(_cpus_asked(self._threads))
+            done = self._timed_loop(samples, deadline)
+            usage = meter.stop(done)
+            counted = None
+        else:
+            with count(counters, inferences=iterations) as counting:
+                meter = RoundMeter(_cpus_asked(self._threads))
+                done = self._timed_loop(samples, deadline)
+                usage = meter.stop(done)
+                counting.inferences = done  # a deadline may have stopped the loop early
+            counted = counting.results
+        return {"samples_ns": samples[:done], "counters": counted, "usage": usage}
 
-    def _timed_loop(self, samples: np.ndarray) -> None:
+    def _timed_loop(self, samples: np.ndarray, deadline_ns: int | None) -> int:
         for i in range(len(samples)):
             start = time.perf_counter_ns()
             self._infer()
-            samples[i] = time.perf_counter_ns() - start
+            end = time.perf_counter_ns()
+            samples[i] = end - start
+            if deadline_ns is not None and end > deadline_ns:
+                return i + 1
+        return len(samples)
 
     def config(self) -> dict:
         torch = self._torch
@@ -105,6 +125,7 @@ class OpenVINOBackend:
         from fff.runner import Runner, clock_info
 
         self._runner = Runner(xml, input_shape, device=device, precision=precision, threads=threads)
+        self._threads = threads
         self._clock = clock_info()
 
     def prepare(self, inputs: list[np.ndarray], warmup: int) -> dict:
@@ -117,9 +138,21 @@ class OpenVINOBackend:
             "clock": self._clock,
         }
 
-    def round(self, iterations: int, counters: tuple[str, ...] = ()) -> dict:
+    def round(self, iterations: int, counters: tuple[str, ...] = (), warmup: int = 0,
+              deadline_s: float | None = None) -> dict:
+        """As TorchBackend.round; the C++ loop runs its iterations whole (``deadline_s`` is not
+        checked inside it: OpenVINO slows down about 4x under contention, PyTorch 10-20x)."""
+        if warmup:
+            self._runner.run(warmup, warmup=0)
+        meter = RoundMeter(_cpus_asked(self._threads))
         result = self._runner.run(iterations, warmup=0, counters=counters)
-        return {"samples_ns": result.latencies_ns, "counters": result.counters}
+        usage = meter.stop(iterations)
+        return {"samples_ns": result.latencies_ns, "counters": result.counters, "usage": usage}
+
+
+def _cpus_asked(threads: int) -> int:
+    """The CPUs a pool of ``threads`` spinning threads can keep busy here."""
+    return max(1, min(threads, len(os.sched_getaffinity(0))))
 
 
 def torch_simulation_callable(target: str, build_options: dict, precision: str, input_shape: list[int]):

@@ -14,6 +14,7 @@ __all__ = [
     "DeviceError",
     "CompileError",
     "ParityError",
+    "MeasurementWarning",
 ]
 
 
@@ -51,6 +52,10 @@ class CompileError(FffError):
 
 class ParityError(FffError):
     """The accelerated model does not compute the same function as the original."""
+
+
+class MeasurementWarning(UserWarning):
+    """A result measured under contention, or too noisy for a headline (its verdict says which)."""
 
 
 # Lines of an OpenVINO error that say where it was raised, not what went wrong. The C++ side

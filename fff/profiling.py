@@ -5,6 +5,10 @@ one worker process per backend, feed both the same fixed-seed input, check that 
 agree, then time them in interleaved rounds (A B, B A, ...) until the median of every backend
 is known to within the target confidence interval or the time cap is reached. One record per
 target x backend, with raw samples, statistics, speed-up, parity, counters and metadata.
+
+Every round is checked for contention (fff.contention): a round in which the backend got clearly
+less CPU than it asked for while other processes took it is left out and measured again while
+the time cap allows, and every record carries a verdict (``ok``, ``noisy``, ``contended``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from fff.backends import BACKENDS, PRECISIONS, fixed_seed_input
+from fff.contention import record_verdict, round_problem, summarize_rounds, worst
 from fff.errors import DeviceError, FffError, UsageError
 from fff.machine import machine_info, versions
 from fff.stats import instability_warnings, speedup_with_ci, summarize
@@ -27,6 +32,10 @@ __all__ = ["ProfileOptions", "profile", "profile_records", "profile_target"]
 SCHEMA = "fff.profile/1"
 BASELINE = "torch"
 ROUND_SECONDS = 0.2  # long enough to amortise a round's overhead, short enough to interleave often
+MIN_ITERATIONS = 5  # per round: fewer makes every sample one taken just after the other backend ran
+# Untimed inferences at the start of every round: the first inference after the other backend
+# ran was slower (bench/README.md, "first inference of a round"), so it is run, not timed.
+ROUND_WARMUP = 1
 
 
 @dataclass(frozen=True)
@@ -44,8 +53,9 @@ class ProfileOptions:
     simulate_cache: bool = False
     target_ci: float = 0.01  # stop when each median's 95% CI is within +-1%
     max_seconds: float = 20.0  # per target, timed rounds only
-    min_rounds: int = 3
-    warmup: int = 5
+    min_rounds: int = 3  # clean (uncontended) rounds of each backend
+    warmup: int = 5  # untimed inferences before the first round
+    iterations: int | None = None  # timed inferences per round; None: sized to about ROUND_SECONDS
     keep_samples: bool = True
     flamegraph: str | None = None
     flamegraph_per_target: bool = False  # several targets: one file each, the target's name in it
@@ -61,7 +71,7 @@ class ProfileOptions:
         def whole(value) -> bool:
             return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
-        for name in ("threads", "batch", "resolution"):
+        for name in ("threads", "batch", "resolution", "iterations"):
             value = getattr(self, name)
             if value is not None and not whole(value):
                 raise UsageError(f"{name} must be a whole number >= 1, got {value!r}")
@@ -71,8 +81,9 @@ class ProfileOptions:
             raise UsageError(f"target CI must be between 0 and 1 (0.01 = +-1%), got {self.target_ci!r}")
         if not self.max_seconds > 0:
             raise UsageError(f"time cap must be positive, got {self.max_seconds!r}")
-        if self.min_rounds < 1 or self.warmup < 0:
-            raise UsageError("min_rounds must be >= 1 and warmup >= 0")
+        if not whole(self.min_rounds) or not (isinstance(self.warmup, int) and self.warmup >= 0):
+            raise UsageError(f"min_rounds must be a whole number >= 1 and warmup >= 0, got {self.min_rounds!r} "
+                             f"and {self.warmup!r}")
         if self.counters:
             from fff.counters import validate_names
 
@@ -91,12 +102,29 @@ class _Side:
     worker: object
     prepared: dict
     iterations_per_round: int = 1
-    samples: list = field(default_factory=list)
+    round_seconds: float = 0.0  # the last round's duration as the parent saw it (warm-up and messages included)
+    samples: list = field(default_factory=list)  # per round, clean or not
     counter_rounds: list = field(default_factory=list)
+    usages: list = field(default_factory=list)  # fff.contention.RoundUsage per round
+    problems: list = field(default_factory=list)  # None for a clean round, else why it was left out
+
+    @property
+    def clean_rounds(self) -> int:
+        return sum(p is None for p in self.problems)
+
+    def _kept(self, per_round: list) -> list:
+        """The clean rounds' entries; every round's when none was clean (the verdict says so)."""
+        clean = [value for value, problem in zip(per_round, self.problems) if problem is None]
+        return clean if self.clean_rounds else list(per_round)
 
     @property
     def all_samples(self) -> np.ndarray:
-        return np.concatenate(self.samples) if self.samples else np.empty(0)
+        kept = self._kept(self.samples)
+        return np.concatenate(kept) if kept else np.empty(0)
+
+    @property
+    def kept_counter_rounds(self) -> list:
+        return [c for c in self._kept(self.counter_rounds) if c is not None]
 
 
 def _worker_env(backend: str, threads: int) -> dict:
@@ -104,31 +132,70 @@ def _worker_env(backend: str, threads: int) -> dict:
     return {"OMP_NUM_THREADS": str(threads)} if backend == "torch" else {}
 
 
+def _size_rounds(sides: list[_Side], options: ProfileOptions, label: str) -> None:
+    """Iterations per round from a short calibration, so that ``min_rounds`` rounds of every
+    backend fit in the time cap; a cap that cannot hold them is a usage error, never overridden."""
+    per_inference, contended = {}, False
+    for side in sides:
+        probe = side.worker.call("round", iterations=3, warmup=ROUND_WARMUP)
+        per_inference[side.name] = float(np.median(probe["samples_ns"])) / 1e9
+        contended |= round_problem(probe["usage"]) is not None
+    smallest = options.iterations or MIN_ITERATIONS
+    cycle = sum((smallest + ROUND_WARMUP) * per_inference[s.name] for s in sides)
+    # Only a calibration that got its CPUs proves the cap too small; a contended one measured the
+    # load, and the rounds (smallest size) will say so in the verdict.
+    if options.min_rounds * cycle > options.max_seconds and not contended:
+        raise UsageError(
+            f"{label}: a time cap of {options.max_seconds:g} s cannot hold {options.min_rounds} rounds of "
+            f"{smallest} iterations of every backend (one round of each takes about {cycle:.2f} s here); raise "
+            f"--max-time or lower --min-rounds" + (" or --iterations" if options.iterations else ""))
+    wanted = {s.name: options.iterations or ROUND_SECONDS / max(per_inference[s.name], 1e-6) for s in sides}
+    if not options.iterations:  # shrink the rounds so that min_rounds pairs of them fit in the cap
+        budget = options.max_seconds / options.min_rounds - sum(ROUND_WARMUP * t for t in per_inference.values())
+        scale = min(1.0, budget / sum(wanted[name] * t for name, t in per_inference.items()))
+        wanted = {name: int(np.clip(w * scale, MIN_ITERATIONS, 2000)) for name, w in wanted.items()}
+    for side in sides:
+        side.iterations_per_round = int(wanted[side.name])
+        side.round_seconds = (side.iterations_per_round + ROUND_WARMUP) * per_inference[side.name]
+
+
 def _measure_rounds(sides: list[_Side], options: ProfileOptions, progress: Callable[[str], None], label: str) -> dict:
-    """Interleaved rounds until every median's CI is within target, or the time cap."""
-    for side in sides:  # size each backend's round from a short calibration
-        probe = side.worker.call("round", iterations=3)["samples_ns"]
-        side.iterations_per_round = int(np.clip(ROUND_SECONDS / max(np.median(probe) / 1e9, 1e-6), 1, 2000))
+    """Interleaved rounds until every backend has ``min_rounds`` clean rounds and every median's
+    CI is within target, or until the next pair of rounds would not fit in the time cap.
+    Contended rounds are left out of the statistics (and re-measured while time remains)."""
+    _size_rounds(sides, options, label)
     order, start, rounds = [], time.monotonic(), 0
+    deadline = start + options.max_seconds
     while True:
         sequence = sides if rounds % 2 == 0 else sides[::-1]  # A B, B A: linear drift cancels
         for side in sequence:
-            measured = side.worker.call("round", iterations=side.iterations_per_round, counters=options.counters)
+            began = time.monotonic()
+            # PyTorch stops timing at the cap (its rounds slow down most under contention);
+            # with counters a round runs whole, so that counts and inferences match.
+            measured = side.worker.call("round", iterations=side.iterations_per_round, counters=options.counters,
+                                        warmup=ROUND_WARMUP,
+                                        deadline_s=None if options.counters else max(deadline - began, 0.0))
+            side.round_seconds = time.monotonic() - began
             side.samples.append(measured["samples_ns"])
-            if measured["counters"] is not None:
-                side.counter_rounds.append(measured["counters"])
+            side.counter_rounds.append(measured["counters"])
+            side.usages.append(measured["usage"])
+            side.problems.append(round_problem(measured["usage"]))
             order.append(side.name)
         rounds += 1
         elapsed = time.monotonic() - start
         widths = {s.name: summarize(s.all_samples).ci_halfwidth_rel for s in sides}
         progress(f"{label}: round {rounds}, " + ", ".join(
             f"{name} {np.median(s.all_samples) / 1e6:.3f} ms +-{100 * widths[name]:.1f}%"
+            + (f" ({len(s.problems) - s.clean_rounds} contended)" if s.clean_rounds < len(s.problems) else "")
             for name, s in zip(widths, sides)) + f" ({elapsed:.1f} s)")
-        converged = all(w <= options.target_ci for w in widths.values())
-        if rounds >= options.min_rounds and (converged or elapsed >= options.max_seconds):
+        enough = all(s.clean_rounds >= options.min_rounds for s in sides)
+        converged = enough and all(w <= options.target_ci for w in widths.values())
+        next_pair = sum(s.round_seconds for s in sides)
+        if converged or elapsed + next_pair > options.max_seconds:
             break
     return {"rounds": rounds, "order": order, "converged": converged, "seconds": round(elapsed, 3),
-            "iterations_per_round": {s.name: s.iterations_per_round for s in sides}}
+            "iterations_per_round": {s.name: s.iterations_per_round for s in sides},
+            "round_warmup": ROUND_WARMUP, "min_iterations": MIN_ITERATIONS}
 
 
 SIMULATED_ITERATIONS = 3  # valgrind runs 50-100x slower; the counts are deterministic, so few suffice
@@ -267,9 +334,12 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
     baseline = by_name.get(BASELINE)
     timestamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     records = []
+    verdicts = {s.name: record_verdict(s.clean_rounds, options.min_rounds, [summarize(s.all_samples).ci_halfwidth_rel])
+                for s in sides}
     for side in sides:
         samples = side.all_samples
         latency = summarize(samples)
+        verdict, reason = verdicts[side.name]
         record = {
             "schema": SCHEMA,
             "target": target,
@@ -290,6 +360,10 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
             "parity": None,
             "counters": {},
             "derived_counters": {},
+            "verdict": verdict,
+            "verdict_reason": reason,
+            "contention": {**summarize_rounds(side.usages, side.problems),
+                           "rounds": [dict(u.as_dict(), left_out=p) for u, p in zip(side.usages, side.problems)]},
             "warnings": list(model.notes) + instability_warnings(latency, f"{target} {side.name}",
                                                                  target_rel=options.target_ci),
             "interleaving": interleaving,
@@ -300,10 +374,10 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
             "timestamp": timestamp,
             "samples_ns": samples.tolist() if options.keep_samples else None,
         }
-        if side.counter_rounds:
+        if side.kept_counter_rounds:
             from fff.counters import merge
 
-            merged = merge(side.counter_rounds)
+            merged = merge(side.kept_counter_rounds)
             record["counters"] = merged.as_record()
             record["derived_counters"] = {name: {"value": m.value, "reason": m.reason}
                                           for name, m in merged.derived().items()}
@@ -314,6 +388,11 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
         if side.name != BASELINE and baseline is not None:
             point, low, high = speedup_with_ci(baseline.all_samples, samples)
             record["speedup"], record["speedup_ci95"] = point, [low, high]
+            # a speed-up is as trustworthy as the worse of its two sides and its own CI
+            candidates = [(verdict, reason), (verdicts[BASELINE][0], f"{BASELINE}: {verdicts[BASELINE][1]}"),
+                          record_verdict(options.min_rounds, options.min_rounds, [(high - low) / 2 / point])]
+            record["verdict"] = worst(v for v, _ in candidates)
+            record["verdict_reason"] = "; ".join(r for v, r in candidates if v == record["verdict"] and r)
             parity = compare(baseline.prepared["output"], side.prepared["output"])
             record["parity"] = {"max_abs_err": parity.max_abs_err, "max_rel_err": parity.max_rel_err, "ok": parity.ok}
         records.append(record)
@@ -353,4 +432,19 @@ def profile(targets: Sequence[str] | str, **options):
     import pandas as pd
 
     records = profile_records(targets, ProfileOptions(**options))
+    _warn_untrustworthy(records)
     return pd.json_normalize(records, sep=".")
+
+
+def _warn_untrustworthy(records: list[dict]) -> None:
+    """One MeasurementWarning per call naming every record whose verdict is not ``ok``."""
+    import warnings
+
+    from fff.errors import MeasurementWarning
+
+    flagged = [f"{r['target']} {r['backend']}: {r['verdict']} ({r['verdict_reason']})"
+               for r in records if r["verdict"] != "ok"]
+    if flagged:
+        warnings.warn(MeasurementWarning(
+            "not to be trusted as a headline: " + "; ".join(flagged) + " (see the verdict column; contended "
+            "rounds were left out and re-measured while the time cap allowed)"), stacklevel=3)

@@ -55,12 +55,14 @@ def test_speed_up_per_pattern(results):
     table = speedup_by_pattern(results.records)
     plain = only(table, machine="machine-a", pattern="plain")
     # speed-up = 2 + 0.5 (depth - 1) at depths 1, 2, 4, two widths each
-    assert (plain["mean"], plain["median"], plain["min"], plain["max"], plain["cells"]) == \
-           pytest.approx((8 / 3, 2.5, 2.0, 3.5, 6))
-    assert plain["mean_ratio_pct"] == pytest.approx(800 / 3) and plain["mean_gain_pct"] == pytest.approx(500 / 3)
+    geomean = (2.0 * 2.5 * 3.5) ** (1 / 3)  # each depth's speed-up at two widths
+    assert (plain["geomean"], plain["median"], plain["min"], plain["max"], plain["cells"], plain["left_out"]) == \
+           pytest.approx((geomean, 2.5, 2.0, 3.5, 6, 0))
+    assert plain["geomean_ratio_pct"] == pytest.approx(100 * geomean)
+    assert plain["geomean_gain_pct"] == pytest.approx(100 * (geomean - 1))
     best = table[table["machine"] == "machine-a"].iloc[0]
-    assert (best["pattern"], best["mean"]) == ("dw-bottleneck", pytest.approx(17 / 3))
-    assert only(table, machine="machine-b", pattern="plain")["mean"] == 2.0  # never pooled with machine a
+    assert (best["pattern"], best["geomean"]) == ("dw-bottleneck", pytest.approx((5.0 * 5.5 * 6.5) ** (1 / 3)))
+    assert only(table, machine="machine-b", pattern="plain")["geomean"] == 2.0  # never pooled with machine a
 
 
 def test_speed_up_against_depth_and_width(results):
@@ -121,20 +123,26 @@ def test_headline_numbers_beside_the_papers(results):
     table = headline(results.records)
     mine = table[table["machine"] == "machine-a"].set_index("finding")
     average = mine.loc["average speed-up over the native framework"]
-    # (6 x 8/3 + 6 x 17/3 + 12 + 5 + 3) / 15 accelerated cells
-    assert average["ratio"] == pytest.approx(70 / 15)
-    assert (average["ratio_ratio_pct"], average["ratio_gain_pct"]) == pytest.approx((7000 / 15, 5500 / 15))
+    # geometric mean of the 15 accelerated cells: plain 2, 2.5, 3.5 and dw-bottleneck 5, 5.5, 6.5 at two
+    # widths each, zoo 12, 5, 3
+    speedups = [2.0, 2.5, 3.5] * 2 + [5.0, 5.5, 6.5] * 2 + [12.0, 5.0, 3.0]
+    geomean = float(np.exp(np.mean(np.log(speedups))))
+    assert average["ratio"] == pytest.approx(geomean)
+    assert (average["ratio_ratio_pct"], average["ratio_gain_pct"]) == pytest.approx((100 * geomean, 100 * (geomean - 1)))
     assert (average["paper"], average["paper_ratio"]) == ("380%", 3.8)
+    assert average["this_machine"] == (f"geometric mean over 15 ok cells (patterns and zoo), median "
+                                       f"{np.median(speedups):.2f}x; arithmetic mean of the ratios 4.67x")
     pattern = mine.loc["design pattern with the largest speed-up"]
-    assert pattern["ratio"] == pytest.approx(17 / 3)
-    assert pattern["this_machine"] == "dw-bottleneck (mean over its cells); dw-bottleneck: 5.67x (rank 1 of 2)"
+    assert pattern["ratio"] == pytest.approx((5.0 * 5.5 * 6.5) ** (1 / 3))
+    assert pattern["this_machine"] == ("dw-bottleneck (geometric mean over its ok cells); dw-bottleneck: 5.63x "
+                                       "(rank 1 of 2)")
     architecture = mine.loc["architecture with the largest speed-up"]
     assert (architecture["ratio"], architecture["this_machine"]) == (12.0, "darts; darts: 12.00x (rank 1 of 3)")
     fastest = mine.loc["lowest inference time (accelerated)"]
     assert fastest["ms"] == pytest.approx(2.4) and fastest["this_machine"].startswith("mobilenet_v2 2.40 ms")
     other = table[table["machine"] == "machine-b"].set_index("finding")
     assert other.loc["average speed-up over the native framework", "ratio"] == 2.0
-    assert other.loc["architecture with the largest speed-up", "this_machine"] == "no zoo models"
+    assert other.loc["architecture with the largest speed-up", "this_machine"] == "no ok zoo models"
     assert np.isnan(other.loc["architecture with the largest speed-up", "ratio"])
 
 
@@ -175,5 +183,28 @@ def test_speed_ups_far_from_the_machine_median_are_flagged_not_dropped(results):
     assert (suspects.iloc[0]["baseline_ms"], suspects.iloc[0]["machine_median"]) == (0.5, 5.0)
     average = headline(records).set_index(["machine", "finding"]).loc[
         ("machine-a", "average speed-up over the native framework")]
-    assert average["ratio"] == pytest.approx((70 - 2 + 500) / 15)  # still in the mean...
-    assert "1 suspect cell(s), mean without them 4.86x" in average["this_machine"]  # ...and called out
+    speedups = [500.0, 2.5, 3.5, 2.0, 2.5, 3.5] + [5.0, 5.5, 6.5] * 2 + [12.0, 5.0, 3.0]
+    assert average["ratio"] == pytest.approx(float(np.exp(np.mean(np.log(speedups)))))  # still in the mean...
+    without = float(np.exp(np.mean(np.log(speedups[1:]))))
+    assert f"1 suspect cell(s) among them, geometric mean without them {without:.2f}x" in average["this_machine"]
+
+
+def test_contended_noisy_and_unchecked_speed_ups_are_left_out_of_every_average_and_counted(results):
+    records = results.records.copy()
+    machine_a = records["machine"] == "machine-a"
+    fast = records["backend"] == "openvino"
+    deepest_dw = machine_a & fast & (records["pattern"] == "dw-bottleneck") & (records["depth"] == 4)
+    records.loc[deepest_dw & (records["width"] == 1.0), "verdict"] = "contended"
+    records.loc[deepest_dw & (records["width"] == 0.5), "verdict"] = "noisy"
+    records.loc[machine_a & fast & (records["model"] == "darts"), ["verdict", "speedup"]] = ["unchecked", 3000.0]
+    table = speedup_by_pattern(records)
+    dw = only(table, machine="machine-a", pattern="dw-bottleneck")
+    assert (dw["geomean"], dw["cells"], dw["left_out"], dw["max"]) == pytest.approx(((5.0 * 5.5) ** 0.5, 4, 2, 5.5))
+    mine = headline(records)
+    mine = mine[mine["machine"] == "machine-a"].set_index("finding")
+    kept = [2.0, 2.5, 3.5] * 2 + [5.0, 5.5] * 2 + [5.0, 3.0]
+    average = mine.loc["average speed-up over the native framework"]
+    assert average["ratio"] == pytest.approx(float(np.exp(np.mean(np.log(kept)))))  # 3000x darts is not in it
+    assert "over 12 ok cells" in average["this_machine"]
+    assert "left out: 1 contended, 1 noisy, 1 unchecked" in average["this_machine"]
+    assert mine.loc["architecture with the largest speed-up", "this_machine"].startswith("mobilenet_v2; darts: not")

@@ -79,7 +79,7 @@ def test_report_from_two_machines_keeps_them_side_by_side(results_files, tmp_pat
     assert page.count("<h2>Machine ") == 2
     assert "results come from 2 machines" in page
     assert "[aaaaaaaa]</th>" in page and "[bbbbbbbb]</th>" in page  # one headline column per machine
-    assert "Mean speed-up per design pattern, machines side by side" in page
+    assert "Geometric-mean speed-up per design pattern (ok cells), machines side by side" in page
 
 
 def test_figures_with_nothing_to_show_say_so(tmp_path):

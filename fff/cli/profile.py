@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from fff.cli.common import (WRITE_FAILED_EXIT, OneLineParser, comma_list, distinct_outputs, fail, positive_float,
-                            positive_int, shape_argument, writable_path)
+from fff.cli.common import (WRITE_FAILED_EXIT, OneLineParser, comma_list, distinct_outputs, fail, non_negative_int,
+                            positive_float, positive_int, shape_argument, writable_path)
 
 PROG = "fff-profile"
 
@@ -40,7 +40,13 @@ def build_parser() -> OneLineParser:
                         help="stop when each median's 95%% CI is within +-this %% (default 1)")
     parser.add_argument("--max-time", type=positive_float, default=20.0,
                         help="seconds of timed rounds per target at most (default 20)")
-    parser.add_argument("--min-rounds", type=positive_int, default=3, help="interleaved rounds at least (default 3)")
+    parser.add_argument("--min-rounds", type=positive_int, default=3,
+                        help="clean (uncontended) interleaved rounds of each backend at least (default 3); they must "
+                             "fit in --max-time, else it is an error")
+    parser.add_argument("--iterations", type=positive_int,
+                        help="timed inferences per round (default: about 0.2 s worth, at least 5)")
+    parser.add_argument("--warmup", type=non_negative_int, default=5,
+                        help="untimed inferences before the first round (default 5)")
     parser.add_argument("--json", type=writable_path, metavar="PATH", help="write the records as JSON")
     parser.add_argument("--csv", type=writable_path, metavar="PATH", help="write the records as CSV (no raw samples)")
     parser.add_argument("--flamegraph", type=writable_path, metavar="PATH",
@@ -55,7 +61,7 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
 def format_table(records: list[dict]) -> str:
     width = min(max([len("target")] + [len(r["target"]) for r in records]), 60)
     header = f"{'target':<{width}} {'backend':<9} {'median ms':>10} {'+-CI':>6} {'p90 ms':>9} {'first ms':>9} " \
-             f"{'speed-up [95% CI]':>22} {'GFLOPs':>8} {'GFLOP/s':>8}  parity"
+             f"{'speed-up [95% CI]':>22} {'verdict':<9} {'GFLOPs':>8} {'GFLOP/s':>8}  parity"
     lines = [header, "-" * len(header)]
     for r in records:
         lat = r["latency_ms"]
@@ -67,7 +73,7 @@ def format_table(records: list[dict]) -> str:
         parity = "-" if r["parity"] is None else \
             f"{'ok' if r['parity']['ok'] else 'FAILED'} (rel {r['parity']['max_rel_err']:.1e})"
         lines.append(f"{r['target'][:width]:<{width}} {r['backend']:<9} {lat['median']:>10.3f} {ci:>5.1f}% {lat['p90']:>9.3f} "
-                     f"{r['first_inference_ms']:>9.2f} {speedup:>22} {_fmt(r['flops'] and r['flops'] / 1e9, '.3f'):>8} "
+                     f"{r['first_inference_ms']:>9.2f} {speedup:>22} {r['verdict']:<9} {_fmt(r['flops'] and r['flops'] / 1e9, '.3f'):>8} "
                      f"{_fmt(r['gflops_per_s'], '.1f'):>8}  {parity}")
     counter_lines = []
     for r in records:
@@ -79,6 +85,13 @@ def format_table(records: list[dict]) -> str:
         for name, d in (r.get("derived_counters") or {}).items():
             if d["value"] is not None:
                 counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<9} {'derived':<9} {name:<18} {d['value']:.3f}")
+    from fff.contention import NOISY_CI
+
+    doubtful = [f"  {r['target'][:width]:<{width}} {r['backend']:<9} {r['verdict']}: {r['verdict_reason']}"
+                for r in records if r["verdict"] != "ok"]
+    if doubtful:
+        lines += ["", "verdicts other than ok (contended: too few rounds got their CPUs; noisy: CI wider than "
+                      f"+-{100 * NOISY_CI:g}%); not for headlines:"] + doubtful
     if counter_lines:
         lines += ["", "counters (summed over every thread of the backend's process):"] + counter_lines
     caveats = {r["simulation"]["caveat"] for r in records if r.get("simulation")}
@@ -120,6 +133,7 @@ def main(argv=None) -> int:
 
 
 def _profile(args, output) -> int:
+    from fff.contention import preflight
     from fff.errors import FffError
     from fff.models import DEFAULT_TARGET
     from fff.profiling import ProfileOptions, profile_records
@@ -128,10 +142,14 @@ def _profile(args, output) -> int:
         backends=tuple(args.backends), device=args.device, precision=args.precision, threads=args.threads,
         batch=args.batch, resolution=args.resolution, input_shape=args.input_shape, counters=tuple(args.counters),
         simulate_cache=args.simulate_cache, target_ci=args.target_ci / 100, max_seconds=args.max_time,
-        min_rounds=args.min_rounds, flamegraph=str(args.flamegraph) if args.flamegraph else None,
+        min_rounds=args.min_rounds, iterations=args.iterations, warmup=args.warmup,
+        flamegraph=str(args.flamegraph) if args.flamegraph else None,
     ).validated()  # every option checked before the first measurement
     targets = args.targets or [DEFAULT_TARGET]
     output.targets = targets
+    busy = preflight()
+    if busy:
+        print(f"{PROG}: {busy}", file=sys.stderr, flush=True)
 
     def progress(message):
         print(f"[{PROG}] {message}", file=sys.stderr, flush=True)

@@ -34,7 +34,10 @@ def _render(kind: str, records: list[dict]) -> str:
         return json.dumps(records, indent=1, default=str) + "\n"
     import pandas as pd
 
-    flat = pd.json_normalize([{k: v for k, v in r.items() if k != "samples_ns"} for r in records], sep=".")
+    # no raw samples, and of the contention account only its summary (not every round)
+    flat = pd.json_normalize([{k: v for k, v in r.items() if k != "samples_ns"}
+                              | {"contention": {k: v for k, v in (r.get("contention") or {}).items() if k != "rounds"}}
+                              for r in records], sep=".")
     return flat.to_csv(index=False)
 
 

@@ -70,18 +70,22 @@ def speedup_per_pattern(records: pd.DataFrame, path: Path) -> Path:
     title = "Speed-up over PyTorch per design pattern"
     table = speedup_by_pattern(records)
     if table.empty:
-        return _empty(path, title, "No successful design-pattern cells.")
+        measured = accelerated(records)["kind"].eq("pattern").sum()
+        return _empty(path, title, f"None of the {measured} design-pattern cells has the verdict ok (contended, noisy, "
+                                   "or measured before fff checked contention)." if measured
+                      else "No successful design-pattern cells.")
     figure = _new_figure(max(6, 0.8 * table["pattern"].nunique() + 3), 4.5)
     axes = figure.add_subplot()
-    cells = accelerated(records)
-    cells = cells[cells["kind"] == "pattern"]
-    order = list(table.groupby("pattern")["mean"].max().sort_values(ascending=False).index)
+    every = accelerated(records)
+    every = every[every["kind"] == "pattern"]
+    cells = every[every["verdict"] == "ok"]
+    order = list(table.groupby("pattern")["geomean"].max().sort_values(ascending=False).index)
     backends = sorted(table["backend"].unique())
     for offset, backend in zip(np.linspace(-0.15, 0.15, len(backends)) if len(backends) > 1 else [0.0], backends):
         rows = table[table["backend"] == backend]
         positions = np.array([order.index(p) for p in rows["pattern"]])
-        axes.bar(positions + offset, rows["mean"], width=0.6 / len(backends), color=_color(backend),
-                 alpha=0.75, label=f"{backend}: mean over depth x width")
+        axes.bar(positions + offset, rows["geomean"], width=0.6 / len(backends), color=_color(backend),
+                 alpha=0.75, label=f"{backend}: geometric mean over its ok cells")
         for position, pattern in zip(positions, rows["pattern"]):
             values = cells[(cells["backend"] == backend) & (cells["pattern"] == pattern)]["speedup"]
             axes.scatter(np.full(len(values), position + offset), values, s=10, color="black", zorder=3)
@@ -89,13 +93,17 @@ def speedup_per_pattern(records: pd.DataFrame, path: Path) -> Path:
     axes.axhline(1.0, color="grey", linewidth=1, linestyle=":", label="no speed-up")
     axes.axhline(PAPER["average_speedup_percent"] / 100, color="grey", linestyle="--", linewidth=1,
                  label=f"paper's average ({PAPER['average_speedup_percent']:.0f}% read as 3.8x)")
+    left_out = every[(every["verdict"] != "ok") & every["pattern"].isin(order)]
+    if len(left_out):
+        axes.scatter([order.index(p) for p in left_out["pattern"]], left_out["speedup"], s=18, facecolors="none",
+                     edgecolors="grey", zorder=3, label="left out: contended, noisy or unchecked")
     flagged = cells[cells["cell_id"].isin(suspect_cells(records)["cell_id"])]
     if len(flagged):
         axes.scatter([order.index(p) for p in flagged["pattern"]], flagged["speedup"], s=50, marker="x",
                      color="#d62728", zorder=4, label="suspect cell (see the report)")
     _plain_log_scale(axes)  # speed-ups are ratios: 0.5x and 2x sit equally far from 1x
     axes.set_ylabel("speed-up (PyTorch median / accelerated median)")
-    axes.set_title(title + " (dots: single cells)")
+    axes.set_title(title + " (dots: single cells)")  # the dots are the spread of the cells
     axes.legend(fontsize=8)
     return _save(figure, path)
 
@@ -104,7 +112,7 @@ def speedup_against_depth_and_width(records: pd.DataFrame, path: Path) -> Path:
     title = "Speed-up against depth and width"
     by_depth, by_width = speedup_trend(records, "depth"), speedup_trend(records, "width")
     if by_depth.empty:
-        return _empty(path, title, "No successful design-pattern cells.")
+        return _empty(path, title, "No design-pattern cells with the verdict ok.")
     figure = _new_figure(11, 4.5)
     left, right = figure.subplots(1, 2)
     for axes, table, axis in ((left, by_depth, "depth"), (right, by_width, "width")):
@@ -212,7 +220,8 @@ def architectures(records: pd.DataFrame, path: Path) -> Path:
     axes.barh(positions + 0.2, table["baseline_ms"], height=0.4, color=_color(BASELINE), label=BASELINE)
     axes.barh(positions - 0.2, table["accelerated_ms"], height=0.4, color=_color("openvino"), label="accelerated")
     for position, (_, row) in zip(positions, table.iterrows()):
-        axes.annotate(f"{row['speedup']:.2f}x", (row["baseline_ms"], position + 0.2), fontsize=7,
+        verdict = "" if row["verdict"] == "ok" else f" ({row['verdict']})"
+        axes.annotate(f"{row['speedup']:.2f}x{verdict}", (row["baseline_ms"], position + 0.2), fontsize=7,
                       xytext=(3, -3), textcoords="offset points")
     axes.set_yticks(positions, labels, fontsize=8)
     _plain_log_scale(axes, "x")

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from fff.analysis import (PAPER, SPEEDUP_CONVENTION, SUSPECT_FACTOR, StudyResults, architecture_table, correlations,
-                          gflops_by_pattern, headline, speedup_by_pattern, speedup_trend, suspect_cells)
+from fff.analysis import (PAPER, SPEEDUP_CONVENTION, SUSPECT_FACTOR, StudyResults, accelerated, architecture_table,
+                          correlations, gflops_by_pattern, headline, speedup_by_pattern, speedup_trend, suspect_cells)
+
+from fff.contention import NOISY_CI
 
 __all__ = ["render_report", "machine_label"]
 
@@ -71,8 +73,8 @@ def _machines_side_by_side(results: StudyResults) -> str:
     labels = {fp: machine_label(fp, entry) for fp, entry in results.machines.items()}
     parts = []
     for title, table, index, value in (
-            ("Mean speed-up per design pattern, machines side by side", speedup_by_pattern(results.records),
-             ["backend", "pattern"], "mean"),
+            ("Geometric-mean speed-up per design pattern (ok cells), machines side by side",
+             speedup_by_pattern(results.records), ["backend", "pattern"], "geomean"),
             ("Speed-up per architecture, machines side by side", architecture_table(results.records),
              ["backend", "model"], "speedup")):
         if table.empty:
@@ -124,8 +126,9 @@ def _machine_section(fingerprint: str, results: StudyResults, figures: list[tupl
         parts.append(f"<h3>{html.escape(caption)}</h3><img src=\"{html.escape(relative)}\" alt=\"{html.escape(caption)}\">")
     parts += [
         "<h3>Speed-up per design pattern</h3>",
-        '<p class="note">Over the pattern\'s cells (depths x widths x resolutions); ratio % = 100 x mean, '
-        'gain % = 100 x (mean - 1).</p>',
+        '<p class="note">Geometric mean over the pattern\'s ok cells (depths x widths x resolutions), median, '
+        'min and max beside it; left_out counts its contended, noisy or unchecked cells. ratio % = 100 x geomean, '
+        'gain % = 100 x (geomean - 1).</p>',
         _table(speedup_by_pattern(records).drop(columns=drop), "no successful pattern cells"),
         "<h3>Median speed-up against depth</h3>", _table(_pivot(speedup_trend(records, "depth"), "depth")),
         "<h3>Median speed-up against width</h3>", _table(_pivot(speedup_trend(records, "width"), "width")),
@@ -174,6 +177,16 @@ def render_report(results: StudyResults, figures: dict[str, list[tuple[str, Path
         "again on a quiet machine (a new study file naming them) before trusting them."]))
     suspects["machine"] = suspects["machine"].astype(str).str[:8]
     parts.append(_table(suspects.drop(columns=["cell_id"]), "none"))
+    every = accelerated(results.records)
+    left_out = every[every["verdict"] != "ok"][["machine", "target", "backend", "speedup", "verdict"]].copy()
+    parts.append(f"<h2>Cells left out of the averages ({len(left_out)})</h2>")
+    parts.append(_paragraphs([
+        "A speed-up enters an average (a geometric mean, with the median beside it) only when its verdict is ok. "
+        "contended: too few of its rounds got the CPU they asked for (other processes or the hypervisor took it); "
+        f"noisy: measured cleanly but its 95% CI is wider than +-{100 * NOISY_CI:g}%; unchecked: recorded before fff checked "
+        "contention. They stay in the per-cell tables and figures."]))
+    left_out["machine"] = left_out["machine"].astype(str).str[:8]
+    parts.append(_table(left_out, "none: every speed-up is ok"))
     parts.append(f"<h2>Failed cells ({len(results.errors)})</h2>")
     errors = results.errors.drop(columns=["file"]).copy()
     errors["machine"] = errors["machine"].astype(str).str[:8]

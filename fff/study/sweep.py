@@ -16,6 +16,10 @@ Rows are keyed by the cell's identity and the machine's fingerprint, so ``resume
 this machine already finished, and the same file can hold the same cells from another machine
 without the two being mistaken for each other. Shards split the cells by their identity, not
 by the machine, so nodes of a batch job agree on the split.
+
+One study at a time per results file and machine (fff.study.lock): a second run refuses to start
+rather than measuring every cell while competing for the cores. A cell whose records came back
+``contended`` is measured once more at the end of the run; the newer row is the one read.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Callable
 from fff.errors import FffError, UsageError
 from fff.study.config import Cell, StudyConfig
 from fff.study.fingerprint import check_resume_configuration, config_fingerprint, measurement_settings
+from fff.study.lock import study_lock
 from fff.study.progress import ProgressBar
 from fff.study.store import ROW_SCHEMA, ResultsFile, read_rows
 
@@ -53,11 +58,15 @@ class SweepSummary:
     seconds: float
     shard: tuple[int, int] | None
     machine_fingerprint: str
+    remeasured: int = 0  # contended cells measured again at the end
+    still_contended: int = 0  # of those, contended again
 
     def describe(self) -> str:
         shard = f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard else ""
+        again = (f"; {self.remeasured} contended cell(s) measured again, {self.still_contended} still contended"
+                 if self.remeasured else "")
         return (f"{self.cells} cells{shard}: {self.measured} measured, {self.failed} failed, "
-                f"{self.already_done} already done; {self.seconds:.0f} s; results in {self.path}")
+                f"{self.already_done} already done{again}; {self.seconds:.0f} s; results in {self.path}")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -103,9 +112,14 @@ def _error_from(exception: BaseException) -> dict:
     return error
 
 
+def _contended(row: dict) -> bool:
+    return row["status"] == "ok" and any(r.get("verdict") == "contended" for r in row["records"])
+
+
 def _outcome_text(cell: Cell, row: dict) -> str:
     if row["status"] == "ok":
-        speedups = [f"{r['backend']} {r['speedup']:.2f}x" for r in row["records"] if r.get("speedup") is not None]
+        speedups = [f"{r['backend']} {r['speedup']:.2f}x" + (f" {r['verdict']}" if r.get("verdict") else "")
+                    for r in row["records"] if r.get("speedup") is not None]
         return f"ok {cell.label}: {', '.join(speedups) or 'measured'} ({row['seconds']:.1f} s)"
     return f"FAILED {cell.label}: {row['error']['type']}: {row['error']['message'][:120]} ({row['seconds']:.1f} s)"
 
@@ -151,7 +165,7 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
     tests pass another one. ``retry_errors`` runs cells whose only row is an error again (the
     newest row wins when reading). ``extend``: resume a file measured under other settings
     on purpose (fff.study.fingerprint)."""
-    from fff.machine import machine_info, machine_fingerprint, versions
+    from fff.machine import machine_fingerprint
     from fff.profiling import profile_target
 
     measure = measure or profile_target
@@ -173,22 +187,38 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
                          if shard is None else f"shard {shard[0]}/{shard[1]} has no cells: the study has fewer cells than shards")
     for cell in cells:  # every option checked before the first measurement
         config.profile_options(cell).validated()
+    busy = None
     if measure is profile_target:  # a test's fake profiler measures made-up targets
         check_targets(cells)
         if "openvino" in config.backends:
             from fff.profiling import check_device
 
             check_device(config.device)
+        from fff.contention import preflight
+
+        busy = preflight()  # half a second: are other processes using the CPUs?
+
+    with study_lock(store.path):  # one study per results file and machine, for the whole run
+        return _sweep(store, config, settings, cells, measure, fingerprint, retry_errors, shard, progress, busy)
+
+
+def _sweep(store, config, settings, cells, measure, fingerprint, retry_errors, shard, progress,
+           busy) -> SweepSummary:
+    from fff.machine import machine_info, versions
 
     finished, deaths = _history(store, retry_errors)
     todo = [cell for cell in cells if row_key(cell.cell_id, fingerprint) not in finished]
 
     bar = progress or ProgressBar(len(todo))
+    if busy:
+        bar.note(busy)
     if len(todo) < len(cells):
         bar.note(f"{len(cells) - len(todo)} of {len(cells)} cells already in {store.path}; measuring the other {len(todo)}")
     started, measured, failed = time.monotonic(), 0, 0
     machine, software = machine_info(), versions()
-    for cell in todo:
+    queue, requeued, still_contended = list(todo), set(), 0
+    for cell in queue:  # contended cells are appended once, so they run again at the end
+        again = cell.cell_id in requeued
         key = row_key(cell.cell_id, fingerprint)
         bar.start(cell.label)
         cell_started = time.monotonic()
@@ -215,8 +245,15 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
         row = {**bookkeeping, "status": "error" if error else "ok", "error": error, "records": records,
                "seconds": round(time.monotonic() - cell_started, 3), "machine": machine, "versions": software}
         store.append(row)
-        measured += not error
-        failed += bool(error)
+        measured += not error and not again
+        failed += bool(error) and not again
         bar.finish(_outcome_text(cell, row))
+        if _contended(row) and again:
+            still_contended += 1
+        elif _contended(row):  # once more at the end, when the load that contended it may be gone
+            requeued.add(cell.cell_id)
+            queue.append(cell)
+            bar.total += 1
+            bar.note(f"{cell.label} was contended: it will be measured again at the end")
     return SweepSummary(store.path, len(cells), len(cells) - len(todo), measured, failed,
-                        time.monotonic() - started, shard, fingerprint)
+                        time.monotonic() - started, shard, fingerprint, len(requeued), still_contended)

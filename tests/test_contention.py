@@ -1,0 +1,229 @@
+"""Contention: the per-round detection and the record verdicts on recorded sequences, the round
+policy of the profiler with scripted workers, and one real busy process."""
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from fff.contention import (MIN_OTHERS_CPUS, MIN_SHARE, NOISY_CI, MachineSample, ProcessSample, RoundUsage,
+                            machine_sample, others_cpus, record_verdict, round_problem, round_usage, summarize_rounds,
+                            worst)
+from fff.errors import UsageError
+
+STAT = """cpu  900 0 300 5000 10 0 20 40 0 0
+cpu0 400 0 100 2500 5 0 10 20 0 0
+cpu1 500 0 200 2500 5 0 10 20 0 0
+intr 12345
+"""
+
+
+def test_proc_stat_is_summed_over_the_cpus_asked_for():
+    both = machine_sample({0, 1}, stat_text=STAT)
+    assert (both.busy_ticks, both.steal_ticks, both.cpus) == (400 + 100 + 10 + 500 + 200 + 10, 40, 2)
+    one = machine_sample({1}, stat_text=STAT)
+    assert (one.busy_ticks, one.steal_ticks, one.cpus) == (710, 20, 1)
+    unreadable = machine_sample({0}, stat_text="intr 1\n")
+    assert unreadable.busy_ticks is None
+
+
+def test_other_processes_cpu_is_the_busy_time_less_our_own():
+    from fff.contention import CLOCK_TICKS
+
+    second = 1_000_000_000
+    before = MachineSample(0, busy_ticks=1000, steal_ticks=0, cpus=2)
+    after = MachineSample(2 * second, busy_ticks=1000 + 3 * CLOCK_TICKS, steal_ticks=CLOCK_TICKS // 2, cpus=2)
+    others, steal = others_cpus(before, after, own_cpu_s=2.0)  # 3 CPU-seconds busy, 2 of them ours, in 2 s
+    assert (others, steal) == pytest.approx((0.5, 0.25))
+    assert others_cpus(before, after, own_cpu_s=5.0)[0] == 0.0  # tick rounding never makes it negative
+    assert others_cpus(MachineSample(0, None, None, 2), after, own_cpu_s=1.0) == (None, None)
+
+
+def test_a_round_usage_is_read_from_two_samples():
+    usage = round_usage(ProcessSample(0, 0, 3), ProcessSample(500_000_000, 800_000_000, 10), threads=2, inferences=50)
+    assert (usage.wall_s, usage.cpu_s, usage.involuntary_switches, usage.inferences) == (0.5, 0.8, 7, 50)
+    assert usage.cpu_share == pytest.approx(0.8)
+    assert usage.as_dict()["cpu_share"] == 0.8
+
+
+def usage(share, others, steal=0.0, threads=2):
+    return RoundUsage(wall_s=0.2, cpu_s=0.2 * threads * share, threads=threads, involuntary_switches=3,
+                      inferences=20, others_cpus=others, steal_cpus=steal)
+
+
+# Rounds recorded on the development VM (2 vCPUs, bench/README.md), then two constructed cases.
+RECORDED = [
+    (usage(0.985, 0.07), None),  # OpenVINO alone, 2 threads
+    (usage(0.998, 1.02, threads=1), None),  # 1 thread; others ran on the other CPU, not on ours
+    (usage(0.737, 0.60), "other-processes"),  # torch, one busy process: the highest share seen under load
+    (usage(0.226, 1.59), "other-processes"),  # torch with four engineers' jobs on the 2 CPUs
+    (usage(0.492, 1.51, threads=1), "other-processes"),
+    (usage(0.60, 0.10), None),  # constructed: the backend left CPUs idle by itself and nobody took them
+    (usage(0.95, 0.0, steal=0.4), "steal"),  # constructed: the hypervisor ran someone else
+]
+
+
+@pytest.mark.parametrize("round_, problem", RECORDED)
+def test_a_round_is_contended_when_the_backend_got_less_cpu_while_others_took_it(round_, problem):
+    assert round_problem(round_) == problem
+
+
+def test_without_proc_stat_only_a_collapsed_share_counts_as_contention():
+    assert round_problem(usage(MIN_SHARE / 2 - 0.01, None)) == "cpu-share"
+    assert round_problem(usage(0.6, None)) is None
+
+
+def test_rounds_are_summarised_with_what_was_dropped_and_why():
+    rounds = [r for r, _ in RECORDED]
+    summary = summarize_rounds(rounds, [round_problem(r) for r in rounds])
+    assert (summary["rounds_clean"], summary["rounds_dropped"]) == (3, 4)
+    assert summary["dropped_because"] == {"other-processes": 3, "steal": 1}
+    assert summary["cpu_share_median"] == pytest.approx(0.737)
+    assert summary["involuntary_switches_per_inference"] == pytest.approx(3 / 20)
+    assert summary["thresholds"]["min_share"] == MIN_SHARE
+
+
+def test_record_verdicts():
+    assert record_verdict(1, 3, [0.001]) == ("contended", "1 clean round(s) of the 3 needed")
+    verdict, reason = record_verdict(3, 3, [0.01, NOISY_CI * 2])
+    assert verdict == "noisy" and f"+-{100 * NOISY_CI * 2:.1f}%" in reason
+    assert record_verdict(5, 3, [0.01, NOISY_CI]) == ("ok", "")
+    assert worst(["ok", "noisy", "ok"]) == "noisy" and worst(["noisy", "contended"]) == "contended"
+
+
+# --- the profiler's round policy, with workers that replay a script ----------------------------------
+
+class ScriptedWorker:
+    """Answers 'round' with constant latencies and the next usage of its script (the last one repeats)."""
+
+    def __init__(self, name, ms, script):
+        self.name, self.ms, self.script, self.calls = name, ms, list(script), []
+
+    def call(self, command, **kwargs):
+        assert command == "round"
+        self.calls.append(kwargs)
+        n = kwargs["iterations"]
+        rng = np.random.default_rng(len(self.calls))
+        samples = self.ms * 1e6 * (1 + 0.001 * rng.standard_normal(n))
+        script_usage = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        return {"samples_ns": samples, "counters": None, "usage": replace(script_usage, inferences=n)}
+
+
+def sides_for(torch_script, openvino_script):
+    from fff.profiling import _Side
+
+    return [_Side("torch", ScriptedWorker("torch", 2.0, torch_script), {}),
+            _Side("openvino", ScriptedWorker("openvino", 1.0, openvino_script), {})]
+
+
+def options(**changes):
+    from fff.profiling import ProfileOptions
+
+    return ProfileOptions(**{"threads": 2, "max_seconds": 5.0, "min_rounds": 3, "target_ci": 0.05, **changes})
+
+
+CLEAN, BUSY = usage(0.98, 0.02), usage(0.3, 1.5)
+
+
+def test_contended_rounds_are_left_out_and_measured_again():
+    from fff.profiling import ROUND_WARMUP, _measure_rounds
+
+    sides = sides_for([CLEAN, CLEAN, BUSY, BUSY, CLEAN], [CLEAN])  # the first answers the calibration
+    _measure_rounds(sides, options(), lambda _: None, "t")
+    torch, openvino = sides
+    # torch rounds 1 (clean), 2 and 3 (busy), 4, 5 and on (clean): 3 clean rounds take 5
+    assert torch.problems[:4] == [None, "other-processes", "other-processes", None]
+    assert torch.clean_rounds >= 3 and len(torch.problems) >= 5
+    assert len(torch.all_samples) == torch.clean_rounds * torch.iterations_per_round
+    assert all(call["warmup"] == ROUND_WARMUP for call in torch.worker.calls)
+    assert all(call["iterations"] >= 5 for call in torch.worker.calls[1:])
+
+
+def test_a_backend_that_never_gets_a_clean_round_is_measured_until_the_cap_then_called_contended():
+    from fff.profiling import _measure_rounds
+
+    sides = sides_for([BUSY], [CLEAN])
+    result = _measure_rounds(sides, options(max_seconds=0.5, min_rounds=2), lambda _: None, "t")
+    torch, openvino = sides
+    assert torch.clean_rounds == 0 and openvino.clean_rounds == len(openvino.problems)
+    assert not result["converged"]
+    assert len(torch.all_samples) > 0  # the contended samples stand in, and the verdict will say so
+
+
+def test_rounds_are_sized_to_fit_the_cap_and_a_cap_too_small_for_min_rounds_is_an_error():
+    from fff.profiling import MIN_ITERATIONS, ROUND_WARMUP, _size_rounds
+
+    sides = sides_for([CLEAN], [CLEAN])
+    _size_rounds(sides, options(max_seconds=0.3, min_rounds=3), "t")
+    cycle = sum((s.iterations_per_round + ROUND_WARMUP) * s.worker.ms / 1e3 for s in sides)
+    assert 3 * cycle <= 0.3 + 1e-9 and min(s.iterations_per_round for s in sides) >= MIN_ITERATIONS
+    with pytest.raises(UsageError, match=r"time cap of 0\.05 s cannot hold 3 rounds of 5 iterations"):
+        _size_rounds(sides_for([CLEAN], [CLEAN]), options(max_seconds=0.05, min_rounds=3), "t")
+    busy = sides_for([BUSY], [CLEAN])  # a contended calibration measured the load, not the model
+    _size_rounds(busy, options(max_seconds=0.05, min_rounds=3), "t")
+    assert busy[0].iterations_per_round == MIN_ITERATIONS <= busy[1].iterations_per_round
+    fixed = sides_for([CLEAN], [CLEAN])
+    _size_rounds(fixed, options(iterations=7), "t")
+    assert [s.iterations_per_round for s in fixed] == [7, 7]
+
+
+# --- one real busy process -----------------------------------------------------------------------------
+
+TINY = "plain:depth=1,width=0.25,resolution=32"
+
+
+def test_a_busy_process_on_every_cpu_is_seen_and_marked_or_the_result_stays_in_tolerance():
+    quiet = _profile()
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in os.sched_getaffinity(0)]
+    try:
+        loaded = _profile()
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    for before, after in zip(quiet, loaded):
+        assert after["verdict"] in ("ok", "noisy", "contended") and (after["verdict"] == "ok") == (not after["verdict_reason"])
+        assert after["contention"]["others_cpus_median"] >= MIN_OTHERS_CPUS  # the busy processes were seen
+        if after["verdict"] == "ok" and before["verdict"] == "ok" and after["speedup"] is not None:
+            # both trusted: they must agree (wider than bench_contention's +-10%: a 1-second profile)
+            assert after["speedup"] == pytest.approx(before["speedup"], rel=0.3)
+
+
+def _profile():
+    from fff.profiling import ProfileOptions, profile_records
+
+    return profile_records(TINY, ProfileOptions(threads=1, max_seconds=1.0, min_rounds=2, warmup=1))
+
+
+def test_the_python_api_warns_once_naming_every_target_not_ok():
+    from fff.errors import MeasurementWarning
+    from fff.profiling import _warn_untrustworthy
+
+    records = [{"target": "a", "backend": "torch", "verdict": "ok", "verdict_reason": ""},
+               {"target": "a", "backend": "openvino", "verdict": "noisy", "verdict_reason": "95% CI +-7.0%"},
+               {"target": "b", "backend": "openvino", "verdict": "contended", "verdict_reason": "0 clean round(s)"}]
+    with pytest.warns(MeasurementWarning) as caught:
+        _warn_untrustworthy(records)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "a openvino: noisy (95% CI +-7.0%)" in message and "b openvino: contended" in message
+    assert "a torch" not in message
+
+
+def test_the_verdict_is_a_column_of_the_table_and_its_reason_follows_it():
+    from fff.cli.profile import format_table
+    from fff.profiling import ProfileOptions
+
+    fakes = sys.modules["study_fakes"]  # loaded by conftest.py
+    records = fakes.fake_measure("plain:depth=1,width=1.0", ProfileOptions())
+    records[1] = {**records[1], "verdict": "contended", "verdict_reason": "0 clean round(s) of the 3 needed"}
+    lines = format_table(records).splitlines()
+    header, torch_row, openvino_row = lines[0], lines[2], lines[3]
+    column = header.index("verdict")
+    assert torch_row[column:].startswith("ok ") and openvino_row[column:].startswith("contended ")
+    assert header.index("speed-up") < column < header.index("parity")
+    assert any(line.strip() == "plain:depth=1,width=1.0 openvino  contended: 0 clean round(s) of the 3 needed"
+               for line in lines[4:])
