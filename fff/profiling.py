@@ -233,7 +233,9 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
             "batch": model.input_shape[0],
             "input_shape": list(model.input_shape),
             "flops": model.flops,
-            "flops_convention": "2 x multiply-adds (torch.utils.flop_counter), one inference of the whole batch",
+            "flops_convention": f"2 x multiply-adds ({model.flops_counter}), one inference of the whole batch",
+            "uncounted_ops": list(model.uncounted_ops),  # what the FLOPs leave out
+            "input_shape_source": model.input_shape_source,
             "params": model.params,
             "latency_ms": latency.as_dict(),
             "first_inference_ms": side.prepared["first_inference_ns"] / 1e6,
