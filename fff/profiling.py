@@ -176,7 +176,8 @@ def _flamegraph(sides: list[_Side], options: ProfileOptions, target: str, progre
         path = path.with_name(f"{path.stem}.{safe}{path.suffix}")
     progress(f"{target}: sampling the {BASELINE} run with py-spy into {path}")
     iterations = int(np.clip(3.0 / (np.median(baseline.all_samples) / 1e9), 5, 5000))
-    return record_baseline(baseline.worker, path, iterations)
+    return record_baseline(baseline.worker, path, iterations,
+                           title=f"{target} on {BASELINE} (PyTorch eager): py-spy samples of {iterations} inferences")
 
 
 def profile_target(target: str, options: ProfileOptions, progress: Callable[[str], None] = lambda _: None) -> list[dict]:

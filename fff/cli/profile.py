@@ -60,8 +60,8 @@ def format_table(records: list[dict]) -> str:
     header = f"{'target':<{width}} {'backend':<9} {'median ms':>10} {'+-CI':>6} {'p90 ms':>9} {'first ms':>9} " \
              f"{'speed-up [95% CI]':>22} {'GFLOPs':>8} {'GFLOP/s':>8}  parity"
     lines = [header, "-" * len(header)]
-    legend = "+-CI: half the median's 95% confidence interval, in % of the median; first ms: the first " \
-             "inference, kept out of the statistics; speed-up: torch median / this backend's median"
+    legend = "+-CI: half the median's 95% CI, in % of the median; first ms: the first inference, not in " \
+             "the statistics; speed-up: torch median / this median"
     for r in records:
         lat = r["latency_ms"]
         ci = 100 * (lat["ci95_high"] - lat["ci95_low"]) / 2 / lat["median"]
