@@ -57,6 +57,7 @@ RECORD_COLUMNS = [
     "resolution", "precision", "threads", "batch", "backend", "latency_ms", "latency_ci_low",
     "latency_ci_high", "latency_mean", "first_inference_ms", "flops", "params", "gflops_per_s", "speedup",
     "speedup_ci_low", "speedup_ci_high", "llc_misses", "llc_source", "llc_note", "n_samples", "warnings",
+    "uncounted_ops",
 ]
 ERROR_COLUMNS = ["machine", "host", "study", "cell_id", "kind", "target", "resolution", "precision", "threads",
                  "error_type", "message", "seconds", "started", "file"]
@@ -112,6 +113,8 @@ def _record_row(row: dict, record: dict) -> dict:
         "speedup": record.get("speedup"), "speedup_ci_low": speedup_ci[0], "speedup_ci_high": speedup_ci[1],
         "llc_misses": llc, "llc_source": source, "llc_note": note,
         "n_samples": latency.get("n"), "warnings": len(record.get("warnings") or []),
+        # what the FLOP count leaves out; None in records written before fff recorded it
+        "uncounted_ops": None if record.get("uncounted_ops") is None else " ".join(record["uncounted_ops"]),
     }
 
 

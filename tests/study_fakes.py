@@ -50,7 +50,7 @@ def _record(target, backend, options, ms, flops, speedup, counters, parity_ok=Tr
         "speedup": speedup, "speedup_ci95": None if speedup is None else [speedup * 0.97, speedup * 1.03],
         "parity": None if backend == "torch" else {"max_abs_err": 1e-6, "max_rel_err": 1e-6 if parity_ok else 0.5,
                                                    "ok": parity_ok},
-        "counters": counters, "warnings": [], "samples_ns": None,
+        "counters": counters, "warnings": [], "samples_ns": None, "uncounted_ops": ["aten.add", "aten.relu_"],
     }
 
 
