@@ -64,6 +64,7 @@ RECORD_COLUMNS = [
     "latency_ci_high", "latency_mean", "first_inference_ms", "flops", "params", "gflops_per_s", "speedup",
     "speedup_ci_low", "speedup_ci_high", "llc_misses", "llc_source", "llc_note", "n_samples", "warnings",
     "verdict",
+    "uncounted_ops",
 ]
 ERROR_COLUMNS = ["machine", "host", "study", "cell_id", "kind", "target", "resolution", "precision", "threads",
                  "error_type", "message", "seconds", "started", "file"]
@@ -120,6 +121,8 @@ def _record_row(row: dict, record: dict) -> dict:
         "llc_misses": llc, "llc_source": source, "llc_note": note,
         "n_samples": latency.get("n"), "warnings": len(record.get("warnings") or []),
         "verdict": record.get("verdict") or "unchecked",  # results from before fff checked contention
+        # what the FLOP count leaves out; None in records written before fff recorded it
+        "uncounted_ops": None if record.get("uncounted_ops") is None else " ".join(record["uncounted_ops"]),
     }
 
 

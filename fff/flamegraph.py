@@ -9,8 +9,10 @@ which is harmless here for the same reason.
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -88,9 +90,19 @@ def _record(pid: int, fmt: str, out: Path, work, native: bool) -> None:
         raise FffError(f"py-spy wrote no profile: {spy.stderr.read().strip()[-300:]}")
 
 
-def record_baseline(worker, path: str | os.PathLike, iterations: int, *, native: bool = True) -> dict:
-    """Sample ``iterations`` inferences of the PyTorch worker; write ``path`` (.svg flame graph,
-    otherwise speedscope JSON) and return the Python-versus-native split."""
+def retitle(svg: Path, title: str) -> None:
+    """Give py-spy's flame graph a title for people: py-spy titles it with its own command line
+    (a PID and a temporary path) and has no option to change it."""
+    text = svg.read_text()
+    retitled = re.sub(r'(<text id="title"[^>]*>)[^<]*(</text>)', lambda m: m[1] + html.escape(title) + m[2], text,
+                      count=1)
+    svg.write_text(retitled)
+
+
+def record_baseline(worker, path: str | os.PathLike, iterations: int, *, native: bool = True,
+                    title: str = "") -> dict:
+    """Sample ``iterations`` inferences of the PyTorch worker; write ``path`` (.svg flame graph
+    titled ``title``, otherwise speedscope JSON) and return the Python-versus-native split."""
     path = Path(path)
     run = lambda: worker.call("round", iterations=iterations)  # noqa: E731 - a thunk for _record
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,6 +111,8 @@ def record_baseline(worker, path: str | os.PathLike, iterations: int, *, native:
         share = python_share(json.loads(speedscope.read_text()))
         if path.suffix == ".svg":  # py-spy renders one format per recording: record again for the picture
             _record(worker.pid, "flamegraph", path, run, native)
+            if title:
+                retitle(path, title)
         else:
             shutil.copyfile(speedscope, path)
     return {"path": str(path), "native_frames": native, "rate_hz": RATE_HZ, **share}

@@ -243,7 +243,8 @@ def _flamegraph(sides: list[_Side], options: ProfileOptions, target: str, progre
         path = path.with_name(f"{path.stem}.{safe}{path.suffix}")
     progress(f"{target}: sampling the {BASELINE} run with py-spy into {path}")
     iterations = int(np.clip(3.0 / (np.median(baseline.all_samples) / 1e9), 5, 5000))
-    return record_baseline(baseline.worker, path, iterations)
+    return record_baseline(baseline.worker, path, iterations,
+                           title=f"{target} on {BASELINE} (PyTorch eager): py-spy samples of {iterations} inferences")
 
 
 def _recheck_cached_parity(target: str, model, sides: list[_Side], build_options: dict, inputs, options: ProfileOptions,
@@ -350,7 +351,9 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
             "batch": model.input_shape[0],
             "input_shape": list(model.input_shape),
             "flops": model.flops,
-            "flops_convention": "2 x multiply-adds (torch.utils.flop_counter), one inference of the whole batch",
+            "flops_convention": f"2 x multiply-adds ({model.flops_counter}), one inference of the whole batch",
+            "uncounted_ops": list(model.uncounted_ops),  # what the FLOPs leave out
+            "input_shape_source": model.input_shape_source,
             "params": model.params,
             "latency_ms": latency.as_dict(),
             "first_inference_ms": side.prepared["first_inference_ns"] / 1e6,

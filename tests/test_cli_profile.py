@@ -32,6 +32,37 @@ def test_help_is_instant_and_imports_no_framework(tmp_path):
     assert out.stdout.strip() == "[]"
 
 
+def test_list_imports_no_framework(tmp_path):
+    # Listing names reads static tables: no torch, no openvino (fff-profile --list stays instant).
+    code = "import sys; from fff.cli.profile import main; code = main(['--list']); " \
+           "print(sorted(m for m in ('torch', 'torchvision', 'openvino') if m in sys.modules), code)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    *listing, imported = out.stdout.strip().splitlines()
+    assert imported == "[] 0"
+    assert "  dw-bottleneck " in "\n".join(listing) and "  darts " in "\n".join(listing)
+    assert "  llc-misses " in "\n".join(listing)
+
+
+def test_flags_work_only_spelled_out_and_resolution_in_both_spellings():
+    from fff.cli import profile, study
+
+    assert profile.build_parser().parse_args(["--resolutions", "64"]).resolution == 64
+    assert profile.build_parser().parse_args(["--resolution", "64"]).resolution == 64
+    assert study.build_parser().parse_args(["--resolution", "64,128", "--out", "r.jsonl"]).resolutions == [64, 128]
+    for parser, args in ((profile.build_parser(), ["--res", "64"]), (study.build_parser(), ["--res", "64", "--out", "r"]),
+                         (study.build_parser(), ["--resolutions", "64", "--ou", "r"])):
+        with pytest.raises(SystemExit) as exit_:  # no prefix matching: --res is no flag at all
+            parser.parse_args(args)
+        assert exit_.value.code == 2
+
+
+def test_study_help_names_patterns_and_models():
+    from fff.cli import study
+
+    text = study.build_parser().format_help()
+    assert "dw-bottleneck" in text and "mobilenet_v2" in text and "fff-profile --list" in text
+
+
 def test_end_to_end_json_has_the_documented_keys_and_types(tiny_run):
     result, out = tiny_run
     assert result.returncode == 0, result.stderr
@@ -47,6 +78,7 @@ def test_end_to_end_json_has_the_documented_keys_and_types(tiny_run):
         assert r["input_shape"] == [1, 3, 32, 32]
         assert isinstance(r["flops"], int) and r["flops"] > 0
         assert isinstance(r["params"], int) and r["params"] > 0
+        assert "aten.relu_" in r["uncounted_ops"] and "torch.utils.flop_counter" in r["flops_convention"]
         lat = r["latency_ms"]
         assert set(lat) == {"median", "mean", "std", "min", "p90", "p99", "ci95_low", "ci95_high", "n"}
         assert 0 < lat["min"] <= lat["median"] <= lat["p90"] <= lat["p99"]
@@ -91,6 +123,22 @@ def test_csv_and_table(tiny_run):
     assert list(table["backend"]) == ["torch", "openvino"]
     assert "latency_ms.median" in table.columns and "samples_ns" not in table.columns
     assert "speed-up" in result.stdout and "openvino" in result.stdout
+    assert "\n+-CI: " in result.stdout and "first ms: " in result.stdout  # the legend under the table
+    assert "[fff-profile] " in result.stderr  # progress lines, without --quiet
+
+
+def test_counter_reasons_are_said_once(tiny_run):
+    from fff.cli.profile import format_table
+
+    _, out = tiny_run
+    records = json.loads((out / "r.json").read_text())
+    reason = "this machine exposes no hardware PMU " + "(a long explanation) " * 10
+    for r in records:
+        r["counters"] = {"llc-misses": {"per_inference": None, "total": None, "status": "not supported",
+                                        "reason": reason, "scaled": False}}
+    table = format_table(records)
+    assert table.count(reason) == 1
+    assert table.count("not counted (not supported)") == 2  # one short line per backend
 
 
 @pytest.mark.parametrize("args, message", [
@@ -128,8 +176,9 @@ def test_input_shape_fills_a_model_files_dynamic_dims(tmp_path, relu_onnx):
     missing = fff_profile(onnx, "--backends", "openvino", *QUICK, cwd=tmp_path)
     assert missing.returncode == 2 and "--input-shape" in missing.stderr.strip().splitlines()[-1]
     result = fff_profile(onnx, "--backends", "openvino", "--input-shape", "2,3,8,8", *QUICK,
-                         "--json", tmp_path / "r.json", cwd=tmp_path)
+                         "--json", tmp_path / "r.json", "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert "[fff-profile]" not in result.stderr and "speed-up" in result.stdout  # --quiet: no progress, the table
     [record] = json.loads((tmp_path / "r.json").read_text())
     assert record["input_shape"] == [2, 3, 8, 8] and record["batch"] == 2
     assert record["speedup"] is None and "no baseline" in result.stdout

@@ -27,3 +27,18 @@ def test_share_counts_innermost_frames_by_kind():
 def test_no_samples_is_unknown_not_zero():
     share = python_share({"shared": {"frames": []}, "profiles": [{"samples": [], "weights": []}]})
     assert share["python_share"] is None and share["native_share"] is None
+
+
+def test_retitle_replaces_py_spys_command_line(tmp_path):
+    from fff.flamegraph import retitle
+
+    svg = tmp_path / "f.svg"
+    # The element as py-spy 0.4 writes it.
+    svg.write_text('<svg><rect/><text id="title" fill="rgb(0,0,0)" x="50.0000%" y="24.00">/venv/bin/py-spy record '
+                   '--pid 14653 --rate 100 --format flamegraph -o /tmp/x.svg --native</text><text id="details"> </text>'
+                   '</svg>')
+    retitle(svg, "dw-bottleneck:depth=1 on torch <eager>")
+    text = svg.read_text()
+    assert '<text id="title" fill="rgb(0,0,0)" x="50.0000%" y="24.00">dw-bottleneck:depth=1 on torch &lt;eager&gt;</text>' \
+        in text
+    assert "--pid" not in text and '<text id="details"> </text>' in text

@@ -265,6 +265,9 @@ USER_MODULE = textwrap.dedent("""
     def without_shape():
         return torch.nn.Conv2d(3, 4, 3)
 
+    def linear_first():
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 4))
+
     def not_a_module():
         return 42
 
@@ -303,6 +306,16 @@ def test_function_target_errors(user_module, target, error, fragment):
     assert fragment in str(caught.value)
 
 
+def test_function_target_channels_from_its_first_conv(user_module):
+    model = build("fff_test_user_models:without_shape", resolution=16)
+    assert model.input_shape == (1, 3, 16, 16)
+    assert "Conv2d in_channels" in model.input_shape_source
+    assert build("fff_test_user_models:without_shape", resolution=16, batch=2).input_shape == (2, 3, 16, 16)
+    with pytest.raises(ShapeError, match="no input shape"):  # first layer not a Conv2d: cannot be known
+        build("fff_test_user_models:linear_first", resolution=16)
+    assert build("fff_test_user_models:with_shape").input_shape_source is None  # declared, nothing inferred
+
+
 def test_function_target_wrong_shape_is_a_shape_error(user_module):
     with pytest.raises(ShapeError, match=r"cannot run on input shape \(1, 5, 8, 8\)"):
         build("fff_test_user_models:with_shape", input_shape=(1, 5, 8, 8))
@@ -312,7 +325,10 @@ def test_ir_file_targets(tiny_ir):
     with pytest.raises(ShapeError, match=r"\[\?,3,\?,\?\] has dynamic dims"):
         build(str(tiny_ir))
     model = build(str(tiny_ir), batch=2, resolution=32)
-    assert model.kind == "file" and model.module is None and model.flops is None
+    assert model.kind == "file" and model.module is None
+    # 2 x multiply-adds from the graph, at the shape given: two convolutions and the classifier
+    assert model.flops == 2 * (2 * 16 * 32 * 32 * 3 * 9 + 2 * 16 * 16 * 16 * 16 * 9 + 2 * 10 * 16)
+    assert "Relu" in model.uncounted_ops and "Convolution" not in model.uncounted_ops
     assert model.input_shape == (2, 3, 32, 32) and model.path == tiny_ir.resolve()
     assert model.params == (16 * 3 * 9 + 16) + (16 * 16 * 9 + 16) + (16 * 10 + 10)
     assert build(str(tiny_ir), input_shape=(1, 3, 40, 40)).input_shape == (1, 3, 40, 40)

@@ -68,6 +68,39 @@ def test_report_from_one_machine(results_files, tmp_path, capsys):
     assert len(records) == 1 + 2 * (3 * 6 + 3)  # header + (3 patterns x 6 cells + 3 zoo) x 2 backends
 
 
+def test_page_says_each_heading_and_note_once(results_files, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert run_cli([str(results_files[0]), "--out", str(out)], capsys)[0] == 0
+    page = (out / "index.html").read_text()
+    headings = [line for line in page.replace("<h", "\n<h").splitlines() if line.startswith(("<h2>", "<h3>"))]
+    assert len(headings) == len(set(headings)), sorted(h for h in headings if headings.count(h) > 1)
+    # the correlation table's reason for missing LLC counts: once under the table, not on every row
+    assert page.count("no LLC-miss counts: llc-misses: not supported") == 1
+    assert page.count("<td>note 1</td>") > 1
+    assert "left out of the counts here: aten.add, aten.relu_." in page  # from the records' uncounted_ops
+    assert "speedup_ci_low" not in page and "speedup ci low" in page  # headings break at spaces, not underscores
+
+
+def test_figures_with_one_width_or_no_llc_counts_say_so(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from fff.analysis import load_results
+    from fff.report.figures import llc_misses_against_depth, speedup_against_depth_and_width
+
+    results = tmp_path / "one_width.jsonl"
+    run_study(StudyConfig(patterns=("residual",), depths=(1, 2), widths=(1.0,)), results, measure=fakes.fake_measure)
+    records = load_results([results]).records
+    drawn = []
+    save = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda figure, *a, **k: (drawn.append(figure), save(figure, *a, **k)))
+    for draw in (speedup_against_depth_and_width, llc_misses_against_depth):
+        assert_real_png(draw(records, tmp_path / f"{draw.__name__}.png"))
+    texts = [text.get_text() for figure in drawn for axes in figure.axes for text in axes.texts]
+    assert "Every cell has width 1:\nnothing to plot against width." in texts
+    [llc] = [text for text in texts if text.startswith("No LLC-miss counts")]
+    assert "fff-study --counters llc-misses --simulate-cache" in llc and "not supported (no hardware PMU))" in llc
+
+
 def test_report_from_two_machines_keeps_them_side_by_side(results_files, tmp_path, capsys):
     out = tmp_path / "report"
     code, _, stderr = run_cli([*map(str, results_files), "--out", str(out)], capsys)

@@ -15,7 +15,12 @@ WRITE_FAILED_EXIT = 3
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is a single line naming the problem (exit code 2)."""
+    """argparse, but a usage error is a single line naming the problem (exit code 2), and no flag
+    works by being a prefix of another (``--res`` is an error, not ``--resolution``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(USAGE_EXIT, f"{self.prog}: error: {message}\n")

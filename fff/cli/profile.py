@@ -22,14 +22,17 @@ def build_parser() -> OneLineParser:
                "--json/--csv could not be written (the records were saved to a fallback file it names), "
                "130 interrupted (Ctrl-C or SIGTERM).",
     )
-    parser.add_argument("targets", nargs="*", metavar="TARGET")
+    parser.add_argument("targets", nargs="*", metavar="TARGET",
+                        help="what to measure (see below and --list); default: a small built-in model")
     parser.add_argument("--list", action="store_true", help="list models, design patterns and counters, then exit")
     parser.add_argument("--backends", type=comma_list, default=["torch", "openvino"], help="default: torch,openvino")
     parser.add_argument("--device", default="CPU", help="OpenVINO device (default CPU)")
     parser.add_argument("--precision", default="f32", help="f32 (default), bf16 or f16, on both sides")
     parser.add_argument("--threads", type=positive_int, help="threads on both sides (default: every available CPU)")
     parser.add_argument("--batch", type=positive_int, help="batch size (default 1)")
-    parser.add_argument("--resolution", type=positive_int, help="input height and width (default: the model's own)")
+    # Both spellings, as in fff-study: a user need not remember which command takes which.
+    parser.add_argument("--resolution", "--resolutions", type=positive_int, dest="resolution",
+                        help="input height and width (default: the model's own)")
     parser.add_argument("--input-shape", type=shape_argument, metavar="N,C,H,W",
                         help="the whole input shape, for model files with dynamic dims and functions without an "
                              "input_shape attribute")
@@ -51,6 +54,8 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--csv", type=writable_path, metavar="PATH", help="write the records as CSV (no raw samples)")
     parser.add_argument("--flamegraph", type=writable_path, metavar="PATH",
                         help="py-spy profile of the PyTorch run: .svg flame graph or speedscope .json")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress lines; errors, warnings and the results still print")
     return parser
 
 
@@ -63,6 +68,8 @@ def format_table(records: list[dict]) -> str:
     header = f"{'target':<{width}} {'backend':<9} {'median ms':>10} {'+-CI':>6} {'p90 ms':>9} {'first ms':>9} " \
              f"{'speed-up [95% CI]':>22} {'verdict':<9} {'GFLOPs':>8} {'GFLOP/s':>8}  parity"
     lines = [header, "-" * len(header)]
+    legend = "+-CI: half the median's 95% CI, in % of the median; first ms: the first inference, not in " \
+             "the statistics; speed-up: torch median / this median"
     for r in records:
         lat = r["latency_ms"]
         ci = 100 * (lat["ci95_high"] - lat["ci95_low"]) / 2 / lat["median"]
@@ -75,13 +82,17 @@ def format_table(records: list[dict]) -> str:
         lines.append(f"{r['target'][:width]:<{width}} {r['backend']:<9} {lat['median']:>10.3f} {ci:>5.1f}% {lat['p90']:>9.3f} "
                      f"{r['first_inference_ms']:>9.2f} {speedup:>22} {r['verdict']:<9} {_fmt(r['flops'] and r['flops'] / 1e9, '.3f'):>8} "
                      f"{_fmt(r['gflops_per_s'], '.1f'):>8}  {parity}")
+    lines.append(legend)
     counter_lines = []
+    reasons: dict[tuple[str, str], set[str]] = {}  # (counter, status) -> reasons: each said once, not per backend
     for r in records:
         for kind, key in (("measured", "counters"), ("simulated", "simulated_counters")):
             for name, c in (r.get(key) or {}).items():
                 value = "not counted" if c.get("per_inference") is None else f"{c['per_inference']:,.0f} per inference"
-                note = f"{c['status']}: {c['reason']}" if c.get("reason") else c["status"]
-                counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<9} {kind:<9} {name:<18} {value} ({note})")
+                if c.get("reason"):
+                    reasons.setdefault((name, c["status"]), set()).add(c["reason"])
+                counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<9} {kind:<9} {name:<18} {value} "
+                                     f"({c['status']})")
         for name, d in (r.get("derived_counters") or {}).items():
             if d["value"] is not None:
                 counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<9} {'derived':<9} {name:<18} {d['value']:.3f}")
@@ -94,14 +105,16 @@ def format_table(records: list[dict]) -> str:
                       f"+-{100 * NOISY_CI:g}%); not for headlines:"] + doubtful
     if counter_lines:
         lines += ["", "counters (summed over every thread of the backend's process):"] + counter_lines
+        lines += [f"  {name} {status}: {reason}" for (name, status), why in sorted(reasons.items()) for reason in sorted(why)]
     caveats = {r["simulation"]["caveat"] for r in records if r.get("simulation")}
     lines += [f"note: {caveat}" for caveat in sorted(caveats)]
     return "\n".join(lines)
 
 
 def list_everything() -> str:
+    # Static tables only: listing names must not import torch or build anything.
     from fff.counters import KNOWN_COUNTERS
-    from fff.models import list_targets
+    from fff.models.names import list_targets
 
     lines = []
     for kind, entries in list_targets().items():
@@ -152,7 +165,8 @@ def _profile(args, output) -> int:
         print(f"{PROG}: {busy}", file=sys.stderr, flush=True)
 
     def progress(message):
-        print(f"[{PROG}] {message}", file=sys.stderr, flush=True)
+        if not args.quiet:
+            print(f"[{PROG}] {message}", file=sys.stderr, flush=True)
 
     records = output.records
     try:
@@ -163,6 +177,9 @@ def _profile(args, output) -> int:
             output.report_failed_writes()
         raise
     print(format_table(records))
+    for record in records:
+        if record.get("flamegraph"):
+            print(f"flame graph of {record['target']} ({record['backend']}): {record['flamegraph']['path']}")
     for record in records:
         for warning in record["warnings"]:
             print(f"warning: {warning}", file=sys.stderr)

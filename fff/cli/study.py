@@ -34,6 +34,8 @@ def _counter_list(text: str) -> list[str]:
 
 
 def build_parser() -> OneLineParser:
+    from fff.models.names import PATTERN_DESCRIPTIONS, ZOO_MODELS  # plain tables: --help stays instant
+
     parser = OneLineParser(
         prog=PROG,
         description="Measure design patterns (patterns x depths x widths x resolutions) and zoo models, each "
@@ -45,13 +47,17 @@ def build_parser() -> OneLineParser:
                "row and the study goes on (exit 0); see fff-report. Shards: --shard K/N (1 <= K <= N) runs the K-th "
                "of N deterministic parts, e.g. as a Slurm job array. Exit codes: 0 done, 2 bad input, "
                "3 a row could not be appended to --out (a full disk; nothing torn is left, a finished cell's row is "
-               "saved to a fallback file it names; resume with --resume), 130 interrupted (resume with --resume).",
+               "saved to a fallback file it names; resume with --resume), 130 interrupted (resume with --resume). "
+               f"Patterns: {', '.join(PATTERN_DESCRIPTIONS)}. Zoo models: {', '.join(ZOO_MODELS)}. "
+               "fff-profile --list describes each.",
     )
     parser.add_argument("study", nargs="?", metavar="STUDY.toml", help="study file (default: the built-in study)")
     parser.add_argument("--patterns", type=comma_list, help="design patterns, e.g. plain,dw-bottleneck")
     parser.add_argument("--depths", type=_numbers(int, "whole numbers >= 1"), help="blocks per pattern, e.g. 1,2,4")
     parser.add_argument("--widths", type=_numbers(float, "positive numbers"), help="channel multipliers, e.g. 0.5,1")
-    parser.add_argument("--resolutions", type=_numbers(int, "whole numbers >= 1"), help="pattern input sizes")
+    # Both spellings, as in fff-profile: a user need not remember which command takes which.
+    parser.add_argument("--resolutions", "--resolution", type=_numbers(int, "whole numbers >= 1"), dest="resolutions",
+                        help="pattern input sizes, e.g. 64,224")
     parser.add_argument("--zoo", type=comma_list, help="zoo models, e.g. mobilenet_v2,darts,resnet50")
     parser.add_argument("--zoo-resolutions", type=_numbers(int, "whole numbers >= 1"),
                         help="zoo input sizes (default: each model's own)")

@@ -1,13 +1,34 @@
 """Models to measure: design patterns on a shared skeleton, a zoo of hand-crafted and
 search-found architectures, and the user's own models; ``build(target) -> Model``.
 
-Imports torch at module level: import this only when a model is about to be built.
+Names resolve on first use (PEP 562): most of them import torch, but ``fff.models.names``
+(what ``fff-profile --list`` shows) must stay importable without it.
 """
 
-from fff.models.spec import Spec, parse as parse_spec
-from fff.models.patterns import PATTERNS, PatternNet
-from fff.models.targets import DEFAULT_TARGET, TARGET_KINDS, Model, build, list_targets
-from fff.models.zoo import ZOO
+from importlib import import_module
+
+# Public name -> submodule that defines it.
+_LAZY = {
+    "build": "fff.models.targets",
+    "Model": "fff.models.targets",
+    "DEFAULT_TARGET": "fff.models.targets",
+    "TARGET_KINDS": "fff.models.targets",
+    "list_targets": "fff.models.names",
+    "PATTERNS": "fff.models.patterns",
+    "PatternNet": "fff.models.patterns",
+    "ZOO": "fff.models.zoo",
+    "Spec": "fff.models.spec",
+    "parse_spec": "fff.models.spec",
+}
 
 __all__ = ["build", "Model", "list_targets", "DEFAULT_TARGET", "TARGET_KINDS", "PATTERNS", "PatternNet", "ZOO",
            "Spec", "parse_spec"]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fff.models' has no attribute {name!r}")
+    value = getattr(import_module(module), "parse" if name == "parse_spec" else name)
+    globals()[name] = value
+    return value

@@ -31,6 +31,7 @@ from torchvision.models.googlenet import Inception as GoogLeNetInception
 from torchvision.ops import Conv2dNormActivation
 
 from fff.models.init import variance_preserving
+from fff.models.names import PATTERN_DESCRIPTIONS
 
 __all__ = ["PATTERNS", "PatternNet", "Pattern", "PlainBlock", "DepthwiseSeparableBlock", "InceptionBlock",
            "STAGE_CHANNELS", "STEM_CHANNELS"]
@@ -105,21 +106,24 @@ class Pattern:
 
 
 class Plain(Pattern):
-    name, description = "plain", "VGG-style: two 3x3 convolutions per block, no shortcut"
+    name = "plain"
+    description = PATTERN_DESCRIPTIONS[name]
 
     def block(self, in_channels, out_channels, stride):
         return PlainBlock(in_channels, out_channels, stride)
 
 
 class Residual(Pattern):
-    name, description = "residual", "ResNet basic block: two 3x3 convolutions with an identity shortcut"
+    name = "residual"
+    description = PATTERN_DESCRIPTIONS[name]
 
     def block(self, in_channels, out_channels, stride):
         return resnet.BasicBlock(in_channels, out_channels, stride, _projection(in_channels, out_channels, stride))
 
 
 class Bottleneck(Pattern):
-    name, description = "bottleneck", "ResNet bottleneck: 1x1 reduce, 3x3, 1x1 expand (4x), shortcut"
+    name = "bottleneck"
+    description = PATTERN_DESCRIPTIONS[name]
 
     def block(self, in_channels, out_channels, stride):
         planes = out_channels // resnet.Bottleneck.expansion
@@ -127,7 +131,8 @@ class Bottleneck(Pattern):
 
 
 class Grouped(Pattern):
-    name, description = "grouped", "ResNeXt: bottleneck whose 3x3 is a grouped convolution (up to 32 groups)"
+    name = "grouped"
+    description = PATTERN_DESCRIPTIONS[name]
 
     def block(self, in_channels, out_channels, stride):
         planes = out_channels // resnet.Bottleneck.expansion
@@ -139,28 +144,32 @@ class Grouped(Pattern):
 
 
 class DepthwiseSeparable(Pattern):
-    name, description = "dw-separable", "MobileNet-V1: 3x3 depthwise then 1x1 pointwise convolution"
+    name = "dw-separable"
+    description = PATTERN_DESCRIPTIONS[name]
 
     def block(self, in_channels, out_channels, stride):
         return DepthwiseSeparableBlock(in_channels, out_channels, stride)
 
 
 class DepthwiseBottleneck(Pattern):
-    name, description = "dw-bottleneck", "MobileNet-V2 inverted residual: 1x1 expand (6x), 3x3 depthwise, 1x1 linear"
+    name = "dw-bottleneck"
+    description = PATTERN_DESCRIPTIONS[name]
 
     def block(self, in_channels, out_channels, stride):
         return mobilenetv2.InvertedResidual(in_channels, out_channels, stride, expand_ratio=6)
 
 
 class Inception(Pattern):
-    name, description = "inception", "GoogLeNet Inception: four parallel branches concatenated"
+    name = "inception"
+    description = PATTERN_DESCRIPTIONS[name]
 
     def block(self, in_channels, out_channels, stride):
         return InceptionBlock(in_channels, out_channels, stride)
 
 
 class Dense(Pattern):
-    name, description = "dense", "DenseNet-BC: each layer (1x1, 3x3) sees all earlier layers' features"
+    name = "dense"
+    description = PATTERN_DESCRIPTIONS[name]
 
     def stage(self, in_channels, out_channels, depth):
         growth_rate = out_channels // 4
@@ -172,7 +181,8 @@ class Dense(Pattern):
 
 
 class SqueezeExcitationMBConv(Pattern):
-    name, description = "se-mbconv", "EfficientNet MBConv: inverted residual with squeeze-excitation, SiLU"
+    name = "se-mbconv"
+    description = PATTERN_DESCRIPTIONS[name]
 
     def block(self, in_channels, out_channels, stride):
         config = MBConvConfig(expand_ratio=6, kernel=3, stride=stride, input_channels=in_channels,
@@ -181,7 +191,8 @@ class SqueezeExcitationMBConv(Pattern):
 
 
 class Shuffle(Pattern):
-    name, description = "shuffle", "ShuffleNet-V2 unit: channel split, 1x1-3x3dw-1x1 branch, channel shuffle"
+    name = "shuffle"
+    description = PATTERN_DESCRIPTIONS[name]
 
     def block(self, in_channels, out_channels, stride):
         return shufflenetv2.InvertedResidual(in_channels, out_channels, stride)

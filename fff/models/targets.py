@@ -25,6 +25,7 @@ from torch import nn
 from fff.errors import ShapeError, SpecError, TargetError, UsageError
 from fff.models import spec as specs
 from fff.models.flops import count_flops
+from fff.models.names import list_targets
 from fff.models.patterns import PATTERNS, PatternNet
 from fff.models.user import FUNCTION_TARGET, MODEL_FILE_SUFFIXES, call_model_function, read_model_file, resolve_shape
 from fff.models.zoo import ZOO
@@ -43,18 +44,21 @@ TARGET_KINDS = ("a zoo name (e.g. resnet50, darts; see fff-profile --list)",
 @dataclass(frozen=True, eq=False)
 class Model:
     """A built target. FLOPs are 2 x multiply-adds for one inference of the whole batch
-    (``fff.models.flops``); ``uncounted_ops`` are the operators that count leaves out."""
+    (``fff.models.flops``; ``fff.models.graph_flops`` for model files); ``uncounted_ops`` are the
+    operators that count leaves out."""
 
     name: str  # the canonical target: zoo name, canonical spec, file path or module:function
     kind: str  # "zoo", "pattern", "file" or "function"
     module: nn.Module | None = field(repr=False)  # eval mode; None for file targets
     input_shape: tuple[int, ...]
-    flops: int | None  # None for file targets (no PyTorch module to count)
+    flops: int
     params: int
     source: str  # where it came from, for people
     path: Path | None = None  # the model file, for file targets
     uncounted_ops: tuple[str, ...] = ()
     spec: specs.Spec | None = field(default=None, repr=False)
+    flops_counter: str = "torch.utils.flop_counter"  # what counted ``flops``, for the record
+    input_shape_source: str | None = None  # where fff inferred part of the input shape, said in the record
 
 
 def _check_option(name: str, value):
@@ -83,9 +87,10 @@ def build(target: str, *, batch: int | None = None, resolution: int | None = Non
     if target in ZOO:
         return _build_zoo(target, **options)
     if target.lower().endswith(MODEL_FILE_SUFFIXES):
-        path, shape, params = read_model_file(target, **options)
-        return Model(name=target, kind="file", module=None, input_shape=shape, flops=None, params=params,
-                     source=f"model file {path}", path=path)
+        path, shape, counted = read_model_file(target, **options)
+        return Model(name=target, kind="file", module=None, input_shape=shape, flops=counted.flops,
+                     params=counted.params, source=f"model file {path}", path=path, uncounted_ops=counted.uncounted,
+                     flops_counter="fff.models.graph_flops, from the OpenVINO graph")
     pattern, colon, rest = target.partition(":")
     if pattern.strip() in PATTERNS or (colon and "=" in rest):
         return _build_pattern(target, **options)
@@ -104,7 +109,7 @@ def _construct(make):
     return module.eval() if isinstance(module, nn.Module) else module
 
 
-def _finish(name, kind, module, shape, source, spec=None) -> Model:
+def _finish(name, kind, module, shape, source, spec=None, input_shape_source=None) -> Model:
     example = torch.zeros(shape)
     try:
         counted = count_flops(module, example)
@@ -113,7 +118,7 @@ def _finish(name, kind, module, shape, source, spec=None) -> Model:
         raise ShapeError(f"{name}: cannot run on input shape {tuple(shape)} ({reason})") from None
     params = sum(p.numel() for p in module.parameters())
     return Model(name=name, kind=kind, module=module, input_shape=tuple(shape), flops=counted.flops, params=params,
-                 source=source, uncounted_ops=counted.uncounted, spec=spec)
+                 source=source, uncounted_ops=counted.uncounted, spec=spec, input_shape_source=input_shape_source)
 
 
 def _build_zoo(name, *, batch, resolution, input_shape):
@@ -143,26 +148,28 @@ def _build_pattern(target, *, batch, resolution, input_shape):
 def _build_function(target, *, batch, resolution, input_shape):
     network, function = _construct(lambda: call_model_function(target))
     declared = getattr(network, "input_shape", None) or getattr(function, "input_shape", None)
+    inferred = None
     if input_shape is None and declared is None:
-        raise ShapeError(f"{target}: no input shape; give input_shape (--input-shape N,C,H,W) or set an "
-                         "input_shape attribute on the module or the function")
+        channels = _first_conv_channels(network)
+        if channels is None or resolution is None:
+            raise ShapeError(f"{target}: no input shape; give input_shape (--input-shape N,C,H,W), set an "
+                             "input_shape attribute on the module or the function, or give a resolution "
+                             "(--resolution) for a network whose first layer is a Conv2d")
+        declared = (1, channels, resolution, resolution)
+        inferred = f"{channels} channels from the first layer (Conv2d in_channels), resolution {resolution}"
     try:
         dims = list(declared) if declared is not None else None
     except TypeError:
         raise ShapeError(f"{target}: its input_shape attribute {declared!r} is not a sequence of dims") from None
     shape = resolve_shape(target, dims, input_shape=input_shape, batch=batch, resolution=resolution)
-    return _finish(target, "function", network.eval(), shape, f"{target} (the user's function), torch seed 0")
+    return _finish(target, "function", network.eval(), shape, f"{target} (the user's function), torch seed 0",
+                   input_shape_source=inferred)
 
 
-def list_targets() -> dict[str, dict[str, str]]:
-    """Kind -> {name: one-line description}, for ``fff-profile --list``."""
-    return {
-        "patterns": {name: pattern.description for name, pattern in PATTERNS.items()},
-        "zoo": {name: f"{entry.description}, {entry.resolution} px" for name, entry in ZOO.items()},
-        "other targets": {
-            "PATTERN:key=value,...": "a pattern with depth, width, resolution, batch, classes "
-                                     "(e.g. dw-bottleneck:depth=8,width=1.0,resolution=224)",
-            "FILE.onnx, FILE.xml": "an ONNX or OpenVINO IR model (input shape from the file or --input-shape)",
-            "module:function": "a Python function returning a torch.nn.Module, random weights from seed 0",
-        },
-    }
+def _first_conv_channels(network: nn.Module) -> int | None:
+    """The input channels of an image network whose first layer (the first module with weights, in
+    definition order) is a Conv2d; None where that cannot be known."""
+    first = next((m for m in network.modules() if next(m.parameters(recurse=False), None) is not None), None)
+    if isinstance(first, nn.Conv2d) and not isinstance(first, nn.modules.lazy.LazyModuleMixin) and first.in_channels > 0:
+        return first.in_channels
+    return None

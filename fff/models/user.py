@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from fff.errors import ModelFileError, ShapeError, TargetError, openvino_reason
+from fff.models.graph_flops import count_graph
 
 __all__ = ["MODEL_FILE_SUFFIXES", "FUNCTION_TARGET", "read_model_file", "call_model_function", "resolve_shape"]
 
@@ -55,12 +56,9 @@ def resolve_shape(target: str, dims: list[int | None] | None, *, input_shape=Non
     return tuple(dims)
 
 
-def read_model_file(target: str, *, input_shape=None, batch=None, resolution=None) -> tuple[Path, tuple[int, ...], int]:
-    """(absolute path, input shape, parameter count) of an .onnx or .xml model file.
-
-    Parameters are the elements of the model's floating-point constants, the closest a graph
-    file comes to PyTorch's parameter count.
-    """
+def read_model_file(target: str, *, input_shape=None, batch=None, resolution=None):
+    """(absolute path, input shape, ``fff.models.graph_flops.GraphCount``) of an .onnx or .xml
+    model file: FLOPs at that input shape, parameters and the operators the count leaves out."""
     from openvino.frontend import FrontEndManager
 
     path = Path(target).expanduser()
@@ -88,16 +86,11 @@ def read_model_file(target: str, *, input_shape=None, batch=None, resolution=Non
     partial = model.inputs[0].get_partial_shape()
     dims = None if partial.rank.is_dynamic else [d.get_length() if d.is_static else None for d in partial]
     shape = resolve_shape(target, dims, input_shape=input_shape, batch=batch, resolution=resolution)
-    params = sum(_elements(op) for op in model.get_ordered_ops()
-                 if op.get_type_name() == "Constant" and op.get_output_element_type(0).is_real())
-    return path.resolve(), shape, params
-
-
-def _elements(op) -> int:
-    count = 1
-    for d in op.get_output_shape(0):
-        count *= d
-    return count
+    try:  # FLOPs need every shape static: the graph at the shape that will be timed
+        model.reshape({model.inputs[0]: shape})
+    except Exception as error:
+        raise ShapeError(f"{target}: cannot take input shape {shape} ({openvino_reason(error)})") from None
+    return path.resolve(), shape, count_graph(model)
 
 
 def _import(target: str, module_name: str):

@@ -7,12 +7,14 @@ report never has a broken image.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator
 
 from fff.analysis import BASELINE, PAPER, accelerated, speedup_by_pattern, speedup_trend, suspect_cells
@@ -20,6 +22,9 @@ from fff.analysis import BASELINE, PAPER, accelerated, speedup_by_pattern, speed
 __all__ = ["FIGURES", "draw_all"]
 
 BACKEND_COLORS = {"torch": "#d62728", "openvino": "#1f77b4"}
+# One colour per design pattern where patterns share a plot (matplotlib's tab10, in order).
+PATTERN_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+                  "#17becf"]
 DPI = 110
 
 
@@ -59,7 +64,7 @@ def _color(backend: str) -> str:
 def _pattern_grid(patterns: list[str]):
     columns = min(5, len(patterns))
     rows = int(np.ceil(len(patterns) / columns))
-    figure = _new_figure(3.2 * columns, 2.7 * rows + 0.6)
+    figure = _new_figure(max(3.2 * columns, 6.4), 2.7 * rows + 0.6)  # wide enough for the title over one panel
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for extra in axes[len(patterns):]:
         extra.set_axis_off()
@@ -113,18 +118,34 @@ def speedup_against_depth_and_width(records: pd.DataFrame, path: Path) -> Path:
     by_depth, by_width = speedup_trend(records, "depth"), speedup_trend(records, "width")
     if by_depth.empty:
         return _empty(path, title, "No design-pattern cells with the verdict ok.")
+    cells = accelerated(records)
+    cells = cells[cells["kind"] == "pattern"]
+    flagged = cells[cells["cell_id"].isin(suspect_cells(records)["cell_id"])]
     figure = _new_figure(11, 4.5)
     left, right = figure.subplots(1, 2)
+    drawn = {}
     for axes, table, axis in ((left, by_depth, "depth"), (right, by_width, "width")):
+        axes.set_title(f"{title.split(' against')[0]} against {axis}")
+        values = sorted(table[axis].unique())
+        if len(values) == 1:  # one point per line would hide behind its marker: say so instead
+            axes.set_axis_off()
+            axes.text(0.5, 0.5, f"Every cell has {axis} {values[0]:g}:\nnothing to plot against {axis}.",
+                      ha="center", va="center", transform=axes.transAxes, fontsize=11)
+            continue
         for (backend, pattern), rows in table.groupby(["backend", "pattern"]):
             label = pattern if table["backend"].nunique() == 1 else f"{pattern} ({backend})"
-            axes.plot(rows[axis], rows["median"], marker="o", label=label)
-        axes.set_xticks(sorted(table[axis].unique()))
+            drawn[label] = axes.plot(rows[axis], rows["median"], marker="o", label=label)[0]
+        if len(flagged):
+            drawn["suspect cell (see the report)"] = axes.scatter(
+                flagged[axis], flagged["speedup"], s=50, marker="x", color="#d62728", zorder=4)
+        _plain_log_scale(axes)  # ratios: one large cell must not flatten every other line
+        axes.set_xticks(values)
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         axes.set_xlabel(axis + (" (blocks)" if axis == "depth" else " (channel multiplier)"))
-        axes.set_ylabel("median speed-up")
+        axes.set_ylabel("median speed-up over the other axis")
         axes.axhline(1.0, color="grey", linewidth=1, linestyle=":")
-        axes.set_title(f"{title.split(' against')[0]} against {axis}")
-    right.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if drawn:
+        figure.legend(list(drawn.values()), list(drawn), fontsize=7, loc="outside right center")
     return _save(figure, path)
 
 
@@ -158,24 +179,34 @@ def latency_against_flops(records: pd.DataFrame, path: Path) -> Path:
     rows = records[records["flops"].notna() & (records["flops"] > 0)]
     if rows.empty:
         return _empty(path, title, "No cells with a FLOP count.")
-    figure = _new_figure(8, 5.5)
+    figure = _new_figure(9.5, 5.5)
     axes = figure.add_subplot()
+    patterns = sorted(rows.loc[rows["kind"] == "pattern", "pattern"].dropna().unique())
+    colors = dict(zip(patterns, PATTERN_COLORS * 2))
+    backends = sorted(rows["backend"].unique(), key=lambda b: (b != BASELINE, b))
+
+    def style(backend, color):  # the baseline hollow, the accelerated filled: backends apart in every colour
+        return dict(facecolors="none", edgecolors=color) if backend == BASELINE else dict(color=color)
+
     for backend, cells in rows.groupby("backend"):
-        patterns, zoo = cells[cells["kind"] == "pattern"], cells[cells["kind"] == "zoo"]
-        axes.scatter(patterns["flops"], patterns["latency_ms"], s=14, color=_color(backend), alpha=0.6,
-                     label=f"{backend}: pattern cells")
-        axes.scatter(zoo["flops"], zoo["latency_ms"], s=40, marker="^", color=_color(backend),
-                     edgecolor="black", label=f"{backend}: zoo models")
-        if backend != BASELINE:
-            for _, model in zoo.iterrows():
-                axes.annotate(model["model"], (model["flops"], model["latency_ms"]), fontsize=6,
-                              xytext=(3, 3), textcoords="offset points")
+        for pattern, group in cells[cells["kind"] == "pattern"].groupby("pattern"):
+            axes.scatter(group["flops"], group["latency_ms"], s=16, alpha=0.8, **style(backend, colors[pattern]))
+        zoo = cells[cells["kind"] == "zoo"]
+        axes.scatter(zoo["flops"], zoo["latency_ms"], s=45, marker="^", linewidths=1.2, **style(backend, "#333333"))
+        for _, model in zoo.iterrows():
+            axes.annotate(model["model"], (model["flops"], model["latency_ms"]), fontsize=6,
+                          xytext=(4, 2), textcoords="offset points", color="#555555" if backend == BASELINE else "black")
     axes.set_xscale("log")
     _plain_log_scale(axes)
     axes.set_xlabel("FLOPs per inference")
     axes.set_ylabel("median latency (ms)")
     axes.set_title(title)
-    axes.legend(fontsize=8)
+    legend = [Line2D([], [], linestyle="", marker="o", color=colors[p], label=p) for p in patterns]
+    legend += [Line2D([], [], linestyle="", marker="^", color="#333333", label="zoo model (named)")]
+    legend += [Line2D([], [], linestyle="", marker="o", color="grey",
+                      markerfacecolor="none" if b == BASELINE else "grey", label=f"{b}: " + (
+                          "hollow" if b == BASELINE else "filled")) for b in backends]
+    figure.legend(handles=legend, fontsize=7, loc="outside right center")
     return _save(figure, path)
 
 
@@ -184,10 +215,10 @@ def llc_misses_against_depth(records: pd.DataFrame, path: Path) -> Path:
     rows = records[(records["kind"] == "pattern") & records["llc_misses"].notna()]
     if rows.empty:
         notes = records["llc_note"].dropna().unique()
-        reason = notes[0] if len(notes) else "no cells"
-        return _empty(path, title, "No LLC-miss counts in these results (" + reason[:150] + ").\n"
-                      "Hardware counters need a PMU; without one, request the llc-misses counter\n"
-                      "with simulate_cache = true (valgrind's cache simulator).")
+        reason = textwrap.shorten(notes[0] if len(notes) else "no cells", 150, placeholder=" ...")
+        return _empty(path, title, "\n".join(textwrap.wrap(f"No LLC-miss counts in these results ({reason}).", 90)) +
+                      "\nHardware counters need a PMU; without one, simulate the caches:\n"
+                      "fff-study --counters llc-misses --simulate-cache (in a study file: simulate_cache = true).")
     patterns = sorted(rows["pattern"].unique())
     figure, axes = _pattern_grid(patterns)
     for ax, pattern in zip(axes, patterns):
@@ -201,15 +232,17 @@ def llc_misses_against_depth(records: pd.DataFrame, path: Path) -> Path:
         ax.set_ylabel("misses")
     axes[0].legend(fontsize=7)
     sources = ", ".join(sorted(rows["llc_source"].dropna().unique()))
-    figure.suptitle(f"{title} ({sources}; medians over width and resolution)")
+    figure.suptitle("\n".join(textwrap.wrap(f"{title} ({sources}; medians over width and resolution)",
+                                             int(figure.get_figwidth() * 11))))
     return _save(figure, path)
 
 
 def architectures(records: pd.DataFrame, path: Path) -> Path:
     from fff.analysis import architecture_table
 
-    title = "Architectures: median latency, PyTorch against accelerated"
     table = architecture_table(records)
+    fast = ", ".join(sorted(table["backend"].unique()))  # the backends' own names, as in every other figure
+    title = f"Architectures: median latency, {BASELINE} against {fast or 'the accelerated backend'}"
     if table.empty:
         return _empty(path, title, "No successful zoo-model cells.")
     table = table.sort_values("speedup")
@@ -218,7 +251,7 @@ def architectures(records: pd.DataFrame, path: Path) -> Path:
     positions = np.arange(len(table))
     labels = [f"{m} ({b})" if table["backend"].nunique() > 1 else m for m, b in zip(table["model"], table["backend"])]
     axes.barh(positions + 0.2, table["baseline_ms"], height=0.4, color=_color(BASELINE), label=BASELINE)
-    axes.barh(positions - 0.2, table["accelerated_ms"], height=0.4, color=_color("openvino"), label="accelerated")
+    axes.barh(positions - 0.2, table["accelerated_ms"], height=0.4, color=_color(fast), label=fast)
     for position, (_, row) in zip(positions, table.iterrows()):
         verdict = "" if row["verdict"] == "ok" else f" ({row['verdict']})"
         axes.annotate(f"{row['speedup']:.2f}x{verdict}", (row["baseline_ms"], position + 0.2), fontsize=7,

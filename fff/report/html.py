@@ -21,6 +21,8 @@ __all__ = ["render_report", "machine_label"]
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; line-height: 1.4; }
 table { border-collapse: collapse; margin: 0.6em 0 1.4em; font-size: 0.85em; }
+/* a table wider than the page scrolls inside its own box instead of widening the page */
+table { display: block; max-width: 100%; overflow-x: auto; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; vertical-align: top; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0 1.2em; }
@@ -37,8 +39,20 @@ def machine_label(fingerprint: str, entry: dict) -> str:
 def _table(frame: pd.DataFrame, empty: str = "nothing to show") -> str:
     if frame is None or frame.empty:
         return f'<p class="note">{html.escape(empty)}</p>'
+    # Headings break at the underscores (speedup_ci_low -> "speedup ci low"), so wide tables fit the page.
+    frame = frame.rename(columns=lambda column: str(column).replace("_", " "))
     return frame.to_html(index=False, border=0, na_rep="–", escape=True,
                          float_format=lambda value: f"{value:.4g}")
+
+
+def _with_footnotes(frame: pd.DataFrame, column: str) -> tuple[pd.DataFrame, str]:
+    """A note that repeats down a column is said once under the table; the cells point to it."""
+    notes = [note for note in dict.fromkeys(frame[column].dropna()) if note]
+    if not notes:
+        return frame, ""
+    numbers = {note: f"note {i}" for i, note in enumerate(notes, 1)}
+    frame = frame.assign(**{column: frame[column].map(lambda note: numbers.get(note, note))})
+    return frame, _paragraphs(f"{numbers[note]}: {note}" for note in notes)
 
 
 def _paragraphs(lines, css: str = "note") -> str:
@@ -125,7 +139,7 @@ def _machine_section(fingerprint: str, results: StudyResults, figures: list[tupl
         relative = path.relative_to(directory).as_posix()
         parts.append(f"<h3>{html.escape(caption)}</h3><img src=\"{html.escape(relative)}\" alt=\"{html.escape(caption)}\">")
     parts += [
-        "<h3>Speed-up per design pattern</h3>",
+        "<h3>Speed-up per design pattern, table</h3>",
         '<p class="note">Geometric mean over the pattern\'s ok cells (depths x widths x resolutions), median, '
         'min and max beside it; left_out counts its contended, noisy or unchecked cells. ratio % = 100 x geomean, '
         'gain % = 100 x (geomean - 1).</p>',
@@ -135,11 +149,27 @@ def _machine_section(fingerprint: str, results: StudyResults, figures: list[tupl
         "<h3>Correlation of latency with FLOPs and with LLC misses</h3>",
         '<p class="note">Pearson (linear) and Spearman (rank) over the cells of each pattern across depth and '
         'width; missing LLC counts are left out, never read as zero.</p>',
-        _table(correlations(records).drop(columns=drop)),
+        *_correlation_table(records),
         "<h3>Achieved GFLOP/s per pattern</h3>", _table(gflops_by_pattern(records).drop(columns=drop)),
-        "<h3>Architectures</h3>", _table(architecture_table(records).drop(columns=drop), "no successful zoo models"),
+        "<h3>Architectures, table</h3>",
+        _table(architecture_table(records).drop(columns=drop), "no successful zoo models"),
     ]
     return "\n".join(parts)
+
+
+def _correlation_table(records: pd.DataFrame) -> list[str]:
+    table, notes = _with_footnotes(correlations(records).drop(columns=["machine"]), "note")
+    return [_table(table), notes]
+
+
+def _flops_note(records: pd.DataFrame) -> str:
+    """What the FLOP counts leave out, from the records themselves (fff.models.flops, graph_flops)."""
+    recorded = records["uncounted_ops"].dropna() if "uncounted_ops" in records else pd.Series(dtype=object)
+    if recorded.empty:
+        return "These results do not record which operators their FLOP counts leave out."
+    left_out = sorted({op for ops in recorded for op in ops.split()})
+    return ("FLOPs count convolutions and matrix products only; every other operator that computes, left out of "
+            "the counts here: " + (", ".join(left_out) or "none") + ".")
 
 
 def render_report(results: StudyResults, figures: dict[str, list[tuple[str, Path]]], directory: Path,
@@ -158,6 +188,7 @@ def render_report(results: StudyResults, figures: dict[str, list[tuple[str, Path
                      "Speed-up is the PyTorch median latency over the accelerated median latency, same weights, "
                      "input, precision and threads; FLOPs are 2 x multiply-adds. Machines are never pooled: "
                      "each has its own column and section.",
+                     _flops_note(results.records),
                      f"The paper's lowest inference time ({PAPER['fastest_model']}, about {PAPER['fastest_model_ms']} ms) "
                      "was measured on its own hardware; compare the ranking more than the milliseconds."]),
         _table(_headline_side_by_side(results), "no successful cells"),
