@@ -76,7 +76,8 @@ def measure(target: str, threads: int, seconds: float) -> dict:
     baseline = next(r for r in records if r["backend"] == "torch")
     return {"speedup": accelerated["speedup"], "verdict": accelerated["verdict"],
             "reason": accelerated["verdict_reason"],
-            "dropped": {r["backend"]: f"{r['contention']['rounds_dropped']} of {r['contention']['rounds_dropped'] + r['contention']['rounds_clean']}"
+            "dropped": {r["backend"]: "{rounds_dropped} of {total}".format(
+                total=r["contention"]["rounds_dropped"] + r["contention"]["rounds_clean"], **r["contention"])
                         for r in records},
             "share": {r["backend"]: r["contention"]["cpu_share_median"] for r in records},
             "others": baseline["contention"]["others_cpus_median"]}

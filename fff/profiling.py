@@ -392,8 +392,9 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
             point, low, high = speedup_with_ci(baseline.all_samples, samples)
             record["speedup"], record["speedup_ci95"] = point, [low, high]
             # a speed-up is as trustworthy as the worse of its two sides and its own CI
+            spread, why = record_verdict(options.min_rounds, options.min_rounds, [(high - low) / 2 / point])
             candidates = [(verdict, reason), (verdicts[BASELINE][0], f"{BASELINE}: {verdicts[BASELINE][1]}"),
-                          record_verdict(options.min_rounds, options.min_rounds, [(high - low) / 2 / point])]
+                          (spread, f"speed-up's {why}" if why else "")]
             record["verdict"] = worst(v for v, _ in candidates)
             record["verdict_reason"] = "; ".join(r for v, r in candidates if v == record["verdict"] and r)
             parity = compare(baseline.prepared["output"], side.prepared["output"])

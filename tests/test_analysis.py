@@ -128,7 +128,8 @@ def test_headline_numbers_beside_the_papers(results):
     speedups = [2.0, 2.5, 3.5] * 2 + [5.0, 5.5, 6.5] * 2 + [12.0, 5.0, 3.0]
     geomean = float(np.exp(np.mean(np.log(speedups))))
     assert average["ratio"] == pytest.approx(geomean)
-    assert (average["ratio_ratio_pct"], average["ratio_gain_pct"]) == pytest.approx((100 * geomean, 100 * (geomean - 1)))
+    assert (average["ratio_ratio_pct"], average["ratio_gain_pct"]) == \
+        pytest.approx((100 * geomean, 100 * (geomean - 1)))
     assert (average["paper"], average["paper_ratio"]) == ("380%", 3.8)
     assert average["this_machine"] == (f"geometric mean over 15 ok cells (patterns and zoo), median "
                                        f"{np.median(speedups):.2f}x; arithmetic mean of the ratios 4.67x")

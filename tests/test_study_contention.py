@@ -25,7 +25,8 @@ def contended_measure(calls):
     def measure(target, options, progress=lambda _: None):
         calls.append(target)
         records = fakes.fake_measure(target, options, progress)
-        if (target.startswith("plain:depth=1") and calls.count(target) == 1) or target.startswith("dw-bottleneck:depth=2"):
+        first_plain = target.startswith("plain:depth=1") and calls.count(target) == 1
+        if first_plain or target.startswith("dw-bottleneck:depth=2"):
             records[1] = {**records[1], "verdict": "contended", "verdict_reason": "0 clean round(s) of the 3 needed"}
         return records
     return measure

@@ -80,7 +80,8 @@ def format_table(records: list[dict]) -> str:
         parity = "-" if r["parity"] is None else \
             f"{'ok' if r['parity']['ok'] else 'FAILED'} (rel {r['parity']['max_rel_err']:.1e})"
         lines.append(f"{r['target'][:width]:<{width}} {r['backend']:<9} {lat['median']:>10.3f} {ci:>5.1f}% {lat['p90']:>9.3f} "
-                     f"{r['first_inference_ms']:>9.2f} {speedup:>22} {r['verdict']:<9} {_fmt(r['flops'] and r['flops'] / 1e9, '.3f'):>8} "
+                     f"{r['first_inference_ms']:>9.2f} {speedup:>22} {r['verdict']:<9} "
+                     f"{_fmt(r['flops'] and r['flops'] / 1e9, '.3f'):>8} "
                      f"{_fmt(r['gflops_per_s'], '.1f'):>8}  {parity}")
     lines.append(legend)
     counter_lines = []

@@ -214,7 +214,8 @@ def render_report(results: StudyResults, figures: dict[str, list[tuple[str, Path
     parts.append(_paragraphs([
         "A speed-up enters an average (a geometric mean, with the median beside it) only when its verdict is ok. "
         "contended: too few of its rounds got the CPU they asked for (other processes or the hypervisor took it); "
-        f"noisy: measured cleanly but its 95% CI is wider than +-{100 * NOISY_CI:g}%; unchecked: recorded before fff checked "
+        f"noisy: measured cleanly but its 95% CI is wider than +-{100 * NOISY_CI:g}%; "
+        "unchecked: recorded before fff checked "
         "contention. They stay in the per-cell tables and figures."]))
     left_out["machine"] = left_out["machine"].astype(str).str[:8]
     parts.append(_table(left_out, "none: every speed-up is ok"))
