@@ -41,6 +41,9 @@ class BuiltTarget:
     xml: str  # the IR to compile: the cache entry, or the model file itself
     cached: bool  # the IR came from the conversion cache (a parity failure is re-checked afresh)
     notes: tuple[str, ...] = field(default=())  # said once to the user (a rebuilt cache entry)
+    uncounted_ops: tuple[str, ...] = ()  # what the FLOPs leave out (fff.models.Model)
+    flops_counter: str = "torch.utils.flop_counter"
+    input_shape_source: str | None = None
 
 
 # --- allocation failures -------------------------------------------------------------------------
@@ -104,7 +107,9 @@ class BuildService:
         return {"name": model.name, "input_shape": list(model.input_shape), "flops": model.flops,
                 "params": model.params, "has_module": model.module is not None,
                 "xml": str(ir.xml) if ir else str(model.path), "cached": bool(ir and ir.cached),
-                "notes": list(ir.notes) if ir else [], "rss_bytes": _rss_bytes()}
+                "notes": list(ir.notes) if ir else [], "rss_bytes": _rss_bytes(),
+                "uncounted_ops": list(model.uncounted_ops), "flops_counter": model.flops_counter,
+                "input_shape_source": model.input_shape_source}
 
     def rss(self) -> int:
         return _rss_bytes()
@@ -151,7 +156,9 @@ class Builder:
             self._discard()  # a fresh child next time: memory back to its start
         return BuiltTarget(name=reply["name"], input_shape=tuple(reply["input_shape"]), flops=reply["flops"],
                            params=reply["params"], has_module=reply["has_module"], xml=reply["xml"],
-                           cached=reply["cached"], notes=tuple(reply["notes"]))
+                           cached=reply["cached"], notes=tuple(reply["notes"]),
+                           uncounted_ops=tuple(reply["uncounted_ops"]), flops_counter=reply["flops_counter"],
+                           input_shape_source=reply["input_shape_source"])
 
     def _discard(self) -> None:
         if self._worker is not None:
