@@ -196,6 +196,19 @@ def test_an_append_that_reads_back_differently_is_undone(tmp_path, monkeypatch):
     assert out.read_bytes() == before
 
 
+def test_fff_study_says_where_a_row_went_and_exits_3_when_appending_fails(tmp_path, capsys, monkeypatch):
+    from fff.cli.study import main
+
+    def fails(*args, **kwargs):
+        raise ResultsWriteError(tmp_path / "r.jsonl", "No space left on device", tmp_path / "saved.jsonl")
+
+    monkeypatch.setattr("fff.study.sweep.run_study", fails)
+    assert main(["--patterns", "plain", "--out", str(tmp_path / "r.jsonl")]) == 3
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"fff-study: error: cannot append to {tmp_path / 'r.jsonl'} (No space left on device)")
+    assert f"saved to {tmp_path / 'saved.jsonl'}" in line and line.endswith("--resume")
+
+
 def test_an_unwritable_study_file_is_refused_before_anything_is_measured(capsys):
     from fff.cli.study import main
 
