@@ -259,3 +259,51 @@ def test_cli_extend_needs_resume(capsys):
 
     assert main(["--patterns", "plain", "--out", "x.jsonl", "--extend"]) == 2
     assert "--extend continues an existing study: add --resume" in capsys.readouterr().err
+
+
+# --- the same on real file systems, where this machine lets a test mount them -------------------------
+
+@pytest.fixture
+def mount_tmpfs(tmp_path):
+    """mount(tmpfs options) -> a fresh mount point; skipped where mounting is not allowed."""
+    import subprocess
+
+    mounted = []
+
+    def mount(options: str) -> Path:
+        point = tmp_path / f"mnt{len(mounted)}"
+        point.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True,
+                                text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN): {result.stderr.strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", str(point)], check=True)
+
+
+def test_a_read_only_mount_is_refused_before_measuring(mount_tmpfs, capsys):
+    read_only = mount_tmpfs("size=64k,ro")
+    with pytest.raises(UsageError, match="Read-only file system"):
+        check_writable(read_only / "r.json")
+    with pytest.raises(UsageError, match="Read-only file system"):
+        run_study(small_study(), read_only / "r.jsonl", measure=fakes.fake_measure)
+
+
+def test_a_full_disk_stops_the_study_with_whole_rows_only(mount_tmpfs, tmp_path, monkeypatch):
+    disk = mount_tmpfs("size=64k")
+    (disk / "filler").write_bytes(bytes(60 * 1024))  # about one page left: a row or two, not three cells
+    out = disk / "results.jsonl"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ResultsWriteError, match="No space left on device") as failure:
+        run_study(small_study(), out, measure=fakes.fake_measure)
+    assert out.read_bytes().endswith(b"\n") and read_rows(out).notes == []  # whole rows only
+    statuses = [row["status"] for row in read_rows(out).rows]
+    assert 1 <= len(statuses) < 6 and statuses == ["started", "ok", "started", "ok", "started"][:len(statuses)]
+    if statuses[-1] == "started":  # the failing row was a finished cell's: it went to the fallback
+        assert read_rows(failure.value.fallback).rows[0]["status"] == "ok"
+    else:
+        assert failure.value.fallback is None  # a "started" row failed: nothing measured was lost
