@@ -196,6 +196,19 @@ def test_an_append_that_reads_back_differently_is_undone(tmp_path, monkeypatch):
     assert out.read_bytes() == before
 
 
+def test_fff_study_says_where_a_row_went_and_exits_3_when_appending_fails(tmp_path, capsys, monkeypatch):
+    from fff.cli.study import main
+
+    def fails(*args, **kwargs):
+        raise ResultsWriteError(tmp_path / "r.jsonl", "No space left on device", tmp_path / "saved.jsonl")
+
+    monkeypatch.setattr("fff.study.sweep.run_study", fails)
+    assert main(["--patterns", "plain", "--out", str(tmp_path / "r.jsonl")]) == 3
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"fff-study: error: cannot append to {tmp_path / 'r.jsonl'} (No space left on device)")
+    assert f"saved to {tmp_path / 'saved.jsonl'}" in line and line.endswith("--resume")
+
+
 def test_an_unwritable_study_file_is_refused_before_anything_is_measured(capsys):
     from fff.cli.study import main
 
@@ -246,3 +259,51 @@ def test_cli_extend_needs_resume(capsys):
 
     assert main(["--patterns", "plain", "--out", "x.jsonl", "--extend"]) == 2
     assert "--extend continues an existing study: add --resume" in capsys.readouterr().err
+
+
+# --- the same on real file systems, where this machine lets a test mount them -------------------------
+
+@pytest.fixture
+def mount_tmpfs(tmp_path):
+    """mount(tmpfs options) -> a fresh mount point; skipped where mounting is not allowed."""
+    import subprocess
+
+    mounted = []
+
+    def mount(options: str) -> Path:
+        point = tmp_path / f"mnt{len(mounted)}"
+        point.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True,
+                                text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN): {result.stderr.strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", str(point)], check=True)
+
+
+def test_a_read_only_mount_is_refused_before_measuring(mount_tmpfs, capsys):
+    read_only = mount_tmpfs("size=64k,ro")
+    with pytest.raises(UsageError, match="Read-only file system"):
+        check_writable(read_only / "r.json")
+    with pytest.raises(UsageError, match="Read-only file system"):
+        run_study(small_study(), read_only / "r.jsonl", measure=fakes.fake_measure)
+
+
+def test_a_full_disk_stops_the_study_with_whole_rows_only(mount_tmpfs, tmp_path, monkeypatch):
+    disk = mount_tmpfs("size=64k")
+    (disk / "filler").write_bytes(bytes(60 * 1024))  # about one page left: a row or two, not three cells
+    out = disk / "results.jsonl"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ResultsWriteError, match="No space left on device") as failure:
+        run_study(small_study(), out, measure=fakes.fake_measure)
+    assert out.read_bytes().endswith(b"\n") and read_rows(out).notes == []  # whole rows only
+    statuses = [row["status"] for row in read_rows(out).rows]
+    assert 1 <= len(statuses) < 6 and statuses == ["started", "ok", "started", "ok", "started"][:len(statuses)]
+    if statuses[-1] == "started":  # the failing row was a finished cell's: it went to the fallback
+        assert read_rows(failure.value.fallback).rows[0]["status"] == "ok"
+    else:
+        assert failure.value.fallback is None  # a "started" row failed: nothing measured was lost

@@ -26,7 +26,8 @@ def study(config=None, *, out, patterns=None, depths=None, widths=None, resoluti
 
     ``config``: a StudyConfig, a path to a study TOML file, or None for the built-in default
     study. Keyword options override it; naming only ``patterns`` or only ``zoo`` runs only that
-    kind. ``shard``: (K, N) or "K/N"."""
+    kind. ``shard``: (K, N) or "K/N". ``extend``: with ``resume``, add cells measured under other
+    settings (counters, time cap, ...) to the file on purpose (fff.study.fingerprint)."""
     from fff.analysis import load_results
     from fff.study.config import StudyConfig, default_study, load_study
     from fff.study.sweep import parse_shard, run_study
