@@ -44,7 +44,7 @@ from fff.child_process import child_environment, python_module_command
 from fff.counters import CounterResult, CounterResults
 from fff.errors import FffError, UsageError
 
-__all__ = ["CacheGeometry", "SimulationResult", "cache_geometry", "simulate", "simulate_cache", "simulate_callable",
+__all__ = ["CacheGeometry", "SimulationResult", "cache_geometry", "parse_cache_spec", "simulate", "simulate_cache", "simulate_callable",
            "parse_callgrind_totals", "SIMULATED_COUNTERS"]
 
 DUMP_LABEL = "fff-measured"
@@ -100,9 +100,45 @@ def _simulable(size: int, assoc: int, line: int) -> CacheLevel:
                       f"{size} B with {sets} sets simulated as {pow2 * assoc * line} B with {pow2} sets")
 
 
-def cache_geometry() -> CacheGeometry:
+CACHE_SPEC_USAGE = "LL=SIZE[,Nway][,line=B], e.g. LL=8MiB,16way (SIZE in B, KiB, MiB or GiB)"
+_UNITS = {"b": 1, "kib": 1024, "kb": 1024, "k": 1024, "mib": 1024**2, "mb": 1024**2, "m": 1024**2,
+          "gib": 1024**3, "gb": 1024**3, "g": 1024**3}
+
+
+def parse_cache_spec(text: str) -> CacheLevel:
+    """A what-if last-level cache from ``LL=8MiB,16way`` (ways default to 16, lines to 64 B);
+    UsageError naming the problem otherwise. A size valgrind cannot simulate (its set count must be
+    a power of two) is adapted as the machine's own LL is, and the note says how."""
+    import re
+
+    def bad(why: str) -> UsageError:
+        return UsageError(f"bad cache spec {text!r}: {why}; expected {CACHE_SPEC_USAGE}")
+
+    if not isinstance(text, str) or not text.upper().startswith("LL="):
+        raise bad("it must start with LL=")
+    parts = [p.strip() for p in text[3:].split(",")]
+    size_match = re.fullmatch(r"(\d+)\s*([A-Za-z]*)", parts[0])
+    if not size_match or size_match[2].lower() not in _UNITS:
+        raise bad(f"size {parts[0]!r} is not a number with a unit (B, KiB, MiB, GiB)")
+    size, assoc, line = int(size_match[1]) * _UNITS[size_match[2].lower()], 16, 64
+    for part in parts[1:]:
+        if (ways := re.fullmatch(r"(\d+)\s*-?way", part, re.IGNORECASE)):
+            assoc = int(ways[1])
+        elif (bytes_ := re.fullmatch(r"line=(\d+)", part, re.IGNORECASE)):
+            line = int(bytes_[1])
+        else:
+            raise bad(f"{part!r} is neither Nway nor line=B")
+    if assoc < 1 or line < 16 or line & (line - 1):
+        raise bad("ways must be >= 1 and the line a power of two >= 16 B")
+    if size < assoc * line * 2:
+        raise bad(f"{size} B is too small for {assoc} ways of {line} B lines")
+    level = _simulable(size, assoc, line)
+    return CacheLevel(level.size, level.assoc, level.line, level.note or f"what-if LL from {text!r}")
+
+
+def cache_geometry(ll: CacheLevel | None = None) -> CacheGeometry:
     """I1, D1 and the last level of cpu0 (from sysfs, via fff.machine), in the form valgrind's
-    --I1/--D1/--LL take."""
+    --I1/--D1/--LL take; ``ll`` replaces the last level (a what-if cache, parse_cache_spec)."""
     from fff.machine import CPU_SYSFS, sysfs_caches
 
     levels = {}
@@ -114,6 +150,8 @@ def cache_geometry() -> CacheGeometry:
     if "L1i" not in levels or "L1d" not in levels or not unified:
         raise FffError(f"cannot read the cache geometry from {CPU_SYSFS}/cpu0/cache (need L1 instruction, "
                        "L1 data and a unified last level); cache simulation needs it to model this machine")
+    if ll is not None:
+        return CacheGeometry(levels["L1i"], levels["L1d"], ll, f"{CPU_SYSFS}/cpu0/cache for L1; what-if LL")
     return CacheGeometry(levels["L1i"], levels["L1d"], levels[unified[-1]],
                          f"{CPU_SYSFS}/cpu0/cache ({unified[-1]} as LL)")
 
@@ -179,9 +217,10 @@ def _valgrind() -> str:
     return path
 
 
-def _run_child(job: dict, iterations: int, warmup: int, timeout: float | None) -> SimulationResult:
+def _run_child(job: dict, iterations: int, warmup: int, timeout: float | None,
+               ll: CacheLevel | None = None) -> SimulationResult:
     valgrind = _valgrind()
-    geometry = cache_geometry()
+    geometry = cache_geometry(ll)
     with tempfile.TemporaryDirectory(prefix="fff-cachesim-") as tmp:
         job = {**job, "iterations": iterations, "warmup": warmup, "result": os.path.join(tmp, "child.json")}
         job_path = os.path.join(tmp, "job.json")
@@ -234,7 +273,7 @@ def _check_counts(iterations, warmup) -> None:
 
 
 def simulate(model_path, input_shape=None, *, iterations: int = 3, warmup: int = 1, precision: str = "f32",
-             timeout: float | None = 600) -> SimulationResult:
+             timeout: float | None = 600, ll: CacheLevel | None = None) -> SimulationResult:
     """Simulated cache counters for ``iterations`` inferences of an OpenVINO model (IR or ONNX).
 
     Runs in a child process under valgrind (50-100x slower than natively: keep models small and
@@ -244,7 +283,7 @@ def simulate(model_path, input_shape=None, *, iterations: int = 3, warmup: int =
     shapes = None if input_shape is None else [list(map(int, s)) for s in
                                                ([input_shape] if isinstance(input_shape[0], numbers.Integral) else input_shape)]
     job = {"kind": "openvino", "model": os.fspath(model_path), "input_shape": shapes, "precision": precision}
-    return _run_child(job, iterations, warmup, timeout)
+    return _run_child(job, iterations, warmup, timeout, ll)
 
 
 # The name fff re-exports at the top level, where plain "simulate" would say too little.
@@ -252,7 +291,7 @@ simulate_cache = simulate
 
 
 def simulate_callable(factory: str, kwargs: dict | None = None, *, iterations: int = 3, warmup: int = 1,
-                      timeout: float | None = 600) -> SimulationResult:
+                      timeout: float | None = 600, ll: CacheLevel | None = None) -> SimulationResult:
     """Simulated cache counters for a Python callable, e.g. the PyTorch baseline.
 
     ``factory`` is "module:function"; the child imports it, calls it with ``kwargs`` (JSON-able)
@@ -263,7 +302,7 @@ def simulate_callable(factory: str, kwargs: dict | None = None, *, iterations: i
     _check_counts(iterations, warmup)
     if not isinstance(factory, str) or factory.count(":") != 1:
         raise UsageError(f"factory must be 'module:function', got {factory!r}")
-    return _run_child({"kind": "callable", "factory": factory, "kwargs": kwargs or {}}, iterations, warmup, timeout)
+    return _run_child({"kind": "callable", "factory": factory, "kwargs": kwargs or {}}, iterations, warmup, timeout, ll)
 
 
 # --- the child ------------------------------------------------------------------------------
