@@ -71,23 +71,30 @@ class LRUCache:
         if size < block or block % line:
             raise ValueError(f"cache of {size} B cannot hold a {block} B block of {line} B lines")
         self.capacity, self.line, self.block = size // block, line, block
-        self._resident: OrderedDict[int, None] = OrderedDict()
+        self._resident: OrderedDict[int, int] = OrderedDict()  # block -> bitmask of its lines loaded
 
     def access(self, address: int, length: int) -> int:
-        """Lines of [address, address + length) that missed; the range is resident afterwards."""
+        """Lines of [address, address + length) that missed; the range is resident afterwards.
+        A block remembers which of its lines were touched, so a neighbour sharing a block does not
+        make lines hits that were never loaded; eviction drops the whole block."""
         if length <= 0:
             return 0
         missed, end, block, line = 0, address + length, self.block, self.line
         resident = self._resident
         for b in range(address // block, (end - 1) // block + 1):
-            if b in resident:
-                resident.move_to_end(b)
-                continue
             low, high = max(address, b * block), min(end, (b + 1) * block)
-            missed += (high - 1) // line - low // line + 1
-            resident[b] = None
-            if len(resident) > self.capacity:
-                resident.popitem(last=False)
+            first = (low - b * block) // line
+            wanted = ((1 << ((high - 1 - b * block) // line - first + 1)) - 1) << first
+            have = resident.get(b)
+            if have is None:
+                missed += wanted.bit_count()
+                resident[b] = wanted
+                if len(resident) > self.capacity:
+                    resident.popitem(last=False)
+            else:
+                missed += (wanted & ~have).bit_count()
+                resident[b] = have | wanted
+                resident.move_to_end(b)
         return missed
 
 
@@ -330,6 +337,7 @@ def model_caches(backends, *, module=None, xml=None, input_shape, precision: str
 
         ll = cache_geometry().LL
     sizes = {**_machine_cache_sizes(), "LL (modelled)": ll.size}
+    block = max(ll.line, min(block, ll.size // 64 // ll.line * ll.line))  # at least 64 blocks in a small what-if LL
     results = {}
     for backend in backends:
         start = time.monotonic()
@@ -357,3 +365,18 @@ def model_caches(backends, *, module=None, xml=None, input_shape, precision: str
             },
         }
     return results
+
+
+def record_fields(backends, options, model, xml, progress=lambda _: None) -> dict[str, dict]:
+    """fff.profiling's hook: the model for one target under ProfileOptions (what-if LL included).
+    A model that cannot be traced is reported in the record, never fatal to the measurement."""
+    from fff.cache_sim import cache_geometry, parse_cache_spec
+    from fff.errors import FffError
+
+    progress(f"{model.name}: modelling LL traffic (tensor-level LRU)")
+    try:
+        ll = parse_cache_spec(options.cache) if options.cache else cache_geometry().LL
+        return model_caches(backends, module=model.module, xml=xml, input_shape=model.input_shape,
+                            precision=options.precision, ll=ll)
+    except (FffError, RuntimeError, ValueError) as error:
+        return {b: {"cache_model": {"source": "modelled", "error": f"{type(error).__name__}: {error}"}} for b in backends}

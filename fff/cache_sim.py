@@ -133,7 +133,8 @@ def parse_cache_spec(text: str) -> CacheLevel:
     if size < assoc * line * 2:
         raise bad(f"{size} B is too small for {assoc} ways of {line} B lines")
     level = _simulable(size, assoc, line)
-    return CacheLevel(level.size, level.assoc, level.line, level.note or f"what-if LL from {text!r}")
+    return CacheLevel(level.size, level.assoc, level.line,
+                      f"what-if LL from {text!r}" + (f"; {level.note}" if level.note else ""))
 
 
 def cache_geometry(ll: CacheLevel | None = None) -> CacheGeometry:

@@ -42,6 +42,9 @@ class ProfileOptions:
     input_shape: tuple[int, ...] | None = None  # the whole shape: files with dynamic dims, functions
     counters: tuple[str, ...] = ()
     simulate_cache: bool = False
+    cache: str | None = None  # what-if LL ("LL=8MiB,16way") for the cache model and simulation; None: this machine's
+    cache_model: bool = True  # modelled LL traffic and working set per backend (fff.cache_model), seconds per target
+    roofline: bool = True  # machine roofs (fff.roofline, measured once per machine) and each record's point
     target_ci: float = 0.01  # stop when each median's 95% CI is within +-1%
     max_seconds: float = 20.0  # per target, timed rounds only
     min_rounds: int = 3
@@ -77,6 +80,10 @@ class ProfileOptions:
             from fff.counters import validate_names
 
             validate_names(self.counters)
+        if self.cache is not None:
+            from fff.cache_sim import parse_cache_spec
+
+            parse_cache_spec(self.cache)
         threads = self.threads or len(os.sched_getaffinity(0))
         shape = None if self.input_shape is None else tuple(self.input_shape)
         return replace(self, threads=threads, backends=tuple(self.backends), counters=tuple(self.counters),
@@ -139,8 +146,9 @@ def _simulate_caches(backends, options: ProfileOptions, target: str, build_optio
     """Cache counts simulated under valgrind for each backend, one inference thread each."""
     if not options.simulate_cache:
         return {}
-    from fff.cache_sim import simulate, simulate_callable
+    from fff.cache_sim import parse_cache_spec, simulate, simulate_callable
 
+    ll = parse_cache_spec(options.cache) if options.cache else None
     results = {}
     for backend in backends:
         progress(f"{target}: simulating the caches of {backend} under valgrind (slow)")
@@ -149,14 +157,16 @@ def _simulate_caches(backends, options: ProfileOptions, target: str, build_optio
                 "fff.backends:torch_simulation_callable",
                 {"target": target, "build_options": build_options, "precision": options.precision,
                  "input_shape": list(input_shape)},
-                iterations=SIMULATED_ITERATIONS)
+                iterations=SIMULATED_ITERATIONS, ll=ll)
         else:
-            simulation = simulate(xml, list(input_shape), iterations=SIMULATED_ITERATIONS, precision=options.precision)
+            simulation = simulate(xml, list(input_shape), iterations=SIMULATED_ITERATIONS, precision=options.precision,
+                                  ll=ll)
         results[backend] = {
             "simulated_counters": simulation.counters.as_record(),
             "simulation": {"tool": "valgrind callgrind --cache-sim=yes", "iterations": simulation.iterations,
                            "warmup": simulation.warmup, "threads": 1, "geometry": simulation.geometry.as_dict(),
-                           "elapsed_s": round(simulation.elapsed_s, 2), "caveat": simulation.caveat},
+                           "elapsed_s": round(simulation.elapsed_s, 2), "caveat": simulation.caveat,
+                           "isa": "valgrind's virtual CPU (AVX2, no AVX-512)"},
         }
     return results
 
@@ -216,6 +226,9 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
             side.worker.close()
 
     simulations = _simulate_caches(backends, options, target, build_options, xml, model.input_shape, progress)
+    from fff.cache_model import record_fields
+
+    modelled = record_fields(backends, options, model, xml, progress) if options.cache_model else {}
     by_name = {s.name: s for s in sides}
     baseline = by_name.get(BASELINE)
     timestamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -261,6 +274,11 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
                                           for name, m in merged.derived().items()}
         if side.name in simulations:
             record.update(simulations[side.name])
+        record.update(modelled.get(side.name, {}))
+        if options.roofline:
+            from fff.roofline import machine_roofline, roofline_point
+
+            record["roofline"] = roofline_point(record, machine_roofline(options.threads))
         if side.name == BASELINE and flamegraph is not None:
             record["flamegraph"] = flamegraph
         if side.name != BASELINE and baseline is not None:

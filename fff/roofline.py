@@ -119,9 +119,16 @@ def machine_roofline(threads: int | None = None, *, refresh: bool = False) -> di
 
 def _traffic(record: dict) -> tuple[float, str] | None:
     """LL bytes per inference from the best source the record has, and that source."""
-    line = ((record.get("cache_model") or {}).get("ll") or {}).get("line", 64)
+    model_ll = (record.get("cache_model") or {}).get("ll") or {}
+    simulated_ll = ((record.get("simulation") or {}).get("geometry") or {}).get("LL") or {}
+    # A what-if LL is not the cache the timed run had: its traffic cannot place the timed run.
+    what_if = {"simulated_counters": simulated_ll.get("note", "").startswith("what-if"),
+               "modelled_counters": model_ll.get("note", "").startswith("what-if")}
     for key, source in (("counters", "measured"), ("simulated_counters", "simulated"),
                         ("modelled_counters", "modelled")):
+        if what_if.get(key):
+            continue
+        line = {"simulated_counters": simulated_ll, "modelled_counters": model_ll}.get(key, model_ll).get("line", 64)
         counters = record.get(key) or {}
         misses = (counters.get("llc-misses") or {}).get("per_inference")
         if misses is None:

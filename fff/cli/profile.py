@@ -34,6 +34,9 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--counters", type=comma_list, default=[], help="perf counters, e.g. llc-misses,instructions")
     parser.add_argument("--simulate-cache", action="store_true",
                         help="also count cache misses under valgrind's cache simulator (slow; works without a PMU)")
+    parser.add_argument("--cache", metavar="LL=SIZE[,Nway]",
+                        help="what-if last-level cache for the cache model and --simulate-cache, e.g. LL=8MiB,16way "
+                             "(default: this machine's)")
     parser.add_argument("--target-ci", type=positive_float, default=1.0,
                         help="stop when each median's 95%% CI is within +-this %% (default 1)")
     parser.add_argument("--max-time", type=positive_float, default=20.0,
@@ -69,7 +72,7 @@ def format_table(records: list[dict]) -> str:
                      f"{_fmt(r['gflops_per_s'], '.1f'):>8}  {parity}")
     counter_lines = []
     for r in records:
-        for kind, key in (("measured", "counters"), ("simulated", "simulated_counters")):
+        for kind, key in (("measured", "counters"), ("simulated", "simulated_counters"), ("modelled", "modelled_counters")):
             for name, c in (r.get(key) or {}).items():
                 value = "not counted" if c.get("per_inference") is None else f"{c['per_inference']:,.0f} per inference"
                 note = f"{c['status']}: {c['reason']}" if c.get("reason") else c["status"]
@@ -80,6 +83,7 @@ def format_table(records: list[dict]) -> str:
     if counter_lines:
         lines += ["", "counters (summed over every thread of the backend's process):"] + counter_lines
     caveats = {r["simulation"]["caveat"] for r in records if r.get("simulation")}
+    caveats |= {r["cache_model"]["caveat"] for r in records if (r.get("cache_model") or {}).get("caveat")}
     lines += [f"note: {caveat}" for caveat in sorted(caveats)]
     return "\n".join(lines)
 
@@ -121,7 +125,7 @@ def _profile(args) -> int:
     options = ProfileOptions(
         backends=tuple(args.backends), device=args.device, precision=args.precision, threads=args.threads,
         batch=args.batch, resolution=args.resolution, input_shape=args.input_shape, counters=tuple(args.counters),
-        simulate_cache=args.simulate_cache, target_ci=args.target_ci / 100, max_seconds=args.max_time,
+        simulate_cache=args.simulate_cache, cache=args.cache, target_ci=args.target_ci / 100, max_seconds=args.max_time,
         min_rounds=args.min_rounds, flamegraph=str(args.flamegraph) if args.flamegraph else None,
     ).validated()  # every option checked before the first measurement
     targets = args.targets or [DEFAULT_TARGET]
