@@ -129,3 +129,16 @@ def test_model_agrees_with_simulation_on_a_tiny_model(tmp_path):
     model_misses = modelled["modelled_counters"]["llc-misses"]["per_inference"]
     sim_misses = simulated.per_inference("llc-misses")
     assert model_misses == pytest.approx(sim_misses, rel=MODEL_ERROR)
+
+
+def test_study_config_takes_a_what_if_cache_and_keeps_other_cells_ids():
+    from fff.study.config import parse_study
+
+    plain = parse_study('[patterns]\nnames = ["plain"]\ndepths = [1]\n')
+    what_if = parse_study('[measure]\ncache = "LL=8MiB,16way"\n[patterns]\nnames = ["plain"]\ndepths = [1]\n')
+    [cell], [cell_what_if] = plain.cells(), what_if.cells()
+    assert cell.cache is None and "cache" not in cell.identity()  # ids from before what-if caches still match
+    assert cell_what_if.cache == "LL=8MiB,16way" and cell_what_if.cell_id != cell.cell_id
+    assert what_if.profile_options(cell_what_if).cache == "LL=8MiB,16way"
+    with pytest.raises(UsageError, match="measure.cache"):
+        parse_study('[measure]\ncache = "8MiB"\n')
