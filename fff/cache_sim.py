@@ -51,6 +51,21 @@ DUMP_LABEL = "fff-measured"
 CAVEAT = ("simulated by valgrind callgrind: its virtual CPU has no AVX-512, so the runtime picks different "
           "kernels than natively; LRU inclusive caches on virtual addresses, no prefetchers, user space only")
 
+# Capping the kernels' instruction set makes the emulation 5-9x faster (valgrind emulates a 256-bit
+# FMA in ~66 ns). Names: oneDNN's (OpenVINO's CPU plugin and PyTorch's oneDNN kernels honour
+# ONEDNN_MAX_CPU_ISA) and MKL's (PyTorch's BLAS). ATEN_CPU_CAPABILITY is left alone: it changes
+# PyTorch's seeded weights. What a cap changes, per counter, as measured in issue #13 (mobilenet_v2,
+# resnet50, valgrind 3.19): LL misses -1.1%..+0.2% (resnet50), -0.7% (OpenVINO mobilenet_v2 at
+# 4 MiB), -19% (PyTorch mobilenet_v2); instructions about 3x; L1 misses about 2x (SSE41; AVX: 1.13x).
+ISA_CAPS = {"sse41": ("SSE41", "SSE4_2"), "avx": ("AVX", "AVX"), "avx2": ("AVX2", "AVX2")}
+ISA_CAP_EFFECT = {
+    "instructions": "about 3x the uncapped count under an SSE4.1 cap (narrower vectors): not the native figure",
+    "l1d-misses": "up to 2x the uncapped count (SSE41; 1.13x under AVX)",
+    "llc-loads": "follows the L1 misses: inflated by the cap",
+    "llc-misses": "within ~1% of uncapped for resnet50 and OpenVINO mobilenet_v2; PyTorch mobilenet_v2 -19%",
+    "llc-store-misses": "not measured separately; like llc-misses, the traffic of the tensors",
+}
+
 # fff counter name -> (callgrind events summed, what it means)
 SIMULATED_COUNTERS = {
     "instructions": (("Ir",), "instructions executed (Ir)"),
@@ -168,6 +183,7 @@ class SimulationResult:
     geometry: CacheGeometry
     elapsed_s: float
     caveat: str = CAVEAT
+    isa_cap: str | None = None  # ISA_CAPS key the kernels were capped at; None: what valgrind's CPU offers
     command: list[str] = field(default_factory=list, repr=False)
     child: dict = field(default_factory=dict, repr=False)  # what the child reported (config, ...)
 
@@ -192,7 +208,8 @@ def parse_callgrind_totals(path: os.PathLike | str) -> tuple[str, dict[str, int]
     return description, dict(zip(events, totals))
 
 
-def counters_from_events(events: dict[str, int], iterations: int, geometry: CacheGeometry) -> CounterResults:
+def counters_from_events(events: dict[str, int], iterations: int, geometry: CacheGeometry,
+                         isa_cap: str | None = None) -> CounterResults:
     results = {}
     for name, (parts, meaning) in SIMULATED_COUNTERS.items():
         if any(part not in events for part in parts):
@@ -201,6 +218,8 @@ def counters_from_events(events: dict[str, int], iterations: int, geometry: Cach
             continue
         total = sum(events[part] for part in parts)
         reason = f"{meaning}; LL {geometry.LL.size // 1024} KiB {geometry.LL.assoc}-way {geometry.LL.line} B lines"
+        if isa_cap:
+            reason += f"; kernels capped at {isa_cap.upper()}: {ISA_CAP_EFFECT[name]}"
         results[name] = CounterResult(name, float(total), "simulated", reason, inferences=iterations, raw=total)
     return CounterResults(results, iterations, threads=None, source="callgrind")
 
@@ -219,7 +238,9 @@ def _valgrind() -> str:
 
 
 def _run_child(job: dict, iterations: int, warmup: int, timeout: float | None,
-               ll: CacheLevel | None = None) -> SimulationResult:
+               ll: CacheLevel | None = None, isa_cap: str | None = None) -> SimulationResult:
+    if isa_cap is not None and isa_cap not in ISA_CAPS:
+        raise UsageError(f"unknown ISA cap {isa_cap!r}; choose from {', '.join(ISA_CAPS)}")
     valgrind = _valgrind()
     geometry = cache_geometry(ll)
     with tempfile.TemporaryDirectory(prefix="fff-cachesim-") as tmp:
@@ -235,6 +256,8 @@ def _run_child(job: dict, iterations: int, warmup: int, timeout: float | None,
         # module docstring).
         env = child_environment({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "1",
                                  "PYTHONHASHSEED": "0"})
+        if isa_cap:
+            env["ONEDNN_MAX_CPU_ISA"], env["MKL_ENABLE_INSTRUCTIONS"] = ISA_CAPS[isa_cap]
         start = time.monotonic()
         try:
             done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
@@ -263,8 +286,8 @@ def _run_child(job: dict, iterations: int, warmup: int, timeout: float | None,
         if events is None:
             raise FffError("callgrind wrote no profile of the measured inferences (the client requests did not "
                            "reach valgrind; was fff built with valgrind/callgrind.h?)")
-    return SimulationResult(counters_from_events(events, iterations, geometry), events, iterations, warmup,
-                            geometry, elapsed, command=command, child=child)
+    return SimulationResult(counters_from_events(events, iterations, geometry, isa_cap), events, iterations, warmup,
+                            geometry, elapsed, command=command, child=child, isa_cap=isa_cap)
 
 
 def _check_counts(iterations, warmup) -> None:
@@ -274,7 +297,7 @@ def _check_counts(iterations, warmup) -> None:
 
 
 def simulate(model_path, input_shape=None, *, iterations: int = 3, warmup: int = 1, precision: str = "f32",
-             timeout: float | None = 600, ll: CacheLevel | None = None) -> SimulationResult:
+             timeout: float | None = 600, ll: CacheLevel | None = None, isa_cap: str | None = None) -> SimulationResult:
     """Simulated cache counters for ``iterations`` inferences of an OpenVINO model (IR or ONNX).
 
     Runs in a child process under valgrind (50-100x slower than natively: keep models small and
@@ -284,7 +307,7 @@ def simulate(model_path, input_shape=None, *, iterations: int = 3, warmup: int =
     shapes = None if input_shape is None else [list(map(int, s)) for s in
                                                ([input_shape] if isinstance(input_shape[0], numbers.Integral) else input_shape)]
     job = {"kind": "openvino", "model": os.fspath(model_path), "input_shape": shapes, "precision": precision}
-    return _run_child(job, iterations, warmup, timeout, ll)
+    return _run_child(job, iterations, warmup, timeout, ll, isa_cap)
 
 
 # The name fff re-exports at the top level, where plain "simulate" would say too little.
@@ -292,7 +315,8 @@ simulate_cache = simulate
 
 
 def simulate_callable(factory: str, kwargs: dict | None = None, *, iterations: int = 3, warmup: int = 1,
-                      timeout: float | None = 600, ll: CacheLevel | None = None) -> SimulationResult:
+                      timeout: float | None = 600, ll: CacheLevel | None = None,
+                      isa_cap: str | None = None) -> SimulationResult:
     """Simulated cache counters for a Python callable, e.g. the PyTorch baseline.
 
     ``factory`` is "module:function"; the child imports it, calls it with ``kwargs`` (JSON-able)
@@ -303,7 +327,8 @@ def simulate_callable(factory: str, kwargs: dict | None = None, *, iterations: i
     _check_counts(iterations, warmup)
     if not isinstance(factory, str) or factory.count(":") != 1:
         raise UsageError(f"factory must be 'module:function', got {factory!r}")
-    return _run_child({"kind": "callable", "factory": factory, "kwargs": kwargs or {}}, iterations, warmup, timeout, ll)
+    return _run_child({"kind": "callable", "factory": factory, "kwargs": kwargs or {}}, iterations, warmup, timeout, ll,
+                      isa_cap)
 
 
 # --- the child ------------------------------------------------------------------------------
