@@ -142,3 +142,26 @@ def test_study_config_takes_a_what_if_cache_and_keeps_other_cells_ids():
     assert what_if.profile_options(cell_what_if).cache == "LL=8MiB,16way"
     with pytest.raises(UsageError, match="measure.cache"):
         parse_study('[measure]\ncache = "8MiB"\n')
+
+
+def test_torch_simulation_child_skips_the_flops_pass_but_runs_the_same_model():
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, torch; from fff.cache_sim import torch_child_callable; from fff.models import build\n"
+            "kw = dict(target='plain:depth=1,width=0.25,resolution=32', build_options={}, precision='f32', "
+            "input_shape=[1, 3, 32, 32])\n"
+            "fast = torch_child_callable(**kw)().numpy()\n"
+            "import fff.models.targets as t; print(t.build(kw['target']).flops)\n"
+            "print(float(np.abs(fast).sum()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    flops, total = out.stdout.split()
+    assert flops == "0"  # the child never counted
+    import torch
+
+    from fff.backends import TorchBackend, fixed_seed_input
+
+    backend = TorchBackend(target="plain:depth=1,width=0.25,resolution=32", build_options={}, threads=1, precision="f32")
+    backend._input = torch.from_numpy(fixed_seed_input([1, 3, 32, 32]))
+    assert float(total) == pytest.approx(float(backend._infer().abs().sum()), rel=1e-5)  # same weights, same input
