@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fff.cache_analysis import CACHE_COLUMNS, cache_columns, record_llc
 from fff.errors import UsageError
 from fff.study.store import read_rows
 
@@ -58,6 +59,7 @@ RECORD_COLUMNS = [
     "latency_ci_high", "latency_mean", "first_inference_ms", "flops", "params", "gflops_per_s", "speedup",
     "speedup_ci_low", "speedup_ci_high", "llc_misses", "llc_source", "llc_note", "n_samples", "warnings",
 ]
+RECORD_COLUMNS += CACHE_COLUMNS  # fff.cache_analysis: sources of the LLC figure, working set, roofline
 ERROR_COLUMNS = ["machine", "host", "study", "cell_id", "kind", "target", "resolution", "precision", "threads",
                  "error_type", "message", "seconds", "started", "file"]
 
@@ -96,7 +98,7 @@ def _record_row(row: dict, record: dict) -> dict:
     cell = row.get("cell") or {}
     latency = record.get("latency_ms") or {}
     speedup_ci = record.get("speedup_ci95") or [None, None]
-    llc, source, note = _llc(record.get("counters"))
+    llc, source, note = record_llc(record, _llc(record.get("counters")))
     return {
         "machine": row.get("machine_fingerprint"), "host": row.get("host"), "study": row.get("study"),
         "cell_id": row.get("cell_id"), "kind": cell.get("kind"), "target": record.get("target", cell.get("target")),
@@ -112,6 +114,7 @@ def _record_row(row: dict, record: dict) -> dict:
         "speedup": record.get("speedup"), "speedup_ci_low": speedup_ci[0], "speedup_ci_high": speedup_ci[1],
         "llc_misses": llc, "llc_source": source, "llc_note": note,
         "n_samples": latency.get("n"), "warnings": len(record.get("warnings") or []),
+        **cache_columns(record),
     }
 
 
@@ -161,7 +164,8 @@ def load_results(paths) -> StudyResults:
     if len(machines) > 1:
         notes.append(f"results come from {len(machines)} machines; every table and figure keeps them apart")
     record_frame = pd.DataFrame(records, columns=RECORD_COLUMNS)
-    for column in ("latency_ms", "speedup", "flops", "params", "gflops_per_s", "llc_misses", "width"):
+    for column in ("latency_ms", "speedup", "flops", "params", "gflops_per_s", "llc_misses", "width",
+                   "working_set_bytes"):
         record_frame[column] = pd.to_numeric(record_frame[column], errors="coerce")
     return StudyResults(record_frame, pd.DataFrame(errors, columns=ERROR_COLUMNS), machines, notes)
 
@@ -241,7 +245,7 @@ def correlations(records: pd.DataFrame) -> pd.DataFrame:
     for (machine, backend), group in rows.groupby(["machine", "backend"]):
         scopes = [("all patterns", group)] + list(group.groupby("pattern"))
         for scope, cells in scopes:
-            for quantity in ("flops", "llc_misses"):
+            for quantity in ("flops", "llc_misses", "working_set_bytes"):
                 known = cells[cells[quantity].notna() & cells["latency_ms"].notna()]
                 note = ""
                 if quantity == "llc_misses" and known.empty:
@@ -252,7 +256,8 @@ def correlations(records: pd.DataFrame) -> pd.DataFrame:
                 out.append({"machine": machine, "backend": backend, "scope": scope, "against": quantity,
                             "cells": len(known), "pearson": pearson(known[quantity], known["latency_ms"]),
                             "spearman": spearman(known[quantity], known["latency_ms"]),
-                            "source": ", ".join(sorted(known["llc_source"].dropna().unique())) if quantity == "llc_misses" else "",
+                            "source": ", ".join(sorted(known["llc_source"].dropna().unique())) if quantity == "llc_misses"
+                            else "modelled" if quantity == "working_set_bytes" else "",
                             "note": note})
     return pd.DataFrame(out, columns=["machine", "backend", "scope", "against", "cells", "pearson", "spearman",
                                       "source", "note"])
