@@ -4,7 +4,8 @@ Simulating caches under valgrind costs ~26 s per GFLOP per inference; a study ca
 for every cell. This model costs a traced inference: it records, in execution order, what each
 operation reads (its inputs and weights) and writes (its outputs), then streams those byte ranges
 through a fully associative LRU cache of the last level's size, one warm-up inference and then one
-counted, as the simulation does. Write misses allocate (as in valgrind's simulator).
+counted, as the simulation does (both the same traced pass: the runtimes reuse their buffers from
+one inference to the next). Write misses allocate (as in valgrind's simulator).
 
 Where the tensors come from:
 
@@ -254,15 +255,16 @@ def trace_openvino(xml, input_shape, precision: str = "f32", core=None) -> Trace
         if _rt(op, "layerType") in _IN_PLACE and op.get_input_size():
             alias[op.get_friendly_name()] = alias.get(sources(op)[0], sources(op)[0])
     addresses: dict[str, int] = {}
-    weight_base, weight_bytes, input_bytes, output_bytes = 1 << 44, 0, 0, 0
+    weight_base, weight_end, weight_bytes, input_bytes, output_bytes = 1 << 44, 0, 0, 0, 0
     planner = _Planner(1 << 40)
     intervals, steps = [], []
     for i, op in enumerate(ops):
         name, kind = op.get_friendly_name(), _rt(op, "layerType")
         size = nbytes(op)
         if kind == "Const":
-            addresses[name] = weight_base + weight_bytes
-            weight_bytes += -(-size // _ALIGN) * _ALIGN
+            addresses[name] = weight_base + weight_end
+            weight_end += -(-size // _ALIGN) * _ALIGN  # each constant starts on a line, as allocators align them
+            weight_bytes += size
             continue
         if kind in _IN_PLACE and name in alias:
             continue
@@ -349,7 +351,9 @@ def model_caches(backends, *, module=None, xml=None, input_shape, precision: str
             example = torch.from_numpy(fixed_seed_input(input_shape))
             if precision != "f32":
                 continue  # autocast traffic would need the autocast trace; not modelled
-            warm, counted = trace_torch(module, example), trace_torch(module, example)
+            # One traced pass serves as warm-up and counted inference: eager PyTorch hands the same
+            # buffers out again on the next pass (glibc reuses freed chunks), and a trace costs seconds.
+            warm = counted = trace_torch(module, example)
         elif backend == "openvino" and xml is not None:
             warm = counted = trace_openvino(xml, input_shape, precision)
         else:
