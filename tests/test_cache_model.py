@@ -165,3 +165,15 @@ def test_torch_simulation_child_skips_the_flops_pass_but_runs_the_same_model():
     backend = TorchBackend(target="plain:depth=1,width=0.25,resolution=32", build_options={}, threads=1, precision="f32")
     backend._input = torch.from_numpy(fixed_seed_input([1, 3, 32, 32]))
     assert float(total) == pytest.approx(float(backend._infer().abs().sum()), rel=1e-5)  # same weights, same input
+
+
+def test_study_simulates_a_calibration_subset():
+    from fff.study.config import parse_study
+
+    study = parse_study('[measure]\ncalibrate_every = 4\n[patterns]\nnames = ["plain", "residual"]\n'
+                        'depths = [1, 2, 4, 8]\n')
+    cells = study.cells()
+    assert [c.simulate_cache for c in cells] == [True, False, False, False] * 2  # each pattern's depth 1
+    assert {c.pattern for c in cells if c.simulate_cache} == {"plain", "residual"}
+    with pytest.raises(UsageError, match="calibrate_every"):
+        parse_study('[measure]\ncalibrate_every = 0\n')

@@ -9,7 +9,7 @@ A study file has four tables; every key is optional, unknown keys and wrong type
 
     [study]    name, description
     [measure]  backends, device, precisions, threads, batch, counters, simulate_cache, cache,
-               max_seconds, min_rounds, target_ci, warmup, keep_samples
+               calibrate_every, max_seconds, min_rounds, target_ci, warmup, keep_samples
     [patterns] names, depths, widths, resolutions
     [zoo]      models, resolutions
 
@@ -90,6 +90,7 @@ class StudyConfig:
     counters: tuple[str, ...] = ()
     simulate_cache: bool = False
     cache: str | None = None
+    calibrate_every: int | None = None  # simulate one cell in N (every cell is modelled): the model's calibration
     max_seconds: float = 3.0
     min_rounds: int = 3
     target_ci: float = 0.02
@@ -127,6 +128,9 @@ class StudyConfig:
             if cell.cell_id not in seen:
                 seen.add(cell.cell_id)
                 unique.append(cell)
+        if self.calibrate_every:  # in cell order: with the default order, each pattern's smallest cells first
+            unique = [replace(cell, simulate_cache=True) if i % self.calibrate_every == 0 else cell
+                      for i, cell in enumerate(unique)]
         return unique
 
     def profile_options(self, cell: Cell):
@@ -216,6 +220,7 @@ _SCHEMA = {
         "counters": ("counters", lambda v: () if v == [] else _list_of(_text, "counter names")(v)),
         "simulate_cache": ("simulate_cache", _flag),
         "cache": ("cache", _cache_spec),
+        "calibrate_every": ("calibrate_every", _scalar(_whole, "a whole number >= 1")),
         "max_seconds": ("max_seconds", _scalar(_positive, "a positive number of seconds")),
         "min_rounds": ("min_rounds", _scalar(_whole, "a whole number >= 1")),
         "target_ci": ("target_ci", _scalar(lambda v: _positive(v) and v < 1, "a fraction between 0 and 1 (0.02 = +-2%)")),
