@@ -43,6 +43,7 @@ class ProfileOptions:
     counters: tuple[str, ...] = ()
     simulate_cache: bool = False
     cache: str | None = None  # what-if LL ("LL=8MiB,16way") for the cache model and simulation; None: this machine's
+    simulate_isa: str | None = None  # cap the simulated kernels' ISA (fff.cache_sim.ISA_CAPS): 5-9x faster
     cache_model: bool = True  # modelled LL traffic and working set per backend (fff.cache_model), seconds per target
     roofline: bool = True  # machine roofs (fff.roofline, measured once per machine) and each record's point
     target_ci: float = 0.01  # stop when each median's 95% CI is within +-1%
@@ -80,6 +81,11 @@ class ProfileOptions:
             from fff.counters import validate_names
 
             validate_names(self.counters)
+        if self.simulate_isa is not None:
+            from fff.cache_sim import ISA_CAPS
+
+            if self.simulate_isa not in ISA_CAPS:
+                raise UsageError(f"unknown simulation ISA cap {self.simulate_isa!r}; choose from {', '.join(ISA_CAPS)}")
         if self.cache is not None:
             from fff.cache_sim import parse_cache_spec
 
@@ -159,16 +165,17 @@ def _simulate_caches(backends, options: ProfileOptions, target: str, build_optio
                 "fff.cache_sim:torch_child_callable",
                 {"target": target, "build_options": build_options, "precision": options.precision,
                  "input_shape": list(input_shape)},
-                iterations=SIMULATED_ITERATIONS, ll=ll)
+                iterations=SIMULATED_ITERATIONS, ll=ll, isa_cap=options.simulate_isa)
         else:
             simulation = simulate(xml, list(input_shape), iterations=SIMULATED_ITERATIONS, precision=options.precision,
-                                  ll=ll)
+                                  ll=ll, isa_cap=options.simulate_isa)
         results[backend] = {
             "simulated_counters": simulation.counters.as_record(),
             "simulation": {"tool": "valgrind callgrind --cache-sim=yes", "iterations": simulation.iterations,
                            "warmup": simulation.warmup, "threads": 1, "geometry": simulation.geometry.as_dict(),
                            "elapsed_s": round(simulation.elapsed_s, 2), "caveat": simulation.caveat,
-                           "isa": "valgrind's virtual CPU (AVX2, no AVX-512)"},
+                           "isa": "valgrind's virtual CPU (AVX2, no AVX-512)" + (
+                               f", kernels capped at {options.simulate_isa.upper()}" if options.simulate_isa else "")},
         }
     return results
 

@@ -9,7 +9,7 @@ A study file has four tables; every key is optional, unknown keys and wrong type
 
     [study]    name, description
     [measure]  backends, device, precisions, threads, batch, counters, simulate_cache, cache,
-               calibrate_every, max_seconds, min_rounds, target_ci, warmup, keep_samples
+               calibrate_every, simulate_isa, max_seconds, min_rounds, target_ci, warmup, keep_samples
     [patterns] names, depths, widths, resolutions
     [zoo]      models, resolutions
 
@@ -90,6 +90,7 @@ class StudyConfig:
     counters: tuple[str, ...] = ()
     simulate_cache: bool = False
     cache: str | None = None
+    simulate_isa: str | None = None  # fff.cache_sim.ISA_CAPS key for the simulated cells
     calibrate_every: int | None = None  # simulate one cell in N (every cell is modelled): the model's calibration
     max_seconds: float = 3.0
     min_rounds: int = 3
@@ -139,6 +140,7 @@ class StudyConfig:
         return ProfileOptions(backends=cell.backends, device=cell.device, precision=cell.precision,
                               threads=cell.threads, batch=cell.batch, resolution=cell.resolution,
                               counters=cell.counters, simulate_cache=cell.simulate_cache, cache=cell.cache,
+                              simulate_isa=self.simulate_isa,
                               target_ci=self.target_ci, max_seconds=self.max_seconds,
                               min_rounds=self.min_rounds, warmup=self.warmup, keep_samples=self.keep_samples)
 
@@ -221,6 +223,7 @@ _SCHEMA = {
         "simulate_cache": ("simulate_cache", _flag),
         "cache": ("cache", _cache_spec),
         "calibrate_every": ("calibrate_every", _scalar(_whole, "a whole number >= 1")),
+        "simulate_isa": ("simulate_isa", _scalar(lambda v: v in ("sse41", "avx", "avx2"), '"sse41", "avx" or "avx2"')),
         "max_seconds": ("max_seconds", _scalar(_positive, "a positive number of seconds")),
         "min_rounds": ("min_rounds", _scalar(_whole, "a whole number >= 1")),
         "target_ci": ("target_ci", _scalar(lambda v: _positive(v) and v < 1, "a fraction between 0 and 1 (0.02 = +-2%)")),
