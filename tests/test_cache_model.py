@@ -177,3 +177,13 @@ def test_study_simulates_a_calibration_subset():
     assert {c.pattern for c in cells if c.simulate_cache} == {"plain", "residual"}
     with pytest.raises(UsageError, match="calibrate_every"):
         parse_study('[measure]\ncalibrate_every = 0\n')
+
+
+def test_profile_options_check_the_cache_spec_and_isa_cap_first():
+    from fff.profiling import ProfileOptions
+
+    assert ProfileOptions(cache="LL=8MiB,16way", simulate_isa="avx").validated().cache == "LL=8MiB,16way"
+    with pytest.raises(UsageError, match="bad cache spec"):
+        ProfileOptions(cache="LL=lots").validated()
+    with pytest.raises(UsageError, match="ISA cap 'avx512'"):
+        ProfileOptions(simulate_isa="avx512").validated()
