@@ -242,25 +242,38 @@ def trace_openvino(xml, input_shape, precision: str = "f32", core=None) -> Trace
             count *= int(d)
         return count * element
 
-    def sources(op):
-        return [i.get_source_output().get_node().get_friendly_name() for i in op.inputs()]
+    def ports(op) -> list[int]:  # bytes of each output; a multi-output op (Split) gets one buffer for all
+        return [nbytes(op, p) for p in range(op.get_output_size())] or [0]
 
-    # Last step that reads each op's output (an in-place op extends its source's life).
+    def sources(op) -> list[tuple[str, int]]:
+        """(producer, output port) of each input, through in-place ops to the buffer's owner."""
+        found = []
+        for i in op.inputs():
+            output = i.get_source_output()
+            source = (output.get_node().get_friendly_name(), output.get_index())
+            found.append(alias.get(source[0], source))
+        return found
+
+    # Last step that reads each buffer (an in-place op extends its source's life).
     last_use: dict[str, int] = {}
-    alias: dict[str, str] = {}
+    alias: dict[str, tuple[str, int]] = {}
     for i, op in enumerate(ops):
-        for name in sources(op):
-            root = alias.get(name, name)
-            last_use[root] = max(last_use.get(root, i), i)
+        for name, _ in sources(op):
+            last_use[name] = max(last_use.get(name, i), i)
         if _rt(op, "layerType") in _IN_PLACE and op.get_input_size():
-            alias[op.get_friendly_name()] = alias.get(sources(op)[0], sources(op)[0])
+            alias[op.get_friendly_name()] = sources(op)[0]
     addresses: dict[str, int] = {}
     weight_base, weight_end, weight_bytes, input_bytes, output_bytes = 1 << 44, 0, 0, 0, 0
     planner = _Planner(1 << 40)
     intervals, steps = [], []
+
+    def read_range(name: str, port: int) -> tuple[int, int]:
+        sizes = ports(ops[index[name]])
+        return addresses[name] + sum(sizes[:port]), sizes[min(port, len(sizes) - 1)]
+
     for i, op in enumerate(ops):
         name, kind = op.get_friendly_name(), _rt(op, "layerType")
-        size = nbytes(op)
+        size = sum(ports(op))
         if kind == "Const":
             addresses[name] = weight_base + weight_end
             weight_end += -(-size // _ALIGN) * _ALIGN  # each constant starts on a line, as allocators align them
@@ -271,15 +284,15 @@ def trace_openvino(xml, input_shape, precision: str = "f32", core=None) -> Trace
         if kind in ("Input", "Parameter"):
             input_bytes += size
         if kind in ("Output", "Result"):
-            output_bytes += sum(nbytes(ops[index[s]]) for s in sources(op) if s in index)
+            if not name.startswith("stub_"):  # the plugin's sinks for unused outputs (MaxPool's indices)
+                output_bytes += sum(read_range(s, p)[1] for s, p in sources(op) if s in addresses)
             continue
         last = last_use.get(name, i)
         addresses[name] = planner.place(size, i, last)
         intervals.append((i, last, size))
         if kind in _NO_WORK:
             continue
-        reads = tuple((addresses[alias.get(s, s)], nbytes(ops[index[alias.get(s, s)]])) for s in sources(op)
-                      if alias.get(s, s) in addresses)
+        reads = tuple(read_range(s, p) for s, p in sources(op) if s in addresses)
         steps.append(Step(kind, reads, ((addresses[name], size),)))
     return Trace(steps, weight_bytes=weight_bytes, input_bytes=input_bytes, output_bytes=output_bytes,
                  peak_activation_bytes=_peak_live(intervals),
