@@ -64,7 +64,7 @@ def measure_roofline(threads: int, ll_bytes: int | None = None) -> dict:
     if ll_bytes is None:
         sizes = [c["size_bytes"] for c in sysfs_caches(0).values() if c["size_bytes"]]
         ll_bytes = max(sizes) if sizes else 32 << 20
-    fma = max((_native.fma_peak(threads, 0.3) for _ in range(3)), key=lambda m: m["per_second"])
+    fma = max((_native.fma_peak(threads, 0.3) for _ in range(5)), key=lambda m: m["per_second"])
     triad = _native.triad_bandwidth(threads, max(4 * ll_bytes, 64 << 20), 5)
     gemm = gemm_peak(threads)
     return {
@@ -79,7 +79,7 @@ def measure_roofline(threads: int, ll_bytes: int | None = None) -> dict:
         "triad_bytes_per_s": triad["per_second"],
         "sources": {
             "fma_peak_flops": f"measured: native FMA chains ({fma['isa']}, {fma['lanes']} f32 lanes), "
-                              f"{threads} threads, best of 3 x 0.3 s",
+                              f"{threads} threads, best of 5 x 0.3 s",
             "gemm_peak_flops": gemm["source"],
             "triad_bytes_per_s": f"measured: native triad, {threads} threads, 3 arrays of "
                                  f"{max(4 * ll_bytes, 64 << 20) >> 20} MiB, best of 5 (STREAM's 24 B per element)",
@@ -146,7 +146,7 @@ def roofline_point(record: dict, roof: dict) -> dict:
              "triad_gbytes_per_s": roof["triad_bytes_per_s"] / 1e9, "roof_threads": roof["threads"],
              "roof_measured_at": roof["measured_at"], "arithmetic_intensity": None, "intensity_source": None,
              "attainable_gflops": None, "attained_fraction": None,
-             "attained_fraction_of_fma_peak": None}
+             "attained_fraction_of_fma_peak": None, "note": None}
     gflops = record.get("gflops_per_s")
     if gflops:
         point["attained_fraction_of_fma_peak"] = gflops / point["fma_peak_gflops"]
@@ -159,4 +159,8 @@ def roofline_point(record: dict, roof: dict) -> dict:
         point["attainable_gflops"] = attainable
         if gflops:
             point["attained_fraction"] = gflops / attainable
+    if gflops and gflops > point["fma_peak_gflops"]:
+        point["note"] = ("above the measured FMA peak: the kernels do fewer FLOPs than 2 x multiply-adds (Winograd), "
+                         "or the roof was measured on a busy machine (fff.roofline.machine_roofline(refresh=True) "
+                         f"measures it again; measured {roof['measured_at']})")
     return point

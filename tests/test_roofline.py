@@ -66,4 +66,7 @@ def test_record_point_uses_the_best_traffic_source_and_skips_what_if_caches():
     point = roofline.roofline_point(record, roof)
     assert point["arithmetic_intensity"] is None and point["attained_fraction"] is None
     assert point["attained_fraction_of_fma_peak"] == pytest.approx(0.2)
+    assert point["note"] is None
+    record["gflops_per_s"] = 150.0  # above the 100 GFLOP/s roof: said, not hidden
+    assert "above the measured FMA peak" in roofline.roofline_point(record, roof)["note"]
     json.dumps(point)
