@@ -8,6 +8,7 @@
 #include "bind_counters.h"
 #include "clock.h"
 #include "errors.h"
+#include "roofline.h"
 #include "runner.h"
 
 namespace py = pybind11;
@@ -100,6 +101,16 @@ py::dict clock_info() {
   return d;
 }
 
+py::dict roofline_dict(const fff::KernelMeasure& m) {
+  py::dict d;
+  d["per_second"] = m.per_second;
+  d["seconds"] = m.seconds;
+  d["threads"] = m.threads;
+  d["isa"] = m.isa;
+  d["lanes"] = m.lanes;
+  return d;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -144,5 +155,11 @@ PYBIND11_MODULE(_native, m) {
   fff::bind_counters(m);
 
   m.def("clock_info", &clock_info, "Which clock times the loop, why, and its calibration");
+  m.def("fma_peak", [](int threads, double seconds) {
+        return roofline_dict([&] { py::gil_scoped_release no_gil; return fff::fma_peak(threads, seconds); }()); },
+        py::arg("threads"), py::arg("seconds"), "Peak f32 FMA FLOP/s of `threads` threads (fff.roofline)");
+  m.def("triad_bandwidth", [](int threads, size_t bytes, int repeats) {
+        return roofline_dict([&] { py::gil_scoped_release no_gil; return fff::triad_bandwidth(threads, bytes, repeats); }()); },
+        py::arg("threads"), py::arg("bytes_per_array"), py::arg("repeats"), "STREAM triad bytes/s (fff.roofline)");
   m.attr("openvino_build") = std::string(ov::get_openvino_version().buildNumber);
 }

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fff.cache_analysis import CACHE_COLUMNS, cache_columns, record_llc
 from fff.errors import UsageError
 from fff.study.store import read_rows
 
@@ -66,6 +67,7 @@ RECORD_COLUMNS = [
     "verdict",
     "uncounted_ops",
 ]
+RECORD_COLUMNS += CACHE_COLUMNS  # fff.cache_analysis: sources of the LLC figure, working set, roofline
 ERROR_COLUMNS = ["machine", "host", "study", "cell_id", "kind", "target", "resolution", "precision", "threads",
                  "error_type", "message", "seconds", "started", "file"]
 
@@ -104,7 +106,7 @@ def _record_row(row: dict, record: dict) -> dict:
     cell = row.get("cell") or {}
     latency = record.get("latency_ms") or {}
     speedup_ci = record.get("speedup_ci95") or [None, None]
-    llc, source, note = _llc(record.get("counters"))
+    llc, source, note = record_llc(record, _llc(record.get("counters")))
     return {
         "machine": row.get("machine_fingerprint"), "host": row.get("host"), "study": row.get("study"),
         "cell_id": row.get("cell_id"), "kind": cell.get("kind"), "target": record.get("target", cell.get("target")),
@@ -123,6 +125,7 @@ def _record_row(row: dict, record: dict) -> dict:
         "verdict": record.get("verdict") or "unchecked",  # results from before fff checked contention
         # what the FLOP count leaves out; None in records written before fff recorded it
         "uncounted_ops": None if record.get("uncounted_ops") is None else " ".join(record["uncounted_ops"]),
+        **cache_columns(record),
     }
 
 
@@ -197,7 +200,8 @@ def load_results(paths) -> StudyResults:
     if machine_count > 1:
         notes.append(f"results come from {machine_count} machines; every table and figure keeps them apart")
     record_frame = pd.DataFrame(records, columns=RECORD_COLUMNS)
-    for column in ("latency_ms", "speedup", "flops", "params", "gflops_per_s", "llc_misses", "width"):
+    for column in ("latency_ms", "speedup", "flops", "params", "gflops_per_s", "llc_misses", "width",
+                   "working_set_bytes"):
         record_frame[column] = pd.to_numeric(record_frame[column], errors="coerce")
     return StudyResults(record_frame, pd.DataFrame(errors, columns=ERROR_COLUMNS), machines, notes)
 
@@ -303,7 +307,7 @@ def correlations(records: pd.DataFrame) -> pd.DataFrame:
     for (machine, backend), group in rows.groupby(["machine", "backend"]):
         scopes = [("all patterns", group)] + list(group.groupby("pattern"))
         for scope, cells in scopes:
-            for quantity in ("flops", "llc_misses"):
+            for quantity in ("flops", "llc_misses", "working_set_bytes"):
                 known = cells[cells[quantity].notna() & cells["latency_ms"].notna()]
                 note = ""
                 if quantity == "llc_misses" and known.empty:
@@ -314,7 +318,8 @@ def correlations(records: pd.DataFrame) -> pd.DataFrame:
                 out.append({"machine": machine, "backend": backend, "scope": scope, "against": quantity,
                             "cells": len(known), "pearson": pearson(known[quantity], known["latency_ms"]),
                             "spearman": spearman(known[quantity], known["latency_ms"]),
-                            "source": ", ".join(sorted(known["llc_source"].dropna().unique())) if quantity == "llc_misses" else "",
+                            "source": ", ".join(sorted(known["llc_source"].dropna().unique())) if quantity == "llc_misses"
+                            else "modelled" if quantity == "working_set_bytes" else "",
                             "note": note})
     return pd.DataFrame(out, columns=["machine", "backend", "scope", "against", "cells", "pearson", "spearman",
                                       "source", "note"])

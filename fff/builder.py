@@ -90,14 +90,16 @@ class BuildService:
     name = "builder"
 
     def __init__(self, **_):
-        pass
+        self._last = None  # (target, build_options, model): the cache model reuses the module just built
 
     def build(self, target: str, build_options: dict, cache_dir: str | None = None, fresh: bool = False) -> dict:
         from fff.conversion import prepare_ir
         from fff.models import build
 
+        self._last = None
         try:
             model = build(target, **build_options)
+            self._last = (target, build_options, model)
             ir = prepare_ir(model, cache_dir=cache_dir, fresh=fresh) if model.module is not None else None
         except (RuntimeError, MemoryError) as error:
             needed = allocation_failure(error)
@@ -110,6 +112,19 @@ class BuildService:
                 "notes": list(ir.notes) if ir else [], "rss_bytes": _rss_bytes(),
                 "uncounted_ops": list(model.uncounted_ops), "flops_counter": model.flops_counter,
                 "input_shape_source": model.input_shape_source}
+
+    def model_caches(self, target: str, build_options: dict, backends: list[str], xml: str, precision: str,
+                     cache: str | None) -> dict:
+        """fff.cache_model's tensor-level LL model of both backends, here rather than in the main
+        process: it runs the user's module once and compiles the IR."""
+        from fff.cache_model import record_fields
+        from fff.models import build
+
+        if self._last is not None and self._last[:2] == (target, build_options):
+            model = self._last[2]
+        else:
+            model = build(target, **build_options)
+        return record_fields(backends, precision=precision, cache=cache, model=model, xml=xml)
 
     def rss(self) -> int:
         return _rss_bytes()
@@ -132,23 +147,8 @@ class Builder:
         return None if self._worker is None else self._worker.pid
 
     def prepare(self, target: str, build_options: dict, *, cache_dir=None, fresh: bool = False) -> BuiltTarget:
-        from fff.worker import Worker
-
-        if self._worker is None:
-            self._worker = Worker("builder")
-            self._first_rss = None
-        try:
-            reply = self._worker.call("build", timeout=self.timeout, target=target, build_options=build_options,
-                                      cache_dir=None if cache_dir is None else str(cache_dir), fresh=fresh)
-        except FffError as error:
-            if not self._worker.running:  # hung (and stopped) or crashed: name the target
-                self._discard()
-                raise FffError(f"{target}: {str(error).splitlines()[0]}") from None
-            raise
-        except BaseException:
-            self._worker.kill()  # interrupted mid-call: its answer would arrive out of turn
-            self._discard()
-            raise
+        reply = self._call("build", target, build_options=build_options,
+                           cache_dir=None if cache_dir is None else str(cache_dir), fresh=fresh)
         rss = reply.pop("rss_bytes")
         if self._first_rss is None:
             self._first_rss = rss
@@ -159,6 +159,30 @@ class Builder:
                            cached=reply["cached"], notes=tuple(reply["notes"]),
                            uncounted_ops=tuple(reply["uncounted_ops"]), flops_counter=reply["flops_counter"],
                            input_shape_source=reply["input_shape_source"])
+
+    def model_caches(self, target: str, build_options: dict, backends, xml: str, precision: str,
+                     cache: str | None) -> dict:
+        """The cache model's record fields per backend, computed in the builder child."""
+        return self._call("model_caches", target, build_options=build_options, backends=list(backends), xml=xml,
+                          precision=precision, cache=cache)
+
+    def _call(self, command: str, target: str, **kwargs):
+        from fff.worker import Worker
+
+        if self._worker is None:
+            self._worker = Worker("builder")
+            self._first_rss = None
+        try:
+            return self._worker.call(command, timeout=self.timeout, target=target, **kwargs)
+        except FffError as error:
+            if not self._worker.running:  # hung (and stopped) or crashed: name the target
+                self._discard()
+                raise FffError(f"{target}: {str(error).splitlines()[0]}") from None
+            raise
+        except BaseException:
+            self._worker.kill()  # interrupted mid-call: its answer would arrive out of turn
+            self._discard()
+            raise
 
     def _discard(self) -> None:
         if self._worker is not None:

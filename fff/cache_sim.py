@@ -44,12 +44,27 @@ from fff.child_process import child_environment, python_module_command
 from fff.counters import CounterResult, CounterResults
 from fff.errors import FffError, UsageError
 
-__all__ = ["CacheGeometry", "SimulationResult", "cache_geometry", "simulate", "simulate_cache", "simulate_callable",
+__all__ = ["CacheGeometry", "SimulationResult", "cache_geometry", "parse_cache_spec", "simulate", "simulate_cache", "simulate_callable",
            "parse_callgrind_totals", "SIMULATED_COUNTERS"]
 
 DUMP_LABEL = "fff-measured"
 CAVEAT = ("simulated by valgrind callgrind: its virtual CPU has no AVX-512, so the runtime picks different "
           "kernels than natively; LRU inclusive caches on virtual addresses, no prefetchers, user space only")
+
+# Capping the kernels' instruction set makes the emulation 5-9x faster (valgrind emulates a 256-bit
+# FMA in ~66 ns). Names: oneDNN's (OpenVINO's CPU plugin and PyTorch's oneDNN kernels honour
+# ONEDNN_MAX_CPU_ISA) and MKL's (PyTorch's BLAS). ATEN_CPU_CAPABILITY is left alone: it changes
+# PyTorch's seeded weights. What a cap changes, per counter, as measured in issue #13 (mobilenet_v2,
+# resnet50, valgrind 3.19): LL misses -1.1%..+0.2% (resnet50), -0.7% (OpenVINO mobilenet_v2 at
+# 4 MiB), -19% (PyTorch mobilenet_v2); instructions about 3x; L1 misses about 2x (SSE41; AVX: 1.13x).
+ISA_CAPS = {"sse41": ("SSE41", "SSE4_2"), "avx": ("AVX", "AVX"), "avx2": ("AVX2", "AVX2")}
+ISA_CAP_EFFECT = {
+    "instructions": "about 3x the uncapped count under an SSE4.1 cap (narrower vectors): not the native figure",
+    "l1d-misses": "up to 2x the uncapped count (SSE41; 1.13x under AVX)",
+    "llc-loads": "follows the L1 misses: inflated by the cap",
+    "llc-misses": "within ~1% of uncapped for resnet50 and OpenVINO mobilenet_v2; PyTorch mobilenet_v2 -19%",
+    "llc-store-misses": "not measured separately; like llc-misses, the traffic of the tensors",
+}
 
 # fff counter name -> (callgrind events summed, what it means)
 SIMULATED_COUNTERS = {
@@ -100,9 +115,46 @@ def _simulable(size: int, assoc: int, line: int) -> CacheLevel:
                       f"{size} B with {sets} sets simulated as {pow2 * assoc * line} B with {pow2} sets")
 
 
-def cache_geometry() -> CacheGeometry:
+CACHE_SPEC_USAGE = "LL=SIZE[,Nway][,line=B], e.g. LL=8MiB,16way (SIZE in B, KiB, MiB or GiB)"
+_UNITS = {"b": 1, "kib": 1024, "kb": 1024, "k": 1024, "mib": 1024**2, "mb": 1024**2, "m": 1024**2,
+          "gib": 1024**3, "gb": 1024**3, "g": 1024**3}
+
+
+def parse_cache_spec(text: str) -> CacheLevel:
+    """A what-if last-level cache from ``LL=8MiB,16way`` (ways default to 16, lines to 64 B);
+    UsageError naming the problem otherwise. A size valgrind cannot simulate (its set count must be
+    a power of two) is adapted as the machine's own LL is, and the note says how."""
+    import re
+
+    def bad(why: str) -> UsageError:
+        return UsageError(f"bad cache spec {text!r}: {why}; expected {CACHE_SPEC_USAGE}")
+
+    if not isinstance(text, str) or not text.upper().startswith("LL="):
+        raise bad("it must start with LL=")
+    parts = [p.strip() for p in text[3:].split(",")]
+    size_match = re.fullmatch(r"(\d+)\s*([A-Za-z]*)", parts[0])
+    if not size_match or size_match[2].lower() not in _UNITS:
+        raise bad(f"size {parts[0]!r} is not a number with a unit (B, KiB, MiB, GiB)")
+    size, assoc, line = int(size_match[1]) * _UNITS[size_match[2].lower()], 16, 64
+    for part in parts[1:]:
+        if (ways := re.fullmatch(r"(\d+)\s*-?way", part, re.IGNORECASE)):
+            assoc = int(ways[1])
+        elif (bytes_ := re.fullmatch(r"line=(\d+)", part, re.IGNORECASE)):
+            line = int(bytes_[1])
+        else:
+            raise bad(f"{part!r} is neither Nway nor line=B")
+    if assoc < 1 or line < 16 or line & (line - 1):
+        raise bad("ways must be >= 1 and the line a power of two >= 16 B")
+    if size < assoc * line * 2:
+        raise bad(f"{size} B is too small for {assoc} ways of {line} B lines")
+    level = _simulable(size, assoc, line)
+    return CacheLevel(level.size, level.assoc, level.line,
+                      f"what-if LL from {text!r}" + (f"; {level.note}" if level.note else ""))
+
+
+def cache_geometry(ll: CacheLevel | None = None) -> CacheGeometry:
     """I1, D1 and the last level of cpu0 (from sysfs, via fff.machine), in the form valgrind's
-    --I1/--D1/--LL take."""
+    --I1/--D1/--LL take; ``ll`` replaces the last level (a what-if cache, parse_cache_spec)."""
     from fff.machine import CPU_SYSFS, sysfs_caches
 
     levels = {}
@@ -114,6 +166,8 @@ def cache_geometry() -> CacheGeometry:
     if "L1i" not in levels or "L1d" not in levels or not unified:
         raise FffError(f"cannot read the cache geometry from {CPU_SYSFS}/cpu0/cache (need L1 instruction, "
                        "L1 data and a unified last level); cache simulation needs it to model this machine")
+    if ll is not None:
+        return CacheGeometry(levels["L1i"], levels["L1d"], ll, f"{CPU_SYSFS}/cpu0/cache for L1; what-if LL")
     return CacheGeometry(levels["L1i"], levels["L1d"], levels[unified[-1]],
                          f"{CPU_SYSFS}/cpu0/cache ({unified[-1]} as LL)")
 
@@ -129,6 +183,7 @@ class SimulationResult:
     geometry: CacheGeometry
     elapsed_s: float
     caveat: str = CAVEAT
+    isa_cap: str | None = None  # ISA_CAPS key the kernels were capped at; None: what valgrind's CPU offers
     command: list[str] = field(default_factory=list, repr=False)
     child: dict = field(default_factory=dict, repr=False)  # what the child reported (config, ...)
 
@@ -153,7 +208,8 @@ def parse_callgrind_totals(path: os.PathLike | str) -> tuple[str, dict[str, int]
     return description, dict(zip(events, totals))
 
 
-def counters_from_events(events: dict[str, int], iterations: int, geometry: CacheGeometry) -> CounterResults:
+def counters_from_events(events: dict[str, int], iterations: int, geometry: CacheGeometry,
+                         isa_cap: str | None = None) -> CounterResults:
     results = {}
     for name, (parts, meaning) in SIMULATED_COUNTERS.items():
         if any(part not in events for part in parts):
@@ -162,6 +218,8 @@ def counters_from_events(events: dict[str, int], iterations: int, geometry: Cach
             continue
         total = sum(events[part] for part in parts)
         reason = f"{meaning}; LL {geometry.LL.size // 1024} KiB {geometry.LL.assoc}-way {geometry.LL.line} B lines"
+        if isa_cap:
+            reason += f"; kernels capped at {isa_cap.upper()}: {ISA_CAP_EFFECT[name]}"
         results[name] = CounterResult(name, float(total), "simulated", reason, inferences=iterations, raw=total)
     return CounterResults(results, iterations, threads=None, source="callgrind")
 
@@ -179,9 +237,12 @@ def _valgrind() -> str:
     return path
 
 
-def _run_child(job: dict, iterations: int, warmup: int, timeout: float | None) -> SimulationResult:
+def _run_child(job: dict, iterations: int, warmup: int, timeout: float | None,
+               ll: CacheLevel | None = None, isa_cap: str | None = None) -> SimulationResult:
+    if isa_cap is not None and isa_cap not in ISA_CAPS:
+        raise UsageError(f"unknown ISA cap {isa_cap!r}; choose from {', '.join(ISA_CAPS)}")
     valgrind = _valgrind()
-    geometry = cache_geometry()
+    geometry = cache_geometry(ll)
     with tempfile.TemporaryDirectory(prefix="fff-cachesim-") as tmp:
         job = {**job, "iterations": iterations, "warmup": warmup, "result": os.path.join(tmp, "child.json")}
         job_path = os.path.join(tmp, "job.json")
@@ -195,6 +256,8 @@ def _run_child(job: dict, iterations: int, warmup: int, timeout: float | None) -
         # module docstring).
         env = child_environment({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "1",
                                  "PYTHONHASHSEED": "0"})
+        if isa_cap:
+            env["ONEDNN_MAX_CPU_ISA"], env["MKL_ENABLE_INSTRUCTIONS"] = ISA_CAPS[isa_cap]
         start = time.monotonic()
         try:
             done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
@@ -223,8 +286,8 @@ def _run_child(job: dict, iterations: int, warmup: int, timeout: float | None) -
         if events is None:
             raise FffError("callgrind wrote no profile of the measured inferences (the client requests did not "
                            "reach valgrind; was fff built with valgrind/callgrind.h?)")
-    return SimulationResult(counters_from_events(events, iterations, geometry), events, iterations, warmup,
-                            geometry, elapsed, command=command, child=child)
+    return SimulationResult(counters_from_events(events, iterations, geometry, isa_cap), events, iterations, warmup,
+                            geometry, elapsed, command=command, child=child, isa_cap=isa_cap)
 
 
 def _check_counts(iterations, warmup) -> None:
@@ -234,7 +297,7 @@ def _check_counts(iterations, warmup) -> None:
 
 
 def simulate(model_path, input_shape=None, *, iterations: int = 3, warmup: int = 1, precision: str = "f32",
-             timeout: float | None = 600) -> SimulationResult:
+             timeout: float | None = 600, ll: CacheLevel | None = None, isa_cap: str | None = None) -> SimulationResult:
     """Simulated cache counters for ``iterations`` inferences of an OpenVINO model (IR or ONNX).
 
     Runs in a child process under valgrind (50-100x slower than natively: keep models small and
@@ -244,7 +307,7 @@ def simulate(model_path, input_shape=None, *, iterations: int = 3, warmup: int =
     shapes = None if input_shape is None else [list(map(int, s)) for s in
                                                ([input_shape] if isinstance(input_shape[0], numbers.Integral) else input_shape)]
     job = {"kind": "openvino", "model": os.fspath(model_path), "input_shape": shapes, "precision": precision}
-    return _run_child(job, iterations, warmup, timeout)
+    return _run_child(job, iterations, warmup, timeout, ll, isa_cap)
 
 
 # The name fff re-exports at the top level, where plain "simulate" would say too little.
@@ -252,7 +315,8 @@ simulate_cache = simulate
 
 
 def simulate_callable(factory: str, kwargs: dict | None = None, *, iterations: int = 3, warmup: int = 1,
-                      timeout: float | None = 600) -> SimulationResult:
+                      timeout: float | None = 600, ll: CacheLevel | None = None,
+                      isa_cap: str | None = None) -> SimulationResult:
     """Simulated cache counters for a Python callable, e.g. the PyTorch baseline.
 
     ``factory`` is "module:function"; the child imports it, calls it with ``kwargs`` (JSON-able)
@@ -263,10 +327,24 @@ def simulate_callable(factory: str, kwargs: dict | None = None, *, iterations: i
     _check_counts(iterations, warmup)
     if not isinstance(factory, str) or factory.count(":") != 1:
         raise UsageError(f"factory must be 'module:function', got {factory!r}")
-    return _run_child({"kind": "callable", "factory": factory, "kwargs": kwargs or {}}, iterations, warmup, timeout)
+    return _run_child({"kind": "callable", "factory": factory, "kwargs": kwargs or {}}, iterations, warmup, timeout, ll,
+                      isa_cap)
 
 
 # --- the child ------------------------------------------------------------------------------
+
+def torch_child_callable(**kwargs):
+    """The PyTorch baseline for the simulation child (fff.backends.torch_simulation_callable),
+    without the FLOPs count that building a model makes: under valgrind it is a whole extra
+    forward pass (17 s for mobilenet_v2), and the parent has already counted them."""
+    import fff.models.targets as targets
+    from fff.models.flops import FlopCount
+
+    targets.count_flops = lambda module, example: FlopCount(flops=0, uncounted=())  # this child only
+    from fff.backends import torch_simulation_callable
+
+    return torch_simulation_callable(**kwargs)
+
 
 def _job_openvino(job: dict) -> dict:
     from fff.runner import Runner

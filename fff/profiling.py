@@ -51,6 +51,10 @@ class ProfileOptions:
     input_shape: tuple[int, ...] | None = None  # the whole shape: files with dynamic dims, functions
     counters: tuple[str, ...] = ()
     simulate_cache: bool = False
+    cache: str | None = None  # what-if LL ("LL=8MiB,16way") for the cache model and simulation; None: this machine's
+    simulate_isa: str | None = None  # cap the simulated kernels' ISA (fff.cache_sim.ISA_CAPS): 5-9x faster
+    cache_model: bool = True  # modelled LL traffic and working set per backend (fff.cache_model), seconds per target
+    roofline: bool = True  # machine roofs (fff.roofline, measured once per machine) and each record's point
     target_ci: float = 0.01  # stop when each median's 95% CI is within +-1%
     max_seconds: float = 20.0  # per target, timed rounds only
     min_rounds: int = 3  # clean (uncontended) rounds of each backend
@@ -88,6 +92,15 @@ class ProfileOptions:
             from fff.counters import validate_names
 
             validate_names(self.counters)
+        if self.simulate_isa is not None:
+            from fff.cache_sim import ISA_CAPS
+
+            if self.simulate_isa not in ISA_CAPS:
+                raise UsageError(f"unknown simulation ISA cap {self.simulate_isa!r}; choose from {', '.join(ISA_CAPS)}")
+        if self.cache is not None:
+            from fff.cache_sim import parse_cache_spec
+
+            parse_cache_spec(self.cache)
         threads = self.threads or len(os.sched_getaffinity(0))
         shape = None if self.input_shape is None else tuple(self.input_shape)
         return replace(self, threads=threads, backends=tuple(self.backends), counters=tuple(self.counters),
@@ -198,7 +211,9 @@ def _measure_rounds(sides: list[_Side], options: ProfileOptions, progress: Calla
             "round_warmup": ROUND_WARMUP, "min_iterations": MIN_ITERATIONS}
 
 
-SIMULATED_ITERATIONS = 3  # valgrind runs 50-100x slower; the counts are deterministic, so few suffice
+# Valgrind runs 50-100x slower. After one warm-up (the cold pass), successive inferences agree within
+# 0.3% and fresh processes give the same counts (issue #13), so one measured inference suffices.
+SIMULATED_ITERATIONS = 1
 
 
 def _simulate_caches(backends, options: ProfileOptions, target: str, build_options: dict, xml: str, input_shape,
@@ -206,24 +221,28 @@ def _simulate_caches(backends, options: ProfileOptions, target: str, build_optio
     """Cache counts simulated under valgrind for each backend, one inference thread each."""
     if not options.simulate_cache:
         return {}
-    from fff.cache_sim import simulate, simulate_callable
+    from fff.cache_sim import parse_cache_spec, simulate, simulate_callable
 
+    ll = parse_cache_spec(options.cache) if options.cache else None
     results = {}
     for backend in backends:
         progress(f"{target}: simulating the caches of {backend} under valgrind (slow)")
         if backend == BASELINE:
             simulation = simulate_callable(
-                "fff.backends:torch_simulation_callable",
+                "fff.cache_sim:torch_child_callable",
                 {"target": target, "build_options": build_options, "precision": options.precision,
                  "input_shape": list(input_shape)},
-                iterations=SIMULATED_ITERATIONS)
+                iterations=SIMULATED_ITERATIONS, ll=ll, isa_cap=options.simulate_isa)
         else:
-            simulation = simulate(xml, list(input_shape), iterations=SIMULATED_ITERATIONS, precision=options.precision)
+            simulation = simulate(xml, list(input_shape), iterations=SIMULATED_ITERATIONS, precision=options.precision,
+                                  ll=ll, isa_cap=options.simulate_isa)
         results[backend] = {
             "simulated_counters": simulation.counters.as_record(),
             "simulation": {"tool": "valgrind callgrind --cache-sim=yes", "iterations": simulation.iterations,
                            "warmup": simulation.warmup, "threads": 1, "geometry": simulation.geometry.as_dict(),
-                           "elapsed_s": round(simulation.elapsed_s, 2), "caveat": simulation.caveat},
+                           "elapsed_s": round(simulation.elapsed_s, 2), "caveat": simulation.caveat,
+                           "isa": "valgrind's virtual CPU (AVX2, no AVX-512)" + (
+                               f", kernels capped at {options.simulate_isa.upper()}" if options.simulate_isa else "")},
         }
     return results
 
@@ -287,6 +306,19 @@ def _fresh_ir(target: str, model, build_options: dict, progress, why: str):
     return with_changes(fresh, notes=model.notes + (note,))
 
 
+def _model_caches(target: str, build_options: dict, backends, xml: str, options: ProfileOptions, progress) -> dict:
+    """Modelled LL traffic and working set per backend (fff.cache_model), computed in the builder
+    child like the build itself; a failure there is said in the records, not fatal to the target."""
+    from fff.builder import shared_builder
+    from fff.cache_model import model_error
+
+    progress(f"{target}: modelling LL traffic (tensor-level LRU)")
+    try:
+        return shared_builder().model_caches(target, build_options, backends, xml, options.precision, options.cache)
+    except FffError as error:
+        return model_error(backends, error)
+
+
 def profile_target(target: str, options: ProfileOptions, progress: Callable[[str], None] = lambda _: None) -> list[dict]:
     """Measure one target on every backend; returns one record per backend."""
     from fff.builder import shared_builder
@@ -331,6 +363,7 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
             side.worker.close()
 
     simulations = _simulate_caches(backends, options, target, build_options, xml, model.input_shape, progress)
+    modelled = _model_caches(target, build_options, backends, xml, options, progress) if options.cache_model else {}
     by_name = {s.name: s for s in sides}
     baseline = by_name.get(BASELINE)
     timestamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -386,6 +419,11 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
                                           for name, m in merged.derived().items()}
         if side.name in simulations:
             record.update(simulations[side.name])
+        record.update(modelled.get(side.name, {}))
+        if options.roofline:
+            from fff.roofline import machine_roofline, roofline_point
+
+            record["roofline"] = roofline_point(record, machine_roofline(options.threads))
         if side.name == BASELINE and flamegraph is not None:
             record["flamegraph"] = flamegraph
         if side.name != BASELINE and baseline is not None:

@@ -10,7 +10,7 @@ from fff.study.sweep import run_study
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURE_STEMS = ["speedup_per_pattern", "speedup_depth_width", "latency_vs_depth", "latency_vs_flops", "llc_vs_depth",
-                "architectures"]
+                "architectures", "roofline"]
 
 
 fakes = sys.modules["study_fakes"]  # loaded by conftest.py

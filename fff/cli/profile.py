@@ -39,6 +39,9 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--counters", type=comma_list, default=[], help="perf counters, e.g. llc-misses,instructions")
     parser.add_argument("--simulate-cache", action="store_true",
                         help="also count cache misses under valgrind's cache simulator (slow; works without a PMU)")
+    parser.add_argument("--cache", metavar="LL=SIZE[,Nway]",
+                        help="what-if last-level cache for the cache model and --simulate-cache, e.g. LL=8MiB,16way "
+                             "(default: this machine's)")
     parser.add_argument("--target-ci", type=positive_float, default=1.0,
                         help="stop when each median's 95%% CI is within +-this %% (default 1)")
     parser.add_argument("--max-time", type=positive_float, default=20.0,
@@ -87,7 +90,7 @@ def format_table(records: list[dict]) -> str:
     counter_lines = []
     reasons: dict[tuple[str, str], set[str]] = {}  # (counter, status) -> reasons: each said once, not per backend
     for r in records:
-        for kind, key in (("measured", "counters"), ("simulated", "simulated_counters")):
+        for kind, key in (("measured", "counters"), ("simulated", "simulated_counters"), ("modelled", "modelled_counters")):
             for name, c in (r.get(key) or {}).items():
                 value = "not counted" if c.get("per_inference") is None else f"{c['per_inference']:,.0f} per inference"
                 if c.get("reason"):
@@ -108,6 +111,7 @@ def format_table(records: list[dict]) -> str:
         lines += ["", "counters (summed over every thread of the backend's process):"] + counter_lines
         lines += [f"  {name} {status}: {reason}" for (name, status), why in sorted(reasons.items()) for reason in sorted(why)]
     caveats = {r["simulation"]["caveat"] for r in records if r.get("simulation")}
+    caveats |= {r["cache_model"]["caveat"] for r in records if (r.get("cache_model") or {}).get("caveat")}
     lines += [f"note: {caveat}" for caveat in sorted(caveats)]
     return "\n".join(lines)
 
@@ -155,8 +159,8 @@ def _profile(args, output) -> int:
     options = ProfileOptions(
         backends=tuple(args.backends), device=args.device, precision=args.precision, threads=args.threads,
         batch=args.batch, resolution=args.resolution, input_shape=args.input_shape, counters=tuple(args.counters),
-        simulate_cache=args.simulate_cache, target_ci=args.target_ci / 100, max_seconds=args.max_time,
-        min_rounds=args.min_rounds, iterations=args.iterations, warmup=args.warmup,
+        simulate_cache=args.simulate_cache, cache=args.cache, target_ci=args.target_ci / 100,
+        max_seconds=args.max_time, min_rounds=args.min_rounds, iterations=args.iterations, warmup=args.warmup,
         flamegraph=str(args.flamegraph) if args.flamegraph else None,
     ).validated()  # every option checked before the first measurement
     targets = args.targets or [DEFAULT_TARGET]

@@ -68,6 +68,8 @@ def build_parser() -> OneLineParser:
                         help="perf counters per cell, e.g. llc-misses; 'none' for no counters")
     parser.add_argument("--simulate-cache", action="store_const", const=True,
                         help="count cache misses under valgrind's cache simulator (slow; works without a PMU)")
+    parser.add_argument("--cache", metavar="LL=SIZE[,Nway]",
+                        help="what-if last-level cache for the cache model and simulation, e.g. LL=8MiB,16way")
     parser.add_argument("--max-time", type=positive_float, help="seconds of timed rounds per cell at most")
     parser.add_argument("--out", required=True, metavar="RESULTS.jsonl", help="results file (JSON Lines)")
     parser.add_argument("--resume", action="store_true", help="continue a study in --out, skipping finished cells")
@@ -80,6 +82,14 @@ def build_parser() -> OneLineParser:
     return parser
 
 
+def _cache(text):
+    if text is not None:  # a bad spec is a UsageError: one line, exit 2
+        from fff.cache_sim import parse_cache_spec
+
+        parse_cache_spec(text)
+    return text
+
+
 def _config(args):
     from fff.study.config import default_study, load_study
 
@@ -87,7 +97,8 @@ def _config(args):
     return base.with_overrides(
         patterns=args.patterns, depths=args.depths, widths=args.widths, pattern_resolutions=args.resolutions,
         zoo=args.zoo, zoo_resolutions=args.zoo_resolutions, precisions=args.precisions, threads=args.threads,
-        counters=args.counters, simulate_cache=args.simulate_cache, max_seconds=args.max_time)
+        counters=args.counters, simulate_cache=args.simulate_cache, cache=_cache(args.cache),
+        max_seconds=args.max_time)
 
 
 def _dry_run(config, shard) -> int:

@@ -18,6 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator
 
 from fff.analysis import BASELINE, PAPER, accelerated, speedup_by_pattern, speedup_trend, suspect_cells
+from fff.report.cache_section import roofline_figure
 
 __all__ = ["FIGURES", "draw_all"]
 
@@ -274,6 +275,7 @@ FIGURES = {
     "latency_vs_flops": ("Latency against FLOPs", latency_against_flops),
     "llc_vs_depth": ("LLC misses against depth", llc_misses_against_depth),
     "architectures": ("Architectures", architectures),
+    "roofline": ("Roofline: each cell's PyTorch and OpenVINO points, joined", roofline_figure),
 }
 
 

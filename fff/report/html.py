@@ -16,6 +16,8 @@ from fff.analysis import (PAPER, SPEEDUP_CONVENTION, SUSPECT_FACTOR, StudyResult
 
 from fff.contention import NOISY_CI
 
+from fff.report.cache_section import cache_section_html
+
 __all__ = ["render_report", "machine_label"]
 
 STYLE = """
@@ -146,10 +148,11 @@ def _machine_section(fingerprint: str, results: StudyResults, figures: list[tupl
         _table(speedup_by_pattern(records).drop(columns=drop), "no successful pattern cells"),
         "<h3>Median speed-up against depth</h3>", _table(_pivot(speedup_trend(records, "depth"), "depth")),
         "<h3>Median speed-up against width</h3>", _table(_pivot(speedup_trend(records, "width"), "width")),
-        "<h3>Correlation of latency with FLOPs and with LLC misses</h3>",
+        "<h3>Correlation of latency with FLOPs, with LLC misses and with working set</h3>",
         '<p class="note">Pearson (linear) and Spearman (rank) over the cells of each pattern across depth and '
-        'width; missing LLC counts are left out, never read as zero.</p>',
+        'width, n = cells; missing LLC counts are left out, never read as zero.</p>',
         *_correlation_table(records),
+        cache_section_html(records, _table),
         "<h3>Achieved GFLOP/s per pattern</h3>", _table(gflops_by_pattern(records).drop(columns=drop)),
         "<h3>Architectures, table</h3>",
         _table(architecture_table(records).drop(columns=drop), "no successful zoo models"),

@@ -8,8 +8,8 @@ precisions x thread counts.
 A study file has four tables; every key is optional, unknown keys and wrong types are errors:
 
     [study]    name, description
-    [measure]  backends, device, precisions, threads, batch, counters, simulate_cache,
-               max_seconds, min_rounds, target_ci, warmup, keep_samples
+    [measure]  backends, device, precisions, threads, batch, counters, simulate_cache, cache,
+               calibrate_every, simulate_isa, max_seconds, min_rounds, target_ci, warmup, keep_samples
     [patterns] names, depths, widths, resolutions
     [zoo]      models, resolutions
 
@@ -54,9 +54,13 @@ class Cell:
     device: str
     counters: tuple[str, ...]
     simulate_cache: bool
+    cache: str | None = None  # what-if LL ("LL=8MiB,16way"); None: the machine's own
 
     def identity(self) -> dict:
-        return {**asdict(self), "backends": list(self.backends), "counters": list(self.counters)}
+        identity = {**asdict(self), "backends": list(self.backends), "counters": list(self.counters)}
+        if identity["cache"] is None:  # cells measured before what-if caches existed keep their ids
+            del identity["cache"]
+        return identity
 
     @property
     def cell_id(self) -> str:
@@ -85,6 +89,9 @@ class StudyConfig:
     batch: int | None = None
     counters: tuple[str, ...] = ()
     simulate_cache: bool = False
+    cache: str | None = None
+    simulate_isa: str | None = None  # fff.cache_sim.ISA_CAPS key for the simulated cells
+    calibrate_every: int | None = None  # simulate one cell in N (every cell is modelled): the model's calibration
     max_seconds: float = 3.0
     min_rounds: int = 3
     target_ci: float = 0.02
@@ -102,7 +109,7 @@ class StudyConfig:
 
     def cells(self) -> list[Cell]:
         common = dict(batch=self.batch, backends=tuple(self.backends), device=self.device,
-                      counters=tuple(self.counters), simulate_cache=self.simulate_cache)
+                      counters=tuple(self.counters), simulate_cache=self.simulate_cache, cache=self.cache)
         cells = []
         for precision in self.precisions:
             for threads in self.threads:
@@ -122,6 +129,9 @@ class StudyConfig:
             if cell.cell_id not in seen:
                 seen.add(cell.cell_id)
                 unique.append(cell)
+        if self.calibrate_every:  # in cell order: with the default order, each pattern's smallest cells first
+            unique = [replace(cell, simulate_cache=True) if i % self.calibrate_every == 0 else cell
+                      for i, cell in enumerate(unique)]
         return unique
 
     def profile_options(self, cell: Cell):
@@ -129,7 +139,8 @@ class StudyConfig:
 
         return ProfileOptions(backends=cell.backends, device=cell.device, precision=cell.precision,
                               threads=cell.threads, batch=cell.batch, resolution=cell.resolution,
-                              counters=cell.counters, simulate_cache=cell.simulate_cache,
+                              counters=cell.counters, simulate_cache=cell.simulate_cache, cache=cell.cache,
+                              simulate_isa=self.simulate_isa,
                               target_ci=self.target_ci, max_seconds=self.max_seconds,
                               min_rounds=self.min_rounds, warmup=self.warmup, keep_samples=self.keep_samples)
 
@@ -181,6 +192,16 @@ def _scalar(check, what: str):
     return checker
 
 
+def _cache_spec(value):
+    from fff.cache_sim import CACHE_SPEC_USAGE, parse_cache_spec
+
+    try:
+        parse_cache_spec(value)
+    except UsageError:
+        raise ValueError(f"a what-if cache {CACHE_SPEC_USAGE}") from None
+    return value
+
+
 def _flag(value):
     if isinstance(value, bool):
         return value
@@ -200,6 +221,9 @@ _SCHEMA = {
         "batch": ("batch", _scalar(_whole, "a whole number >= 1")),
         "counters": ("counters", lambda v: () if v == [] else _list_of(_text, "counter names")(v)),
         "simulate_cache": ("simulate_cache", _flag),
+        "cache": ("cache", _cache_spec),
+        "calibrate_every": ("calibrate_every", _scalar(_whole, "a whole number >= 1")),
+        "simulate_isa": ("simulate_isa", _scalar(lambda v: v in ("sse41", "avx", "avx2"), '"sse41", "avx" or "avx2"')),
         "max_seconds": ("max_seconds", _scalar(_positive, "a positive number of seconds")),
         "min_rounds": ("min_rounds", _scalar(_whole, "a whole number >= 1")),
         "target_ci": ("target_ci", _scalar(lambda v: _positive(v) and v < 1, "a fraction between 0 and 1 (0.02 = +-2%)")),

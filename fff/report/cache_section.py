@@ -1,0 +1,72 @@
+"""The report's cache section: where each LLC figure comes from, the cache model's error against
+simulation, and the roofline figure (each cell's PyTorch and OpenVINO points joined, so
+acceleration shows as a move toward the roof)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fff.cache_analysis import cache_sources, model_error
+
+__all__ = ["roofline_figure", "cache_section_html"]
+
+
+def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
+    from fff.report.figures import _color, _empty, _new_figure, _save
+
+    title = "Roofline: attained GFLOP/s against arithmetic intensity (FLOPs per byte of LL traffic)"
+    rows = records[records["arithmetic_intensity"].notna() & records["gflops_per_s"].notna()
+                   & records["fma_peak_gflops"].notna()]
+    if rows.empty:
+        return _empty(path, title, "No record has both an arithmetic intensity and a measured roof\n"
+                                   "(profiles made before fff measured the machine's roofline).")
+    figure = _new_figure(8, 5.5)
+    axes = figure.add_subplot()
+    intensity = np.geomspace(max(rows["arithmetic_intensity"].min() / 4, 1e-3), rows["arithmetic_intensity"].max() * 4, 200)
+    fma, gemm, bandwidth = (rows[c].median() for c in ("fma_peak_gflops", "gemm_peak_gflops", "triad_gbytes_per_s"))
+    axes.plot(intensity, np.minimum(fma, intensity * bandwidth), color="black",
+              label=f"roof: FMA peak {fma:.0f} GFLOP/s, triad {bandwidth:.1f} GB/s")
+    axes.axhline(gemm, color="gray", linestyle="--", label=f"OpenVINO GEMM {gemm:.0f} GFLOP/s")
+    for _, cell in rows.groupby("cell_id"):
+        if len(cell) >= 2:
+            axes.plot(cell["arithmetic_intensity"], cell["gflops_per_s"], color="#bbbbbb", linewidth=0.7, zorder=1)
+    for backend, points in rows.groupby("backend"):
+        axes.scatter(points["arithmetic_intensity"], points["gflops_per_s"], s=14, color=_color(backend),
+                     label=backend, zorder=2)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("FLOPs per byte of LL traffic")
+    axes.set_ylabel("GFLOP/s (2 x multiply-adds / median latency)")
+    axes.legend(fontsize=8)
+    sources = ", ".join(sorted(rows["intensity_source"].dropna().unique()))
+    axes.set_title(f"{title}\ntraffic: {sources}; points above the FMA roof do fewer FLOPs than counted "
+                   "(e.g. Winograd)", fontsize=9)
+    return _save(figure, path)
+
+
+def cache_section_html(records: pd.DataFrame, table) -> str:
+    """HTML for one machine's cache section; ``table`` renders a DataFrame as fff.report.html does."""
+    parts = ["<h3>Where the cache figures come from</h3>",
+             '<p class="note">LLC misses per inference: measured (a PMU), simulated (valgrind callgrind, on its '
+             'virtual CPU without AVX-512) or modelled (fff.cache_model: each operation\'s tensors streamed once '
+             'through an LRU of the LL\'s size; no reuse inside an operation, no scratch buffers). The best source '
+             'a record has is used; a what-if LL is marked.</p>',
+             table(cache_sources(records), "no LLC figures in these results"),
+             "<h3>The cache model against simulation</h3>",
+             '<p class="note">Relative error of modelled LL read misses against simulated ones, over cells that have '
+             'both (a study simulates a calibration subset); below 1,000 simulated lines the error is taken against '
+             '1,000.</p>',
+             table(model_error(records).drop(columns=["machine"]), "no cell was both simulated and modelled")]
+    roof = records[records["attained_fraction"].notna()]
+    if not roof.empty:
+        summary = (roof.groupby("backend")["attained_fraction"]
+                   .agg(cells="count", median="median", max="max").reset_index())
+        parts += ["<h3>How close each backend comes to the roof</h3>",
+                  f'<p class="note">Attained GFLOP/s over min(FMA peak, intensity x triad bandwidth), the roofs '
+                  f'measured on this machine ({html.escape(", ".join(sorted(roof["intensity_source"].dropna().unique())))} '
+                  'traffic).</p>', table(summary)]
+    return "\n".join(parts)
