@@ -224,17 +224,24 @@ def counters_from_events(events: dict[str, int], iterations: int, geometry: Cach
     return CounterResults(results, iterations, threads=None, source="callgrind")
 
 
-def _valgrind() -> str:
-    path = shutil.which("valgrind")
-    if path is None:
-        raise FffError("cache simulation needs valgrind, which is not installed (Debian/Ubuntu: "
-                       "sudo apt-get install valgrind)")
+def unavailable_reason() -> str:
+    """Why caches cannot be simulated on this machine, or "" when they can."""
+    if shutil.which("valgrind") is None:
+        return ("cache simulation needs valgrind, which is not installed (Debian/Ubuntu: "
+                "sudo apt-get install valgrind)")
     from fff import _native
 
     if not _native.callgrind_available():
-        raise FffError("this build of fff has no callgrind client requests (valgrind/callgrind.h was missing when "
-                       "it was compiled); install valgrind's headers and rebuild fff to simulate caches")
-    return path
+        return ("this build of fff has no callgrind client requests (valgrind/callgrind.h was missing when "
+                "it was compiled); install valgrind's headers and rebuild fff to simulate caches")
+    return ""
+
+
+def _valgrind() -> str:
+    reason = unavailable_reason()
+    if reason:
+        raise FffError(reason)
+    return shutil.which("valgrind")
 
 
 def _run_child(job: dict, iterations: int, warmup: int, timeout: float | None,

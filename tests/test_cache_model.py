@@ -1,7 +1,6 @@
 """The tensor-level LL model: LRU mechanics, physical bounds, the what-if spec, and agreement
 with valgrind's simulation on a tiny model."""
 
-import shutil
 
 import numpy as np
 import pytest
@@ -103,13 +102,9 @@ def test_bad_cache_spec_is_a_usage_error(text, message):
 
 
 def _missing_valgrind() -> str:
-    from fff import _native
+    from fff.cache_sim import unavailable_reason
 
-    if shutil.which("valgrind") is None:
-        return "valgrind is not installed (Debian package `valgrind`)"
-    if not _native.callgrind_available():
-        return "fff was built without valgrind/callgrind.h, so it has no callgrind client requests"
-    return ""
+    return unavailable_reason()
 
 
 # The model's stated error against simulation on a weight-bound model (bench/README.md has the

@@ -1,6 +1,5 @@
 """Simulated cache counters: valgrind's cache simulator around exactly the measured inferences."""
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +10,9 @@ from fff import cache_sim
 
 
 def _missing_valgrind() -> str:
-    from fff import _native
+    from fff.cache_sim import unavailable_reason
 
-    if shutil.which("valgrind") is None:
-        return "valgrind is not installed (Debian package `valgrind`)"
-    if not _native.callgrind_available():
-        return "fff was built without valgrind/callgrind.h, so it has no callgrind client requests"
-    return ""
+    return unavailable_reason()
 
 
 needs_valgrind = pytest.mark.skipif(bool(_missing_valgrind()), reason=_missing_valgrind() or "-")
