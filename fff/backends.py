@@ -83,6 +83,12 @@ class TorchBackend:
             self._infer()
             samples[i] = time.perf_counter_ns() - start
 
+    def breakdown(self, iterations: int) -> dict:
+        """Per-layer profile under torch.profiler, after the timed rounds (fff.layer_profiles)."""
+        from fff.layer_profiles import profile_torch
+
+        return profile_torch(self._module, self._infer, iterations)
+
     def config(self) -> dict:
         torch = self._torch
         return {
@@ -120,6 +126,12 @@ class OpenVINOBackend:
     def round(self, iterations: int, counters: tuple[str, ...] = ()) -> dict:
         result = self._runner.run(iterations, warmup=0, counters=counters)
         return {"samples_ns": result.latencies_ns, "counters": result.counters}
+
+    def breakdown(self, iterations: int) -> dict:
+        """Per-node profile from a second, profiling-enabled compilation (fff.layer_profiles)."""
+        from fff.layer_profiles import profile_openvino
+
+        return profile_openvino(self._runner, iterations)
 
 
 def torch_simulation_callable(target: str, build_options: dict, precision: str, input_shape: list[int]):

@@ -48,6 +48,7 @@ class ProfileOptions:
     warmup: int = 5
     keep_samples: bool = True
     flamegraph: str | None = None
+    breakdown: bool = False  # per-layer profiles of every backend after the timed rounds (fff.breakdown)
     flamegraph_per_target: bool = False  # several targets: one file each, the target's name in it
 
     def validated(self) -> "ProfileOptions":
@@ -211,6 +212,12 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
             sides[-1].prepared = worker.call("prepare", inputs=inputs, warmup=options.warmup)
         interleaving = _measure_rounds(sides, options, progress, target)
         flamegraph = _flamegraph(sides, options, target, progress)
+        breakdowns = {}
+        if options.breakdown:  # after the timed rounds, never inside them: profiling slows what it watches
+            from fff.breakdown import collect
+
+            breakdowns = collect({s.name: s.worker for s in sides},
+                                 {s.name: float(np.median(s.all_samples)) / 1e6 for s in sides}, BASELINE, progress, target)
     finally:
         for side in sides:
             side.worker.close()
@@ -261,6 +268,8 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
                                           for name, m in merged.derived().items()}
         if side.name in simulations:
             record.update(simulations[side.name])
+        if side.name in breakdowns:
+            record["breakdown"] = breakdowns[side.name]
         if side.name == BASELINE and flamegraph is not None:
             record["flamegraph"] = flamegraph
         if side.name != BASELINE and baseline is not None:

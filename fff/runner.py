@@ -136,6 +136,14 @@ class Runner:
             counters=counted,
         )
 
+    def profile_layers(self, iterations: int = 5, warmup: int = 2) -> dict:
+        """Per-node profiles from a second compilation with ``ov::enable_profiling`` (this runner's
+        timed model is untouched): ``iterations`` lists of node dicts (node_name, node_type,
+        exec_type, status, real_time_ns, cpu_time_ns), their end-to-end ``latencies_ns``, and
+        ``original_names``: runtime node -> the model nodes fused into it (comma-separated)."""
+        return dict(self._native.profile_layers(_whole_number("warmup", warmup),
+                                                _whole_number("iterations", iterations)))
+
     def output(self, index: int = 0) -> np.ndarray:
         """Output ``index`` of the last inference, copied out."""
         return self._native.output(index)

@@ -39,6 +39,9 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--max-time", type=positive_float, default=20.0,
                         help="seconds of timed rounds per target at most (default 20)")
     parser.add_argument("--min-rounds", type=positive_int, default=3, help="interleaved rounds at least (default 3)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="after the timed rounds, profile every layer in both backends and show where the time "
+                             "goes and where the speed-up comes from (adds a few seconds per target)")
     parser.add_argument("--json", type=writable_path, metavar="PATH", help="write the records as JSON")
     parser.add_argument("--csv", type=writable_path, metavar="PATH", help="write the records as CSV (no raw samples)")
     parser.add_argument("--flamegraph", type=writable_path, metavar="PATH",
@@ -123,6 +126,7 @@ def _profile(args) -> int:
         batch=args.batch, resolution=args.resolution, input_shape=args.input_shape, counters=tuple(args.counters),
         simulate_cache=args.simulate_cache, target_ci=args.target_ci / 100, max_seconds=args.max_time,
         min_rounds=args.min_rounds, flamegraph=str(args.flamegraph) if args.flamegraph else None,
+        breakdown=args.breakdown,
     ).validated()  # every option checked before the first measurement
     targets = args.targets or [DEFAULT_TARGET]
 
@@ -151,6 +155,10 @@ def _profile(args) -> int:
             print(format_table(records))
         raise
     print(format_table(records))
+    if args.breakdown:
+        from fff.cli.breakdown_table import format_breakdown
+
+        print("\n" + format_breakdown(records))
     for record in records:
         for warning in record["warnings"]:
             print(f"warning: {warning}", file=sys.stderr)
