@@ -58,6 +58,7 @@ RECORD_COLUMNS = [
     "latency_ci_high", "latency_mean", "first_inference_ms", "flops", "params", "gflops_per_s", "speedup",
     "speedup_ci_low", "speedup_ci_high", "llc_misses", "llc_source", "llc_note", "n_samples", "warnings",
 ]
+BREAKDOWN_KEYS = ["machine", "cell_id", "kind", "target", "pattern", "depth", "width", "model"]
 ERROR_COLUMNS = ["machine", "host", "study", "cell_id", "kind", "target", "resolution", "precision", "threads",
                  "error_type", "message", "seconds", "started", "file"]
 
@@ -68,6 +69,8 @@ class StudyResults:
     errors: pd.DataFrame  # one row per failed cell
     machines: dict[str, dict]  # fingerprint -> {"machine", "versions", "hosts", "files", "cells"}
     notes: list[str] = field(default_factory=list)
+    # one row per cell x backend x layer category, from cells measured with breakdown on (fff.breakdown)
+    breakdowns: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _llc(counters: dict | None) -> tuple[float, str | None, str | None]:
@@ -137,7 +140,9 @@ def load_results(paths) -> StudyResults:
         notes.append(f"{repeated} row(s) repeat a cell already seen on the same machine (a retried error or a "
                      f"file merged twice); the newest row of each cell is used")
 
-    records, errors, machines = [], [], {}
+    from fff.breakdown import category_rows
+
+    records, errors, machines, breakdowns = [], [], {}, []
     for row, path in newest.values():
         fingerprint = row.get("machine_fingerprint")
         entry = machines.setdefault(fingerprint, {"machine": row.get("machine"), "versions": row.get("versions"),
@@ -147,6 +152,8 @@ def load_results(paths) -> StudyResults:
         entry["cells"] += 1
         if row.get("status") == "ok":
             records += [_record_row(row, record) for record in row.get("records") or []]
+            breakdowns += [{**{k: v for k, v in _record_row(row, record).items() if k in BREAKDOWN_KEYS}, **part}
+                           for record in row.get("records") or [] for part in category_rows(record)]
             continue
         entry["failed"] += 1
         cell, error = row.get("cell") or {}, row.get("error") or {}
@@ -163,7 +170,9 @@ def load_results(paths) -> StudyResults:
     record_frame = pd.DataFrame(records, columns=RECORD_COLUMNS)
     for column in ("latency_ms", "speedup", "flops", "params", "gflops_per_s", "llc_misses", "width"):
         record_frame[column] = pd.to_numeric(record_frame[column], errors="coerce")
-    return StudyResults(record_frame, pd.DataFrame(errors, columns=ERROR_COLUMNS), machines, notes)
+    return StudyResults(record_frame, pd.DataFrame(errors, columns=ERROR_COLUMNS), machines, notes,
+                        pd.DataFrame(breakdowns, columns=[*BREAKDOWN_KEYS, "backend", "category", "ms", "share",
+                                                          "coverage", "slowdown"]))
 
 
 # --- correlation without scipy: Spearman is Pearson on average ranks ------------------------------

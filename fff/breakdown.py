@@ -26,8 +26,8 @@ How an OpenVINO node is attributed to a layer, in this order (each layer row say
   listed as unattributed. Nodes reported NOT_RUN or OPTIMIZED_OUT are kept with their status.
 
 PyTorch: ``framework overhead`` is the end-to-end time with profiling on minus the sum of the
-operators' times: Python, module calls and dispatch between operators, and the profiler's own
-cost (see ``slowdown``). Coverage is the sum of layer times over the end-to-end time with profiling
+operators' times: Python, module calls and dispatch between operators, and the profiling hooks'
+own cost (see ``slowdown``). Coverage is the sum of layer times over the end-to-end time with profiling
 on; for PyTorch it leaves out the overhead line, which makes up the rest.
 """
 
@@ -65,16 +65,16 @@ _MODULE_CATEGORY = {name: category for category, names in _MODULE_CATEGORIES.ite
 _OP_CATEGORIES = {
     "linear/matmul": ("linear", "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum"),
     "normalization": ("batch_norm", "layer_norm", "group_norm", "instance_norm"),
-    "activation": ("relu", "relu6", "hardtanh", "clamp", "sigmoid", "tanh", "hardswish", "hardsigmoid", "silu",
+    "activation": ("relu", "relu6", "hardtanh", "clamp", "dropout", "sigmoid", "tanh", "hardswish", "hardsigmoid", "silu",
                    "gelu", "softmax", "log_softmax", "leaky_relu", "elu", "mish", "softplus"),
-    "pooling": ("adaptive_avg_pool2d", "avg_pool2d", "max_pool2d", "max_pool2d_with_indices", "mean",
+    "pooling": ("adaptive_avg_pool2d", "avg_pool2d", "max_pool2d", "max_pool2d_with_indices", "mean", "avg_pool1d",
                 "adaptive_max_pool2d", "amax"),
-    "elementwise": ("add", "mul", "sub", "div", "rsub", "neg", "pow", "sqrt", "rsqrt", "exp", "where"),
+    "elementwise": ("add", "mul", "sub", "div", "rsub", "neg", "pow", "sqrt", "rsqrt", "exp", "where", "and", "or"),
     "data movement": ("cat", "concat", "stack", "reshape", "view", "flatten", "transpose", "permute", "chunk",
                       "split", "contiguous", "pad", "constant_pad_nd", "channel_shuffle", "slice", "select",
                       "narrow", "unsqueeze", "squeeze", "expand", "repeat", "clone", "to", "copy", "upsample",
                       "index", "ListConstruct", "ListUnpack", "TupleConstruct", "TupleUnpack", "size",
-                      "unflatten", "pixel_shuffle"),
+                      "unflatten", "pixel_shuffle", "getitem", "setitem", "float", "type_as"),
 }
 _OP_CATEGORY = {name: category for category, names in _OP_CATEGORIES.items() for name in names}
 
@@ -122,7 +122,7 @@ def category_of_op(name: str) -> str:
 def category_of_ov_type(node_type: str, signature: list | None = None) -> str:
     if node_type in ("Convolution", "GroupConvolution") and signature:
         out_channels, in_per_group, *rest = signature
-        groups = rest[-4]  # signature: [out, in/groups, *kernel, groups, n, c, h, w]
+        groups = rest[-5]  # signature: [out, in/groups, *kernel, groups, n, c, h, w]
         kernel = rest[:-5]
         return _conv_category(groups, in_per_group * groups, out_channels, kernel)
     if node_type in ("Convolution", "GroupConvolution"):
@@ -201,8 +201,8 @@ def torch_breakdown(raw: dict, reported_ms: float | None = None) -> dict:
     result = _summary(layers, raw["latencies_ns"], reported_ms, {OVERHEAD: overhead_ms, "other": loose_ms})
     result.update({
         "backend": "torch",
-        "source": "torch.profiler (CPU), top-level operators on the calling thread, owned by the innermost "
-                  "module (forward hooks push a record_function range per module call)",
+        "source": "top-level torch functions timed on the calling thread (TorchFunctionMode), owned by the "
+                  "innermost module (forward hooks); fff.layer_profiles",
         "iterations": len(raw["latencies_ns"]),
         "framework_overhead_ms": overhead_ms,
         "outside_modules_ms": loose_ms,
@@ -380,3 +380,16 @@ def collect(workers: dict, reported_ms: dict[str, float], baseline: str = "torch
         if name != baseline and base and "error" not in base and "error" not in result:
             result["comparison"] = compare(base, result)
     return out
+
+
+def category_rows(record: dict) -> list[dict]:
+    """A study record's breakdown as long-format rows (one per category) for fff.analysis:
+    milliseconds, share of the backend's profiled total, and the honesty fields beside them."""
+    breakdown = record.get("breakdown") or {}
+    if "categories" not in breakdown:
+        return []
+    total = sum(breakdown["categories"].values())
+    return [{"backend": record.get("backend"), "category": category, "ms": ms,
+             "share": ms / total if total else np.nan, "coverage": breakdown.get("coverage"),
+             "slowdown": breakdown.get("slowdown")}
+            for category, ms in breakdown["categories"].items()]

@@ -1,15 +1,16 @@
 """Per-layer profiles, taken inside each backend's worker after the timed rounds (never during them).
 
-PyTorch: the model runs under ``torch.profiler`` with a ``record_function`` range around every
-module call (pushed by forward hooks), so each operator the calling thread runs is owned by the
-innermost module that called it. A leaf module (Conv2d, BatchNorm2d, ReLU, ...) is one layer; an
-operator called by a container's own forward (``x + identity``, ``torch.cat``, ``flatten``) is a
-layer of its own, named ``container:op``. Times are the calling thread's wall time of each
-top-level operator (a parallel operator's time on the calling thread covers its OpenMP region).
+PyTorch: forward hooks keep the stack of modules being run and a ``TorchFunctionMode`` times each
+top-level torch function (operator) on the calling thread, owned by the innermost module that
+called it. A leaf module (Conv2d, BatchNorm2d, ReLU, ...) is one layer; an operator called by a
+container's own forward (``x + identity``, ``torch.cat``, ``flatten``) is a layer of its own, named
+``container:op``. A parallel operator's wall time on the calling thread covers its OpenMP region.
 
-Why the profiler and not forward hooks alone: hooks time only module calls, so the functional
-operators between modules (residual additions, concatenations, channel shuffles) would vanish into
-"framework overhead". bench/bench_breakdown.py measures what each costs.
+Why not torch.profiler: to give operators their module it needs a ``record_function`` range per
+module call, which slowed inference 1.7-4.5x (against 1.2-1.9x for hooks and the function mode) and
+took 1-6 s to turn its events into a tree (bench/README.md). Why not hooks alone: they time module
+calls only, so the operators between modules (residual additions, concatenations, channel shuffles)
+would vanish into "framework overhead".
 
 OpenVINO: ``fff.Runner.profile_layers`` compiles the model a second time with profiling on and
 returns ``get_profiling_info()`` per inference, plus each runtime node's ``originalLayersNames``;
@@ -19,18 +20,13 @@ convolutions whose names ``ov.convert_model`` replaced (see there).
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections import defaultdict
-from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["profile_torch", "profile_openvino", "MODULE_RANGE", "CONV_TYPES"]
+__all__ = ["profile_torch", "profile_openvino", "CONV_TYPES"]
 
-MODULE_RANGE = "fff.module:"  # prefix of the record_function range pushed around each module call
-ITERATION_RANGE = "fff.iteration"
 CONV_TYPES = ("Convolution", "GroupConvolution")
 
 
@@ -80,75 +76,77 @@ def _conv_facts(m) -> dict:
             "kernel": list(m.kernel_size)}
 
 
+# Tensor metadata queries the function mode also sees; they do no work worth a row of their own,
+# so their (tiny) time stays in the framework-overhead line.
+_METADATA = frozenset({"dim", "size", "numel", "stride", "shape", "__get__", "__len__", "__bool__", "__index__",
+                       "__format__", "__repr__", "is_contiguous", "requires_grad", "dtype", "device", "__hash__"})
+
+
+def _op_name(func) -> str:
+    """``Tensor.__iadd__`` -> ``add``, ``torch.conv2d`` -> ``conv2d``: one name per operator."""
+    name = getattr(func, "__name__", None) or str(func)
+    if name in _METADATA:
+        return name
+    name = name.strip("_")
+    if name.startswith("i") and name[1:] in ("add", "mul", "sub", "truediv", "and", "or"):
+        name = name[1:]
+    return {"truediv": "div", "radd": "add", "rmul": "mul", "rsub": "sub"}.get(name, name)
+
+
 def profile_torch(module, infer, iterations: int, warmup: int = 2) -> dict:
-    """Per-layer times of ``infer()`` (which runs ``module``) over ``iterations`` profiled calls."""
+    """Per-layer times of ``infer()`` (which runs ``module``) over ``iterations`` profiled calls.
+
+    Forward hooks keep a stack of the module being run; a TorchFunctionMode times every torch
+    function the model calls at the top level (``torch.conv2d``, ``Tensor.__add__``, ...: the mode
+    is off inside its own handler, so nested calls are part of their caller's time) on the calling
+    thread, and files it under the innermost module.
+    """
     import torch
-    from torch.autograd.profiler import record_function
-    from torch.profiler import ProfilerActivity, profile
+    from torch.overrides import TorchFunctionMode
 
     started = time.perf_counter()
     facts, conv_calls = _module_facts(module, infer)
     paths = {m: name for name, m in module.named_modules()}
-    stack = []
+    owners: list = [None]
+    rows: list = []
+    clock = time.perf_counter_ns
 
-    def enter(m, args):
-        scope = record_function(MODULE_RANGE + paths[m])
-        scope.__enter__()
-        stack.append(scope)
+    class OperatorTimer(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            start = clock()
+            out = func(*args, **(kwargs or {}))
+            rows.append((owners[-1], func, clock() - start))
+            return out
 
-    def leave(m, args, out):
-        stack.pop().__exit__(None, None, None)
+    def enter(m, args) -> None:  # a hook that returns something replaces the module's input/output
+        owners.append(paths[m])
 
-    handles = [h for m in module.modules()
-               for h in (m.register_forward_pre_hook(enter), m.register_forward_hook(leave))]
-    latencies = []
+    def leave(m, args, out) -> None:
+        owners.pop()
+
+    handles = [h for m in module.modules() for h in (m.register_forward_pre_hook(enter), m.register_forward_hook(leave))]
+    latencies, iterations_ops = [], []
     try:
-        for _ in range(warmup):
-            infer()
-        with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU]) as profiler:
+        with OperatorTimer():
+            for _ in range(warmup):
+                infer()
             for _ in range(iterations):
-                start = time.perf_counter_ns()
-                with record_function(ITERATION_RANGE):
-                    infer()
-                latencies.append(time.perf_counter_ns() - start)
+                rows.clear()
+                start = clock()
+                infer()
+                latencies.append(clock() - start)
+                iterations_ops.append(list(rows))
     finally:
         for handle in handles:
             handle.remove()
-    iterations_ops = [_operators_by_owner(event) for event in profiler.events()
-                      if event.name == ITERATION_RANGE and event.cpu_parent is None]
-    return {"iterations": iterations_ops, "latencies_ns": latencies, "modules": facts, "conv_calls": conv_calls,
-            "seconds": time.perf_counter() - started, "torch_threads": torch.get_num_threads()}
-
-
-@contextmanager
-def _quiet_stderr():
-    """Kineto prints start/stop banners (and a GPU-count error on machines without one) to file
-    descriptor 2, which the worker shares with the user's terminal; it says nothing they need."""
-    os.environ.setdefault("KINETO_LOG_LEVEL", "5")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _operators_by_owner(iteration) -> list[list]:
-    """[owner module path, operator name, nanoseconds] for every top-level operator of one iteration."""
-    rows = []
-
-    def walk(event, owner):
-        for child in event.cpu_children:
-            if child.name.startswith(MODULE_RANGE):
-                walk(child, child.name[len(MODULE_RANGE):])
-            else:  # an operator the owner's forward called; its own children are inside its time
-                rows.append([owner, child.name, child.time_range.elapsed_us() * 1e3])
-
-    walk(iteration, None)  # operators outside any module (None) are the framework's, not the model's
-    return rows
+    names: dict = {}
+    for func in {func for ops in iterations_ops for _, func, _ in ops}:
+        names[func] = _op_name(func)
+    iterations_ops = [[[owner, names[func], float(ns)] for owner, func, ns in ops if names[func] not in _METADATA]
+                      for ops in iterations_ops]
+    return {"iterations": iterations_ops, "latencies_ns": [float(v) for v in latencies], "modules": facts,
+            "conv_calls": conv_calls, "seconds": time.perf_counter() - started,
+            "torch_threads": torch.get_num_threads()}
 
 
 def profile_openvino(runner, iterations: int, warmup: int = 2) -> dict:
