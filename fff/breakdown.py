@@ -34,6 +34,7 @@ on; for PyTorch it leaves out the overhead line, which makes up the rest.
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
 
 import numpy as np
@@ -366,6 +367,7 @@ def collect(workers: dict, reported_ms: dict[str, float], baseline: str = "torch
         iterations = int(np.clip(BREAKDOWN_SECONDS / max(reported_ms[name] / 1e3, 1e-6), MIN_ITERATIONS,
                                  MAX_ITERATIONS))
         progress(f"{label}: per-layer profile of {name} ({iterations} profiled inferences, after the timed rounds)")
+        started = time.perf_counter()
         try:
             raw[name] = workers[name].call("breakdown", iterations=iterations)
         except FffError as error:
@@ -375,6 +377,7 @@ def collect(workers: dict, reported_ms: dict[str, float], baseline: str = "torch
             out[name] = torch_breakdown(raw[name], reported_ms[name])
         else:
             out[name] = openvino_breakdown(raw[name], raw.get(baseline), reported_ms[name])
+        out[name]["cost_s"] = time.perf_counter() - started  # what --breakdown added for this backend
     base = out.get(baseline)
     for name, result in out.items():
         if name != baseline and base and "error" not in base and "error" not in result:

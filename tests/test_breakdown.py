@@ -215,3 +215,17 @@ def test_report_draws_breakdown_figures(tmp_path):
     assert shares.groupby(level="group").sum().round(6).tolist() == [1.0, 1.0]
     assert shares[("plain", "framework overhead")] > shares[("plain", "pointwise conv 1x1")] or \
         shares[("plain", "pointwise conv 1x1")] > 0
+
+
+def test_study_key_turns_the_breakdown_on_and_rejects_a_non_flag():
+    from fff.errors import UsageError
+    from fff.study.config import parse_study
+
+    config = parse_study("[measure]\nbreakdown = true\n[patterns]\nnames = ['plain']\ndepths = [1]\n")
+    cell = config.cells()[0]
+    assert config.profile_options(cell).breakdown is True
+    assert parse_study("[patterns]\nnames = ['plain']\n").breakdown is False
+    # measured or not, the cell is the same measurement: a resumed study keeps its cells
+    assert cell.cell_id == parse_study("[patterns]\nnames = ['plain']\ndepths = [1]\n").cells()[0].cell_id
+    with pytest.raises(UsageError, match="measure.breakdown"):
+        parse_study("[measure]\nbreakdown = 'yes'\n")

@@ -8,6 +8,8 @@ from fff.cli.common import (OneLineParser, comma_list, fail, positive_float, pos
                             write_atomically, write_json, writable_path)
 
 PROG = "fff-profile"
+# per-layer lists of a breakdown: in --json, not in a CSV row (its categories and honesty fields stay)
+BREAKDOWN_LISTS = ("breakdown.layers", "breakdown.comparison", "breakdown.unattributed", "breakdown.not_run")
 
 
 def build_parser() -> OneLineParser:
@@ -137,6 +139,7 @@ def _profile(args) -> int:
             import pandas as pd
 
             flat = pd.json_normalize([{k: v for k, v in r.items() if k != "samples_ns"} for r in records], sep=".")
+            flat = flat.drop(columns=[c for c in flat.columns if c.startswith(BREAKDOWN_LISTS)])  # JSON has them
             write_atomically(args.csv, flat.to_csv(index=False))
 
     def progress(message):
