@@ -158,10 +158,13 @@ def _layer_category(key: str, modules: dict) -> str:
     return category_of_op(key.rsplit(":", 1)[-1])
 
 
-def _summary(layers: dict, latency_ns: list, reported_ms: float | None, extra_ms: dict) -> dict:
-    """Shared fields: profiled latency, slowdown, coverage, and per-category milliseconds."""
+def _summary(layers: dict, latency_ns: list, layer_ns: list, reported_ms: float | None, extra_ms: dict) -> dict:
+    """Shared fields: profiled latency, slowdown, coverage, and per-category milliseconds.
+
+    Coverage is the median over inferences of (that inference's layer times / its end-to-end time):
+    paired, so a burst of load on a shared machine slows both sides of the ratio alike."""
     profiled_ms = float(np.median(latency_ns)) / 1e6
-    layer_ms = sum(row["ms"] for row in layers.values())
+    coverage = float(np.median(np.divide(layer_ns, latency_ns[:len(layer_ns)]))) if layer_ns else None
     categories = defaultdict(float)
     for row in layers.values():
         categories[row["category"]] += row["ms"]
@@ -171,7 +174,7 @@ def _summary(layers: dict, latency_ns: list, reported_ms: float | None, extra_ms
         "latency_profiled_ms": profiled_ms,
         "latency_reported_ms": reported_ms,
         "slowdown": profiled_ms / reported_ms if reported_ms else None,
-        "coverage": layer_ms / profiled_ms if profiled_ms > 0 else None,
+        "coverage": coverage,
         "categories": {c: categories[c] for c in CATEGORIES if c in categories},
         "layers": sorted(layers.values(), key=lambda row: -row["ms"]),
     }
@@ -199,7 +202,8 @@ def torch_breakdown(raw: dict, reported_ms: float | None = None) -> dict:
                     "flops": modules.get(key, {}).get("flops") or None}
               for key, ns in medians.items()}
     loose_ms = float(np.median(outside)) / 1e6 if outside else 0.0
-    result = _summary(layers, raw["latencies_ns"], reported_ms, {OVERHEAD: overhead_ms, "other": loose_ms})
+    layer_ns = [sum(it.values()) for it in per_iteration]
+    result = _summary(layers, raw["latencies_ns"], layer_ns, reported_ms, {OVERHEAD: overhead_ms, "other": loose_ms})
     result.update({
         "backend": "torch",
         "source": "top-level torch functions timed on the calling thread (TorchFunctionMode), owned by the "
@@ -295,7 +299,7 @@ def openvino_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float | N
                 "flops": modules.get(absorbed, {}).get("flops") or None, "nodes": [], "exec_types": [],
                 "rule": "fused"})
             fused.setdefault("fused_into", key)
-    result = _summary(layers, raw["latencies_ns"], reported_ms, {})
+    result = _summary(layers, raw["latencies_ns"], [sum(it.values()) for it in per_iteration], reported_ms, {})
     result.update({
         "backend": "openvino",
         "source": "OpenVINO get_profiling_info() (real time per executed node) from a second compilation "
@@ -373,10 +377,15 @@ def collect(workers: dict, reported_ms: dict[str, float], baseline: str = "torch
         except FffError as error:
             out[name] = {"backend": name, "error": str(error).splitlines()[0]}
             continue
-        if name == baseline:
-            out[name] = torch_breakdown(raw[name], reported_ms[name])
-        else:
-            out[name] = openvino_breakdown(raw[name], raw.get(baseline), reported_ms[name])
+        try:
+            if name == baseline:
+                out[name] = torch_breakdown(raw[name], reported_ms[name])
+            else:
+                out[name] = openvino_breakdown(raw[name], raw.get(baseline), reported_ms[name])
+        except Exception as error:  # a model the attribution does not handle must not cost its latencies
+            out[name] = {"backend": name, "error": f"attribution failed: {type(error).__name__}: {error}"}
+            progress(f"{label}: {out[name]['error']}")
+            continue
         out[name]["cost_s"] = time.perf_counter() - started  # what --breakdown added for this backend
     base = out.get(baseline)
     for name, result in out.items():
