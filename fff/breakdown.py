@@ -24,6 +24,8 @@ How an OpenVINO node is attributed to a layer, in this order (each layer row say
   Nodes the plugin inserts itself (layout ``Reorder``s, named after the node they feed but with no
   original layers) have no PyTorch layer: they are rows of their own, category data movement, and
   listed as unattributed. Nodes reported NOT_RUN or OPTIMIZED_OUT are kept with their status.
+  A node's time is its mean over the profiled inferences (see ``window_means``: the CPU plugin
+  reports running means, not one inference's times).
 
 PyTorch: ``framework overhead`` is the end-to-end time with profiling on minus the sum of the
 operators' times: Python, module calls and dispatch between operators, and the profiling hooks'
@@ -230,6 +232,39 @@ def _graph_names(convs: list[dict], conv_calls: list[dict]) -> dict[str, str]:
     return names
 
 
+def window_means(raw: dict) -> tuple[dict[str, float], float]:
+    """Each executed node's mean time (ns) over the profiled inferences after the first, and the
+    mean end-to-end latency over the same inferences.
+
+    OpenVINO's CPU plugin does not report one inference's node times: ``get_profiling_info()``
+    gives each node's running mean since compilation, in whole microseconds (its PerfCount adds
+    each execution truncated to a microsecond and divides by the count). After profiled inference
+    k, a node has run ``warmup + k`` times, so its total is mean x (warmup + k), and the mean over
+    inferences 2..n is (total_n - total_1) / (n - 1): the warm-up and the first inference (lazy
+    initialisation) are left out. Truncating the running mean costs under (warmup + n) / (n - 1)
+    microseconds per node, and each execution's truncation under 1 us. Other devices report one
+    inference's times: there the mean over inferences 2..n is taken directly."""
+    iterations, latencies = raw["iterations"], raw["latencies_ns"]
+    totals = []
+    for rows in iterations:
+        times = defaultdict(float)
+        for node in rows:
+            if node["status"] == "EXECUTED":
+                times[node["node_name"]] += node["real_time_ns"]
+        totals.append(times)
+    n = len(totals)
+    if n < 2:  # nothing to difference: the running mean as it is
+        return dict(totals[0]) if totals else {}, float(np.mean(latencies)) if latencies else 0.0
+    names = set().union(*totals)
+    if raw.get("running_means", False):
+        warmup = raw.get("warmup", 0)
+        means = {name: (totals[-1].get(name, 0.0) * (warmup + n) - totals[0].get(name, 0.0) * (warmup + 1)) / (n - 1)
+                 for name in names}
+    else:
+        means = {name: float(np.mean([t.get(name, 0.0) for t in totals[1:]])) for name in names}
+    return {name: max(value, 0.0) for name, value in means.items()}, float(np.mean(latencies[1:]))
+
+
 def openvino_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float | None = None) -> dict:
     """An OpenVINO profile (fff.layer_profiles.profile_openvino) attributed to the PyTorch model's
     layers; ``torch_raw`` (the PyTorch profile of the same model) supplies the modules and the
@@ -261,14 +296,8 @@ def openvino_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float | N
                        "layer": target[0] if target else None, "rule": target[1] if target else None,
                        "fused": [hit[0] for original, hit in found[1:] if hit[0] != target[0]],
                        "signature": signatures.get(originals[0] if originals else name)}
-    per_iteration = []
-    for rows in raw["iterations"]:
-        times = defaultdict(float)
-        for node in rows:
-            if node["status"] == "EXECUTED":
-                times[node["node_name"]] += node["real_time_ns"]
-        per_iteration.append(times)
-    node_ms = {name: ns / 1e6 for name, ns in median_by_key(per_iteration).items()}
+    node_ns, window_latency_ns = window_means(raw)
+    node_ms = {name: ns / 1e6 for name, ns in node_ns.items()}
 
     layers, unattributed, not_run = {}, [], []
     for name, node in nodes.items():
@@ -299,7 +328,8 @@ def openvino_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float | N
                 "flops": modules.get(absorbed, {}).get("flops") or None, "nodes": [], "exec_types": [],
                 "rule": "fused"})
             fused.setdefault("fused_into", key)
-    result = _summary(layers, raw["latencies_ns"], [sum(it.values()) for it in per_iteration], reported_ms, {})
+    result = _summary(layers, raw["latencies_ns"], [], reported_ms, {})
+    result["coverage"] = sum(node_ns.values()) / window_latency_ns if window_latency_ns > 0 else None
     result.update({
         "backend": "openvino",
         "source": "OpenVINO get_profiling_info() (real time per executed node) from a second compilation "

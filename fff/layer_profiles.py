@@ -28,6 +28,7 @@ import numpy as np
 __all__ = ["profile_torch", "profile_openvino", "CONV_TYPES"]
 
 CONV_TYPES = ("Convolution", "GroupConvolution")
+RUNNING_MEAN_DEVICES = ("CPU",)  # intel_cpu's PerfCount: total of whole microseconds / executions
 
 
 def _conv_signature(out_channels: int, in_per_group: int, kernel, groups: int, out_shape) -> list:
@@ -168,7 +169,10 @@ def profile_openvino(runner, iterations: int, warmup: int = 2) -> dict:
         else:  # GroupConvolution: [G, O/G, I/G, k...]
             signature = _conv_signature(weights[0] * weights[1], weights[2], weights[3:], weights[0], out_shape)
         convs.append({"name": op.get_friendly_name(), "signature": signature})
-    return {**raw, "convs": convs, "seconds": time.perf_counter() - started}
+    # The CPU plugin reports each node's running mean since compilation (fff.breakdown.window_means)
+    running_means = runner.device.split(".")[0] in RUNNING_MEAN_DEVICES
+    return {**raw, "convs": convs, "warmup": warmup, "running_means": running_means,
+            "seconds": time.perf_counter() - started}
 
 
 def median_by_key(iterations: list[dict]) -> dict:

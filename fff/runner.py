@@ -84,6 +84,7 @@ class Runner:
         config.threads = _whole_number("threads", threads)
         config.streams = _whole_number("streams", streams)
         self.model_path = fspath(model_path)
+        self.device = device
         self._native = _native.Runner(self.model_path, _normalise_shapes(input_shape), config)
         self.inputs: list[dict] = list(self._native.inputs)
         self.outputs: list[dict] = list(self._native.outputs)

@@ -70,11 +70,13 @@ def test_dw_bottleneck_layers_fall_in_the_expected_categories_in_pytorch(dw_bott
 def test_dw_bottleneck_in_openvino_is_attributed_to_the_same_layers(dw_bottleneck):
     raw_torch, raw_openvino = dw_bottleneck
     result = openvino_breakdown(raw_openvino, raw_torch)
-    timed = Counter(row["category"] for row in result["layers"] if row["ms"] > 0 and not row.get("fused_into"))
+    executed = Counter(row["category"] for row in result["layers"] if row["nodes"])
     # every convolution and the classifier run as nodes of their own; batch norm is folded into the
     # weights at conversion and the activations into the convolutions, so neither takes time
-    assert timed["pointwise conv 1x1"] == 8 and timed["depthwise conv"] == 4 and timed["dense conv kxk"] == 1
-    assert timed["linear/matmul"] == 1 and timed["pooling"] == 1
+    # (the pool of a 2x2 map can take under the plugin's 1 us resolution: counted, not timed)
+    assert executed["pointwise conv 1x1"] == 8 and executed["depthwise conv"] == 4
+    assert executed["dense conv kxk"] == 1 and executed["linear/matmul"] == 1 and executed["pooling"] == 1
+    assert all(result["categories"][c] > 0 for c in ("pointwise conv 1x1", "depthwise conv", "dense conv kxk"))
     assert result["categories"].get("normalization", 0.0) == 0.0
     assert result["categories"].get("activation", 0.0) == 0.0
     assert OPENVINO_COVERAGE_FLOOR < result["coverage"] < 2.0
