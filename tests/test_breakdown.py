@@ -9,12 +9,14 @@ import pytest
 
 from fff.breakdown import category_of_ov_type, compare, openvino_breakdown, parse_ov_name, torch_breakdown
 
-# Floors, not targets: a layer's time is a profile of the same inferences that give the end-to-end
-# time, so load on the machine moves both. OpenVINO's nodes cover most of infer() (the rest is the
-# request's own overhead); PyTorch's operators cover less of a tiny model, whose time is mostly
-# Python between operators, which is the framework-overhead line.
-OPENVINO_COVERAGE_FLOOR = 0.5
-TORCH_COVERAGE_FLOOR = 0.2
+# Floors, not targets. On a quiet machine these tiny models give about 0.7 (OpenVINO: the rest is
+# the request's own work and the plugin's 1 us truncation per node) and 0.6-0.9 (PyTorch: the rest
+# is Python between operators, the framework-overhead line). A single-threaded run that the
+# scheduler preempts between layers adds time to the end-to-end latency and to no layer, so the
+# floors leave room for a machine loaded several times over; an attribution that lost whole layers
+# would still fall below them.
+OPENVINO_COVERAGE_FLOOR = 0.3
+TORCH_COVERAGE_FLOOR = 0.1
 
 # dw-bottleneck at depth 1: stem (3x3 conv, BN, ReLU), four inverted residuals (1x1 expand, BN,
 # ReLU6, 3x3 depthwise, BN, ReLU6, 1x1 project, BN), pool, flatten, linear.
