@@ -116,7 +116,6 @@ py::dict profile_layers(fff::Runner& runner, int warmup, int iterations) {
   result["iterations"] = iterations_list;
   result["latencies_ns"] = profile.latencies_ns;
   result["original_names"] = profile.original_names;
-  result["runtime_types"] = profile.runtime_types;
   return result;
 }
 

@@ -324,8 +324,6 @@ LayerProfile Runner::profile_layers(int warmup, int iterations) {
     const auto& info = node->get_rt_info();
     auto names = info.find("originalLayersNames");
     if (names != info.end()) profile.original_names[node->get_friendly_name()] = names->second.as<std::string>();
-    auto type = info.find("layerType");
-    if (type != info.end()) profile.runtime_types[node->get_friendly_name()] = type->second.as<std::string>();
   }
   for (int i = 0; i < warmup; ++i) request.infer();
   const Clock& clock = Clock::instance();

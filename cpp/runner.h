@@ -58,9 +58,8 @@ struct ProfiledNode {
 struct LayerProfile {
   std::vector<std::vector<ProfiledNode>> iterations;  // one list per inference, warm-up excluded
   std::vector<double> latencies_ns;                   // end-to-end infer() time of those inferences
-  // runtime node name -> its rt_info "originalLayersNames" (the model's nodes fused into it) and layer type
+  // runtime node name -> its rt_info "originalLayersNames": the model's nodes fused into it, the absorbing one first
   std::map<std::string, std::string> original_names;
-  std::map<std::string, std::string> runtime_types;
 };
 
 class Runner {

@@ -21,7 +21,6 @@ convolutions whose names ``ov.convert_model`` replaced (see there).
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 
 import numpy as np
 
@@ -179,10 +178,3 @@ def median_by_key(iterations: list[dict]) -> dict:
     """Per-key median over iterations of per-iteration sums (a key absent in one iteration is 0 there)."""
     keys = {k for it in iterations for k in it}
     return {k: float(np.median([it.get(k, 0.0) for it in iterations])) for k in keys}
-
-
-def sum_by(rows, key, value) -> dict:
-    out = defaultdict(float)
-    for row in rows:
-        out[key(row)] += value(row)
-    return dict(out)
