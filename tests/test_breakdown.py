@@ -233,3 +233,30 @@ def test_study_key_turns_the_breakdown_on_and_rejects_a_non_flag():
     assert cell.cell_id == parse_study("[patterns]\nnames = ['plain']\ndepths = [1]\n").cells()[0].cell_id
     with pytest.raises(UsageError, match="measure.breakdown"):
         parse_study("[measure]\nbreakdown = 'yes'\n")
+
+
+def test_a_model_file_has_no_pytorch_layers_so_every_node_is_listed_unattributed_by_type():
+    node = {"node_name": "conv", "node_type": "Convolution", "exec_type": "jit_f32", "status": "EXECUTED",
+            "real_time_ns": 3000.0, "cpu_time_ns": 3000.0}
+    raw = {"iterations": [[node]] * 3, "latencies_ns": [4000.0] * 3, "original_names": {"conv": "conv"},
+           "convs": [{"name": "conv", "signature": [8, 1, 3, 3, 8, 1, 8, 4, 4]}]}
+    result = openvino_breakdown(raw, None)
+    assert result["categories"] == {"depthwise conv": pytest.approx(0.003)}
+    assert result["unattributed"] == [{"node": "conv", "type": "Convolution", "ms": pytest.approx(0.003)}]
+    assert result["coverage"] == pytest.approx(0.75)
+
+
+def test_running_means_are_turned_into_the_mean_over_the_profiled_window():
+    """The CPU plugin's running mean after warm-up w and k profiled inferences covers w + k runs."""
+    from fff.breakdown import window_means
+
+    warmup, per_run = 2, [50.0, 50.0, 10.0, 10.0, 10.0]  # two slow warm-ups, then 10 us per inference
+    runs = per_run[:warmup]
+    iterations = []
+    for k in range(3):
+        runs.append(per_run[warmup + k])
+        iterations.append([{"node_name": "a", "status": "EXECUTED", "real_time_ns": 1000.0 * sum(runs) / len(runs)}])
+    means, latency = window_means({"iterations": iterations, "latencies_ns": [99.0, 12000.0, 14000.0],
+                                   "running_means": True, "warmup": warmup})
+    assert means["a"] == pytest.approx(10_000.0)
+    assert latency == pytest.approx(13_000.0)
