@@ -27,10 +27,13 @@ How an OpenVINO node is attributed to a layer, in this order (each layer row say
   A node's time is its mean over the profiled inferences (see ``window_means``: the CPU plugin
   reports running means, not one inference's times).
 
-PyTorch: ``framework overhead`` is the end-to-end time with profiling on minus the sum of the
-operators' times: Python, module calls and dispatch between operators, and the profiling hooks'
-own cost (see ``slowdown``). Coverage is the sum of layer times over the end-to-end time with profiling
-on; for PyTorch it leaves out the overhead line, which makes up the rest.
+PyTorch: a layer's time is the median over profiled inferences of its operators' times.
+``framework overhead`` is, per inference, the end-to-end time with profiling on minus the sum of
+the operators' times (Python, module calls and dispatch between operators, and the profiling
+hooks' own cost, see ``slowdown``), its median over inferences. Coverage is the median over
+inferences of the layers' share of the end-to-end time with profiling on; for PyTorch it leaves
+out the overhead line, which makes up most of the rest. A category's time is the sum of its
+layers' times.
 """
 
 from __future__ import annotations
@@ -43,8 +46,8 @@ import numpy as np
 
 from fff.layer_profiles import median_by_key
 
-__all__ = ["CATEGORIES", "OVERHEAD", "torch_breakdown", "openvino_breakdown", "compare", "category_of_module",
-           "category_of_op", "category_of_ov_type", "parse_ov_name"]
+__all__ = ["CATEGORIES", "OVERHEAD", "collect", "torch_breakdown", "openvino_breakdown", "window_means", "compare",
+           "category_rows", "category_of_module", "category_of_op", "category_of_ov_type", "parse_ov_name"]
 
 CATEGORIES = ("dense conv kxk", "pointwise conv 1x1", "depthwise conv", "grouped conv", "linear/matmul",
               "normalization", "activation", "pooling", "elementwise", "data movement", "framework overhead",
