@@ -92,6 +92,34 @@ py::dict run(fff::Runner& runner, int warmup, int iterations, const std::vector<
   return result;
 }
 
+py::dict profile_layers(fff::Runner& runner, int warmup, int iterations) {
+  fff::LayerProfile profile;
+  {
+    py::gil_scoped_release no_gil;
+    profile = runner.profile_layers(warmup, iterations);
+  }
+  py::list iterations_list;
+  for (const auto& nodes : profile.iterations) {
+    py::list rows;
+    for (const auto& node : nodes) {
+      py::dict row;
+      row["node_name"] = node.node_name;
+      row["node_type"] = node.node_type;
+      row["exec_type"] = node.exec_type;
+      row["status"] = node.status;
+      row["real_time_ns"] = node.real_time_ns;
+      row["cpu_time_ns"] = node.cpu_time_ns;
+      rows.append(row);
+    }
+    iterations_list.append(rows);
+  }
+  py::dict result;
+  result["iterations"] = iterations_list;
+  result["latencies_ns"] = profile.latencies_ns;
+  result["original_names"] = profile.original_names;
+  return result;
+}
+
 py::dict clock_info() {
   const fff::Clock& clock = fff::Clock::instance();
   py::dict d;
@@ -150,6 +178,7 @@ PYBIND11_MODULE(_native, m) {
       .def("output", &get_output, py::arg("index"))
       .def("run", &run, py::arg("warmup"), py::arg("iterations"), py::arg("counters") = std::vector<std::string>{},
            py::arg("per_iteration_counters") = false, py::arg("callgrind") = false)
+      .def("profile_layers", &profile_layers, py::arg("warmup"), py::arg("iterations"))
       .def("effective_config", &fff::Runner::effective_config);
 
   fff::bind_counters(m);

@@ -208,6 +208,9 @@ Runner::Runner(const std::string& model_path, const std::vector<std::vector<int6
   std::shared_ptr<ov::Model> model = read_model(core_, model_path);
   make_static(model, input_shapes);
   ov::AnyMap properties = compile_config(core_, config);
+  model_ = model;
+  properties_ = properties;
+  device_ = config.device;
   try {
     compiled_ = core_.compile_model(model, config.device, properties);
   } catch (const std::exception& e) {
@@ -297,6 +300,55 @@ Timing Runner::run(int warmup, int iterations, const CountingOptions& counting) 
   timing.latencies_ns.reserve(ticks.size());
   for (uint64_t t : ticks) timing.latencies_ns.push_back(clock.to_ns(t));
   return timing;
+}
+
+LayerProfile Runner::profile_layers(int warmup, int iterations) {
+  if (warmup < 0) throw Error(Error::Kind::Usage, "warm-up count must be >= 0");
+  if (iterations < 1) throw Error(Error::Kind::Usage, "iterations must be >= 1");
+  ov::AnyMap properties = properties_;
+  properties[ov::enable_profiling.name()] = true;
+  ov::CompiledModel profiled;
+  try {
+    profiled = core_.compile_model(model_, device_, properties);
+  } catch (const std::exception& e) {
+    throw Error(Error::Kind::Compile, "cannot compile the model with profiling on for " + device_ + ": " +
+                                          concise_reason(e));
+  }
+  ov::InferRequest request = profiled.create_infer_request();
+  for (size_t i = 0; i < inputs_.size(); ++i) request.set_input_tensor(i, request_.get_input_tensor(i));
+
+  LayerProfile profile;
+  // Which model nodes each runtime node absorbed: the reliable attribution of fused nodes, whose
+  // own name is only that of the node that absorbed the others.
+  for (const auto& node : profiled.get_runtime_model()->get_ordered_ops()) {
+    const auto& info = node->get_rt_info();
+    auto names = info.find("originalLayersNames");
+    if (names != info.end()) profile.original_names[node->get_friendly_name()] = names->second.as<std::string>();
+  }
+  for (int i = 0; i < warmup; ++i) request.infer();
+  const Clock& clock = Clock::instance();
+  for (int i = 0; i < iterations; ++i) {
+    uint64_t start = clock.now();
+    request.infer();
+    profile.latencies_ns.push_back(clock.to_ns(clock.now() - start));
+    std::vector<ProfiledNode> nodes;
+    for (const ov::ProfilingInfo& info : request.get_profiling_info()) {
+      ProfiledNode node;
+      node.node_name = info.node_name;
+      node.node_type = info.node_type;
+      node.exec_type = info.exec_type;
+      switch (info.status) {
+        case ov::ProfilingInfo::Status::EXECUTED: node.status = "EXECUTED"; break;
+        case ov::ProfilingInfo::Status::NOT_RUN: node.status = "NOT_RUN"; break;
+        case ov::ProfilingInfo::Status::OPTIMIZED_OUT: node.status = "OPTIMIZED_OUT"; break;
+      }
+      node.real_time_ns = static_cast<double>(info.real_time.count()) * 1e3;  // microseconds
+      node.cpu_time_ns = static_cast<double>(info.cpu_time.count()) * 1e3;
+      nodes.push_back(std::move(node));
+    }
+    profile.iterations.push_back(std::move(nodes));
+  }
+  return profile;
 }
 
 std::map<std::string, std::string> Runner::effective_config() const {

@@ -42,6 +42,26 @@ struct Timing {
   CounterReport counters;            // empty unless counters were asked for
 };
 
+// One executed (or fused away, or not run) node of the compiled model, as
+// InferRequest::get_profiling_info() reports it for one inference.
+struct ProfiledNode {
+  std::string node_name;  // the runtime node's name: after fusion, the name of the node that absorbed others
+  std::string node_type;  // the layer type (Convolution, Eltwise, ...)
+  std::string exec_type;  // the kernel that ran, e.g. brgconv_avx512_f32; "undef" when it did not run
+  std::string status;     // EXECUTED, NOT_RUN or OPTIMIZED_OUT
+  double real_time_ns = 0.0;
+  double cpu_time_ns = 0.0;
+};
+
+// Per-node times over a few inferences of a second, profiling-enabled compilation of the same
+// model (the timed one never has profiling on), with what the runtime graph says each node absorbed.
+struct LayerProfile {
+  std::vector<std::vector<ProfiledNode>> iterations;  // one list per inference, warm-up excluded
+  std::vector<double> latencies_ns;                   // end-to-end infer() time of those inferences
+  // runtime node name -> its rt_info "originalLayersNames": the model's nodes fused into it, the absorbing one first
+  std::map<std::string, std::string> original_names;
+};
+
 class Runner {
  public:
   // input_shapes: one concrete shape per model input, in the model's input order; may be
@@ -60,11 +80,19 @@ class Runner {
   // released: touches no Python object. Unknown counter names throw before any inference.
   Timing run(int warmup, int iterations, const CountingOptions& counting = {});
 
+  // Compiles the model again with ov::enable_profiling(true), runs `warmup` then `iterations`
+  // inferences on the same input tensors, and returns each one's per-node profile. Safe with the
+  // GIL released. The timed request and its compiled model are untouched.
+  LayerProfile profile_layers(int warmup, int iterations);
+
   // Every property the compiled model reports, as strings: what actually runs, not what was asked.
   std::map<std::string, std::string> effective_config() const;
 
  private:
   ov::Core core_;
+  std::shared_ptr<ov::Model> model_;  // kept for profile_layers' second compilation
+  ov::AnyMap properties_;
+  std::string device_;
   ov::CompiledModel compiled_;
   ov::InferRequest request_;
   std::vector<PortInfo> inputs_;

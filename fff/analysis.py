@@ -68,6 +68,7 @@ RECORD_COLUMNS = [
     "uncounted_ops",
 ]
 RECORD_COLUMNS += CACHE_COLUMNS  # fff.cache_analysis: sources of the LLC figure, working set, roofline
+BREAKDOWN_KEYS = ["machine", "cell_id", "kind", "target", "pattern", "depth", "width", "model"]
 ERROR_COLUMNS = ["machine", "host", "study", "cell_id", "kind", "target", "resolution", "precision", "threads",
                  "error_type", "message", "seconds", "started", "file"]
 
@@ -78,6 +79,8 @@ class StudyResults:
     errors: pd.DataFrame  # one row per failed cell
     machines: dict[str, dict]  # fingerprint -> {"machine", "versions", "hosts", "files", "cells"}
     notes: list[str] = field(default_factory=list)
+    # one row per cell x backend x layer category, from cells measured with breakdown on (fff.breakdown)
+    breakdowns: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _llc(counters: dict | None) -> tuple[float, str | None, str | None]:
@@ -171,7 +174,9 @@ def load_results(paths) -> StudyResults:
         notes.append(f"{repeated} row(s) repeat a cell already seen on the same machine (a retried error or a "
                      f"file merged twice); the newest row of each cell is used")
 
-    records, errors, machines = [], [], {}
+    from fff.breakdown import category_rows
+
+    records, errors, machines, breakdowns = [], [], {}, []
     group = _configuration_groups([row for row, _ in newest.values()], notes)
     for row, path in newest.values():
         fingerprint = group(row)
@@ -184,7 +189,10 @@ def load_results(paths) -> StudyResults:
         entry["files"].add(str(path))
         entry["cells"] += 1
         if row.get("status") == "ok":
-            records += [{**_record_row(row, record), "machine": fingerprint} for record in row.get("records") or []]
+            rows = [{**_record_row(row, record), "machine": fingerprint} for record in row.get("records") or []]
+            records += rows
+            breakdowns += [{**{k: v for k, v in flat.items() if k in BREAKDOWN_KEYS}, **part}
+                           for flat, record in zip(rows, row.get("records") or []) for part in category_rows(record)]
             continue
         entry["failed"] += 1
         cell, error = row.get("cell") or {}, row.get("error") or {}
@@ -203,7 +211,9 @@ def load_results(paths) -> StudyResults:
     for column in ("latency_ms", "speedup", "flops", "params", "gflops_per_s", "llc_misses", "width",
                    "working_set_bytes"):
         record_frame[column] = pd.to_numeric(record_frame[column], errors="coerce")
-    return StudyResults(record_frame, pd.DataFrame(errors, columns=ERROR_COLUMNS), machines, notes)
+    return StudyResults(record_frame, pd.DataFrame(errors, columns=ERROR_COLUMNS), machines, notes,
+                        pd.DataFrame(breakdowns, columns=[*BREAKDOWN_KEYS, "backend", "category", "ms", "share",
+                                                          "coverage", "slowdown"]))
 
 
 # --- correlation without scipy: Spearman is Pearson on average ranks ------------------------------

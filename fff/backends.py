@@ -103,6 +103,12 @@ class TorchBackend:
                 return i + 1
         return len(samples)
 
+    def breakdown(self, iterations: int) -> dict:
+        """Per-layer profile under torch.profiler, after the timed rounds (fff.layer_profiles)."""
+        from fff.layer_profiles import profile_torch
+
+        return profile_torch(self._module, self._infer, iterations)
+
     def config(self) -> dict:
         torch = self._torch
         return {
@@ -153,6 +159,12 @@ class OpenVINOBackend:
 def _cpus_asked(threads: int) -> int:
     """The CPUs a pool of ``threads`` spinning threads can keep busy here."""
     return max(1, min(threads, len(os.sched_getaffinity(0))))
+
+    def breakdown(self, iterations: int) -> dict:
+        """Per-node profile from a second, profiling-enabled compilation (fff.layer_profiles)."""
+        from fff.layer_profiles import profile_openvino
+
+        return profile_openvino(self._runner, iterations)
 
 
 def torch_simulation_callable(target: str, build_options: dict, precision: str, input_shape: list[int]):

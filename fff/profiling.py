@@ -62,6 +62,7 @@ class ProfileOptions:
     iterations: int | None = None  # timed inferences per round; None: sized to about ROUND_SECONDS
     keep_samples: bool = True
     flamegraph: str | None = None
+    breakdown: bool = False  # per-layer profiles of every backend after the timed rounds (fff.breakdown)
     flamegraph_per_target: bool = False  # several targets: one file each, the target's name in it
 
     def validated(self) -> "ProfileOptions":
@@ -358,6 +359,12 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
         model = _recheck_cached_parity(target, model, sides, build_options, inputs, options, progress)
         interleaving = _measure_rounds(sides, options, progress, target)
         flamegraph = _flamegraph(sides, options, target, progress)
+        breakdowns = {}
+        if options.breakdown:  # after the timed rounds, never inside them: profiling slows what it watches
+            from fff.breakdown import collect
+
+            breakdowns = collect({s.name: s.worker for s in sides},
+                                 {s.name: float(np.median(s.all_samples)) / 1e6 for s in sides}, BASELINE, progress, target)
     finally:
         for side in sides:
             side.worker.close()
@@ -424,6 +431,8 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
             from fff.roofline import machine_roofline, roofline_point
 
             record["roofline"] = roofline_point(record, machine_roofline(options.threads))
+        if side.name in breakdowns:
+            record["breakdown"] = breakdowns[side.name]
         if side.name == BASELINE and flamegraph is not None:
             record["flamegraph"] = flamegraph
         if side.name != BASELINE and baseline is not None:

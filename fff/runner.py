@@ -84,6 +84,7 @@ class Runner:
         config.threads = _whole_number("threads", threads)
         config.streams = _whole_number("streams", streams)
         self.model_path = fspath(model_path)
+        self.device = device
         self._native = _native.Runner(self.model_path, _normalise_shapes(input_shape), config)
         self.inputs: list[dict] = list(self._native.inputs)
         self.outputs: list[dict] = list(self._native.outputs)
@@ -135,6 +136,14 @@ class Runner:
             clock=clock_info(),
             counters=counted,
         )
+
+    def profile_layers(self, iterations: int = 5, warmup: int = 2) -> dict:
+        """Per-node profiles from a second compilation with ``ov::enable_profiling`` (this runner's
+        timed model is untouched): ``iterations`` lists of node dicts (node_name, node_type,
+        exec_type, status, real_time_ns, cpu_time_ns), their end-to-end ``latencies_ns``, and
+        ``original_names``: runtime node -> the model nodes fused into it (comma-separated)."""
+        return dict(self._native.profile_layers(_whole_number("warmup", warmup),
+                                                _whole_number("iterations", iterations)))
 
     def output(self, index: int = 0) -> np.ndarray:
         """Output ``index`` of the last inference, copied out."""

@@ -53,6 +53,9 @@ def build_parser() -> OneLineParser:
                         help="timed inferences per round (default: about 0.2 s worth, at least 5)")
     parser.add_argument("--warmup", type=non_negative_int, default=5,
                         help="untimed inferences before the first round (default 5)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="after the timed rounds, profile every layer in both backends and show where the time "
+                             "goes and where the speed-up comes from (adds a few seconds per target)")
     parser.add_argument("--json", type=writable_path, metavar="PATH", help="write the records as JSON")
     parser.add_argument("--csv", type=writable_path, metavar="PATH", help="write the records as CSV (no raw samples)")
     parser.add_argument("--flamegraph", type=writable_path, metavar="PATH",
@@ -161,7 +164,7 @@ def _profile(args, output) -> int:
         batch=args.batch, resolution=args.resolution, input_shape=args.input_shape, counters=tuple(args.counters),
         simulate_cache=args.simulate_cache, cache=args.cache, target_ci=args.target_ci / 100,
         max_seconds=args.max_time, min_rounds=args.min_rounds, iterations=args.iterations, warmup=args.warmup,
-        flamegraph=str(args.flamegraph) if args.flamegraph else None,
+        flamegraph=str(args.flamegraph) if args.flamegraph else None, breakdown=args.breakdown,
     ).validated()  # every option checked before the first measurement
     targets = args.targets or [DEFAULT_TARGET]
     output.targets = targets
@@ -182,6 +185,10 @@ def _profile(args, output) -> int:
             output.report_failed_writes()
         raise
     print(format_table(records))
+    if args.breakdown:
+        from fff.cli.breakdown_table import format_breakdown
+
+        print("\n" + format_breakdown(records))
     for record in records:
         if record.get("flamegraph"):
             print(f"flame graph of {record['target']} ({record['backend']}): {record['flamegraph']['path']}")

@@ -29,6 +29,10 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+# per-layer lists of a breakdown: in --json, not in a CSV row (its categories and honesty fields stay)
+BREAKDOWN_LISTS = ("breakdown.layers", "breakdown.comparison", "breakdown.unattributed", "breakdown.not_run")
+
+
 def _render(kind: str, records: list[dict]) -> str:
     if kind == "json":
         return json.dumps(records, indent=1, default=str) + "\n"
@@ -38,6 +42,7 @@ def _render(kind: str, records: list[dict]) -> str:
     flat = pd.json_normalize([{k: v for k, v in r.items() if k != "samples_ns"}
                               | {"contention": {k: v for k, v in (r.get("contention") or {}).items() if k != "rounds"}}
                               for r in records], sep=".")
+    flat = flat.drop(columns=[c for c in flat.columns if c.startswith(BREAKDOWN_LISTS)])  # --json has them
     return flat.to_csv(index=False)
 
 

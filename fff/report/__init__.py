@@ -26,6 +26,7 @@ def report(results, out) -> Path:
     from fff.analysis import load_results
     from fff.cli.common import write_atomically
     from fff.errors import UsageError
+    from fff.report.breakdown_figures import draw_breakdown
     from fff.report.figures import draw_all
     from fff.report.html import render_report
 
@@ -44,6 +45,8 @@ def report(results, out) -> Path:
     for fingerprint in loaded.machines:
         records = loaded.records[loaded.records["machine"] == fingerprint]
         figures[fingerprint] = draw_all(records, directory, suffix=f".{str(fingerprint)[:8]}" if several else "")
+        breakdowns = loaded.breakdowns[loaded.breakdowns["machine"] == fingerprint]
+        figures[fingerprint] += draw_breakdown(breakdowns, directory, suffix=f".{str(fingerprint)[:8]}" if several else "")
     page = directory / REPORT_PAGE
     write_atomically(directory / RECORDS_CSV, loaded.records.to_csv(index=False))
     write_atomically(page, render_report(loaded, figures, directory, sources))

@@ -9,13 +9,14 @@ A study file has four tables; every key is optional, unknown keys and wrong type
 
     [study]    name, description
     [measure]  backends, device, precisions, threads, batch, counters, simulate_cache, cache,
-               calibrate_every, simulate_isa, max_seconds, min_rounds, target_ci, warmup, keep_samples
+               calibrate_every, simulate_isa, max_seconds, min_rounds, target_ci, warmup, keep_samples,
+               breakdown
     [patterns] names, depths, widths, resolutions
     [zoo]      models, resolutions
 
 A cell's identity (``cell_id``) is a hash of what it measures (target, resolution, precision,
 threads as declared, batch, backends, device, counters, cache simulation) and not of how long
-it is measured (max_seconds, target_ci, min_rounds, warmup), so a study resumed with a longer
+it is measured (max_seconds, target_ci, min_rounds, warmup, breakdown), so a study resumed with a longer
 time cap keeps what it has. Threads left to "every available CPU" stay ``None`` in the identity,
 so shards agree on the split even when their machines have different core counts.
 """
@@ -97,6 +98,7 @@ class StudyConfig:
     target_ci: float = 0.02
     warmup: int = 3
     keep_samples: bool = False  # raw samples make a line hundreds of kB; the summaries are kept
+    breakdown: bool = False  # per-layer profiles after each cell's timed rounds (fff.breakdown)
     # [patterns]
     patterns: tuple[str, ...] = ()
     depths: tuple[int, ...] = (1, 2, 4)
@@ -142,7 +144,8 @@ class StudyConfig:
                               counters=cell.counters, simulate_cache=cell.simulate_cache, cache=cell.cache,
                               simulate_isa=self.simulate_isa,
                               target_ci=self.target_ci, max_seconds=self.max_seconds,
-                              min_rounds=self.min_rounds, warmup=self.warmup, keep_samples=self.keep_samples)
+                              min_rounds=self.min_rounds, warmup=self.warmup, keep_samples=self.keep_samples,
+                              breakdown=self.breakdown)
 
     def with_overrides(self, **overrides) -> "StudyConfig":
         """Flags over a file: ``None`` means "not given". Naming patterns or zoo models picks what
@@ -229,6 +232,7 @@ _SCHEMA = {
         "target_ci": ("target_ci", _scalar(lambda v: _positive(v) and v < 1, "a fraction between 0 and 1 (0.02 = +-2%)")),
         "warmup": ("warmup", _scalar(_whole_or_zero, "a whole number >= 0")),
         "keep_samples": ("keep_samples", _flag),
+        "breakdown": ("breakdown", _flag),
     },
     "patterns": {
         "names": ("patterns", _list_of(_text, "pattern names")),

@@ -1,0 +1,152 @@
+"""The report's per-layer figures: where each backend spends its time per design pattern, and which
+layer categories the time saved comes from. Drawn from StudyResults.breakdowns (cells measured with
+``breakdown = true``); without any, each figure says so instead of being left out.
+
+Every number is a mean over a group's cells of per-cell shares (a share of the backend's profiled
+total, or of the time the cell saved), so large and small cells weigh the same and shares add up
+to 100%.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+
+from fff.analysis import BASELINE
+from fff.breakdown import CATEGORIES
+from fff.report.figures import _empty, _new_figure, _save
+
+__all__ = ["draw_breakdown", "category_shares", "saved_shares"]
+
+NO_BREAKDOWN = ("No cell in these results was profiled layer by layer.\n"
+                "Set breakdown = true in the study's [measure] table (or fff-profile --breakdown).")
+
+
+def _color(category: str):
+    return colormaps["tab20"](CATEGORIES.index(category) / len(CATEGORIES) if category in CATEGORIES else 0.99)
+
+
+def _group(frame: pd.DataFrame) -> pd.Series:
+    """A pattern cell groups under its pattern, a zoo cell under its model."""
+    return frame["pattern"].where(frame["kind"] == "pattern", frame["model"]).fillna(frame["target"])
+
+
+def category_shares(breakdowns: pd.DataFrame) -> pd.DataFrame:
+    """group x backend x category -> mean share of the backend's profiled time, and the cell count."""
+    if breakdowns.empty:
+        return pd.DataFrame(columns=["group", "backend", "category", "share", "cells"])
+    frame = breakdowns.assign(group=_group(breakdowns))
+    # a category a cell does not have is a share of 0 there, not a missing value
+    wide = frame.pivot_table(index=["group", "backend", "cell_id"], columns="category", values="share",
+                             aggfunc="sum", fill_value=0.0)
+    mean = wide.groupby(level=["group", "backend"]).mean()
+    cells = wide.groupby(level=["group", "backend"]).size()
+    long = mean.stack().rename("share").reset_index()
+    return long.merge(cells.rename("cells").reset_index(), on=["group", "backend"])
+
+
+def saved_shares(breakdowns: pd.DataFrame) -> pd.DataFrame:
+    """group x category -> mean over cells of (baseline ms - accelerated ms) / the cell's saved total."""
+    if breakdowns.empty or BASELINE not in set(breakdowns["backend"]):
+        return pd.DataFrame(columns=["group", "category", "share", "cells"])
+    frame = breakdowns.assign(group=_group(breakdowns))
+    wide = frame.pivot_table(index=["group", "cell_id", "backend"], columns="category", values="ms",
+                             aggfunc="sum", fill_value=0.0)
+    rows = []
+    for (group, cell), cell_frame in wide.groupby(level=["group", "cell_id"]):
+        per_backend = cell_frame.droplevel(["group", "cell_id"])
+        if BASELINE not in per_backend.index:
+            continue
+        for backend in per_backend.index.drop(BASELINE):
+            saved = per_backend.loc[BASELINE] - per_backend.loc[backend]
+            if saved.sum() <= 0:
+                continue  # no time saved: no share to split
+            rows += [{"group": group, "cell_id": cell, "category": c, "share": s / saved.sum()}
+                     for c, s in saved.items()]
+    if not rows:
+        return pd.DataFrame(columns=["group", "category", "share", "cells"])
+    shares = pd.DataFrame(rows)
+    out = shares.groupby(["group", "category"])["share"].mean().reset_index()
+    return out.merge(shares.groupby("group")["cell_id"].nunique().rename("cells").reset_index(), on="group")
+
+
+def time_per_category(breakdowns: pd.DataFrame, path: Path) -> Path:
+    title = "Where each backend spends its time, per design pattern"
+    table = category_shares(breakdowns)
+    if table.empty:
+        return _empty(path, title, NO_BREAKDOWN)
+    groups = sorted(table["group"].unique())
+    backends = sorted(table["backend"].unique(), key=lambda b: b != BASELINE)
+    figure = _new_figure(max(7, 1.1 * len(groups) * len(backends) + 3), 5)
+    axes = figure.add_subplot()
+    width = 0.8 / len(backends)
+    positions = np.arange(len(groups))
+    for index, backend in enumerate(backends):
+        bottom = np.zeros(len(groups))
+        for category in CATEGORIES:
+            part = table[(table["backend"] == backend) & (table["category"] == category)].set_index("group")["share"]
+            values = part.reindex(groups).fillna(0.0).to_numpy() * 100
+            if not values.any():
+                continue
+            axes.bar(positions + (index - (len(backends) - 1) / 2) * width, values, width * 0.95, bottom=bottom,
+                     color=_color(category), label=category if index == 0 or category not in
+                     axes.get_legend_handles_labels()[1] else None, edgecolor="white", linewidth=0.4)
+            bottom += values
+    labels = [f"{g}\n({' | '.join(backends)})" for g in groups]
+    axes.set_xticks(positions, labels, fontsize=8, rotation=30, ha="right")
+    axes.set_ylabel("share of the backend's profiled time (%)")
+    axes.set_ylim(0, 105)
+    coverage = breakdowns.groupby("backend")["coverage"].median()
+    slowdown = breakdowns.groupby("backend")["slowdown"].median()
+    axes.set_title(f"{title}\nbars left to right: {', '.join(backends)}; median coverage "
+                   + ", ".join(f"{b} {100 * coverage.get(b, np.nan):.0f}%" for b in backends)
+                   + "; profiling slowdown " + ", ".join(f"{b} {slowdown.get(b, np.nan):.2f}x" for b in backends),
+                   fontsize=9)
+    handles, names = axes.get_legend_handles_labels()
+    unique = dict(zip(names, handles))
+    figure.legend(unique.values(), unique.keys(), fontsize=7, loc="outside right upper", frameon=False)
+    return _save(figure, path)
+
+
+def where_time_saved(breakdowns: pd.DataFrame, path: Path) -> Path:
+    title = "Where the time saved comes from: share of (PyTorch - accelerated) time per layer category"
+    table = saved_shares(breakdowns)
+    if table.empty:
+        return _empty(path, title, NO_BREAKDOWN if breakdowns.empty else
+                      "No cell with both backends profiled saved time.")
+    groups = sorted(table["group"].unique())
+    figure = _new_figure(10, 0.45 * len(groups) + 2)
+    axes = figure.add_subplot()
+    positions = np.arange(len(groups))
+    right, left = np.zeros(len(groups)), np.zeros(len(groups))
+    for category in CATEGORIES:
+        values = table[table["category"] == category].set_index("group")["share"].reindex(groups).fillna(0.0)
+        values = values.to_numpy() * 100
+        if not values.any():
+            continue
+        start = np.where(values >= 0, right, left)  # a category that got slower extends to the left of 0
+        axes.barh(positions, values, left=start, color=_color(category), label=category, edgecolor="white",
+                  linewidth=0.4)
+        right += np.where(values >= 0, values, 0)
+        left += np.where(values < 0, values, 0)
+    cells = table.groupby("group")["cells"].first().reindex(groups)
+    axes.set_yticks(positions, [f"{g} ({n} cell{'s' if n != 1 else ''})" for g, n in zip(groups, cells)], fontsize=8)
+    axes.axvline(0, color="black", linewidth=0.6)
+    axes.set_xlabel("share of the time saved (%); mean over cells; left of 0: categories that got slower")
+    axes.set_title(title, fontsize=9)
+    figure.legend(fontsize=7, loc="outside right upper", frameon=False)
+    return _save(figure, path)
+
+
+BREAKDOWN_FIGURES = {
+    "breakdown_per_pattern": ("Time per layer category, per design pattern and backend", time_per_category),
+    "breakdown_time_saved": ("Where the time saved comes from, per layer category", where_time_saved),
+}
+
+
+def draw_breakdown(breakdowns: pd.DataFrame, directory: Path, suffix: str = "") -> list[tuple[str, Path]]:
+    return [(caption, draw(breakdowns, directory / f"{stem}{suffix}.png"))
+            for stem, (caption, draw) in BREAKDOWN_FIGURES.items()]
