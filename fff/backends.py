@@ -104,7 +104,7 @@ class TorchBackend:
         return len(samples)
 
     def breakdown(self, iterations: int) -> dict:
-        """Per-layer profile under torch.profiler, after the timed rounds (fff.layer_profiles)."""
+        """Per-layer profile (forward hooks and a TorchFunctionMode), after the timed rounds (fff.layer_profiles)."""
         from fff.layer_profiles import profile_torch
 
         return profile_torch(self._module, self._infer, iterations)
@@ -155,16 +155,16 @@ class OpenVINOBackend:
         usage = meter.stop(iterations)
         return {"samples_ns": result.latencies_ns, "counters": result.counters, "usage": usage}
 
-
-def _cpus_asked(threads: int) -> int:
-    """The CPUs a pool of ``threads`` spinning threads can keep busy here."""
-    return max(1, min(threads, len(os.sched_getaffinity(0))))
-
     def breakdown(self, iterations: int) -> dict:
         """Per-node profile from a second, profiling-enabled compilation (fff.layer_profiles)."""
         from fff.layer_profiles import profile_openvino
 
         return profile_openvino(self._runner, iterations)
+
+
+def _cpus_asked(threads: int) -> int:
+    """The CPUs a pool of ``threads`` spinning threads can keep busy here."""
+    return max(1, min(threads, len(os.sched_getaffinity(0))))
 
 
 def torch_simulation_callable(target: str, build_options: dict, precision: str, input_shape: list[int]):

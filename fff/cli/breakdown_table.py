@@ -75,7 +75,7 @@ def _comparison(baseline: str, accelerated: str, comparison: dict) -> list[str]:
     if explaining:
         lines.append("  most of the time saved: " + ", ".join(
             f"{row['category']} ({_pct(row['share_of_saved'])})" for row in explaining))
-    lines += ["", f"  top layers (by the larger of the two times; FLOPs = 2 x multiply-adds):",
+    lines += ["", "  top layers (by the larger of the two times; FLOPs = 2 x multiply-adds):",
               f"  {'layer':<34} {'category':<19} {'MFLOPs':>8} {baseline + ' ms':>10} {accelerated + ' ms':>12} "
               f"{'speed-up':>9}  kernel / note"]
     for row in comparison["layers"][:TOP_LAYERS]:
