@@ -295,7 +295,9 @@ def test_a_read_only_mount_is_refused_before_measuring(mount_tmpfs, capsys):
 
 def test_a_full_disk_stops_the_study_with_whole_rows_only(mount_tmpfs, tmp_path, monkeypatch):
     disk = mount_tmpfs("size=64k")
-    (disk / "filler").write_bytes(bytes(60 * 1024))  # about one page left: a row or two, not three cells
+    # two pages left: one for the study's lock file beside the results (it holds the owner's pid),
+    # one for a row or two of results, not three cells
+    (disk / "filler").write_bytes(bytes(56 * 1024))
     out = disk / "results.jsonl"
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ResultsWriteError, match="No space left on device") as failure:
