@@ -326,6 +326,13 @@ def test_progress_shows_cells_done_and_the_time_left():
 
 # --- the command line -----------------------------------------------------------------------------
 
+def test_a_quiet_study_prints_no_progress(tmp_path, capsys):
+    run_study(StudyConfig(name="q", patterns=("plain",), depths=(1, 2)), tmp_path / "r.jsonl",
+              measure=fakes.fake_measure, quiet=True)
+    assert capsys.readouterr().err == ""
+    assert [row["status"] for row in read_rows(tmp_path / "r.jsonl").rows] == ["started", "ok"] * 2
+
+
 def test_cli_bad_inputs_are_one_line_errors_with_exit_code_2(tmp_path, capsys):
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("[patterns]\nnames = [\"plain\"]\ndepths = \"deep\"\n")

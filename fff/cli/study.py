@@ -79,6 +79,8 @@ def build_parser() -> OneLineParser:
                              "results file on purpose; fff-report keeps the two configurations apart")
     parser.add_argument("--shard", metavar="K/N", help="run only the K-th of N parts of the study")
     parser.add_argument("--dry-run", action="store_true", help="list the cells and an estimated duration, then exit")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bar or per-cell lines (errors and the closing summary stay)")
     return parser
 
 
@@ -138,7 +140,7 @@ def main(argv=None) -> int:
             return _dry_run(config, shard)
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
         summary = run_study(config, args.out, resume=args.resume, retry_errors=args.retry_errors, shard=shard,
-                            extend=args.extend)
+                            extend=args.extend, quiet=args.quiet)
     except ResultsWriteError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return WRITE_FAILED_EXIT

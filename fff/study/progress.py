@@ -25,12 +25,23 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds}s"
 
 
+class _Silent:
+    """Where a quiet study's progress goes: nowhere."""
+
+    def write(self, _text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
 class ProgressBar:
-    def __init__(self, total: int, *, prefix: str = "fff-study", stream=None, clock=time.monotonic):
+    def __init__(self, total: int, *, prefix: str = "fff-study", stream=None, clock=time.monotonic,
+                 quiet: bool = False):
         self.total = total
         self.done = 0
         self.prefix = prefix
-        self.stream = stream if stream is not None else sys.stderr
+        self.stream = _Silent() if quiet else stream if stream is not None else sys.stderr
         self.clock = clock
         self.started = clock()
         self.live = bool(getattr(self.stream, "isatty", lambda: False)())

@@ -158,7 +158,8 @@ def _history(store: ResultsFile, retry_errors: bool) -> tuple[set[str], dict[str
 
 def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, retry_errors: bool = False,
               shard: tuple[int, int] | None = None, measure: Callable | None = None,
-              progress: ProgressBar | None = None, fingerprint: str | None = None, extend: bool = False) -> SweepSummary:
+              progress: ProgressBar | None = None, fingerprint: str | None = None, extend: bool = False,
+              quiet: bool = False) -> SweepSummary:
     """Measure every cell of ``config`` (or of its shard) not yet in ``out``.
 
     ``measure(target, options, progress) -> list[dict]`` defaults to fff.profiling.profile_target;
@@ -199,17 +200,18 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
         busy = preflight()  # half a second: are other processes using the CPUs?
 
     with study_lock(store.path):  # one study per results file and machine, for the whole run
-        return _sweep(store, config, settings, cells, measure, fingerprint, retry_errors, shard, progress, busy)
+        return _sweep(store, config, settings, cells, measure, fingerprint, retry_errors, shard, progress, busy,
+                      quiet)
 
 
 def _sweep(store, config, settings, cells, measure, fingerprint, retry_errors, shard, progress,
-           busy) -> SweepSummary:
+           busy, quiet) -> SweepSummary:
     from fff.machine import machine_info, versions
 
     finished, deaths = _history(store, retry_errors)
     todo = [cell for cell in cells if row_key(cell.cell_id, fingerprint) not in finished]
 
-    bar = progress or ProgressBar(len(todo))
+    bar = progress or ProgressBar(len(todo), quiet=quiet)
     if busy:
         bar.note(busy)
     if len(todo) < len(cells):
