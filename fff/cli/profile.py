@@ -111,7 +111,8 @@ def format_table(records: list[dict]) -> str:
         lines += ["", "verdicts other than ok (contended: too few rounds got their CPUs; noisy: CI wider than "
                       f"+-{100 * NOISY_CI:g}%); not for headlines:"] + doubtful
     if counter_lines:
-        lines += ["", "counters (summed over every thread of the backend's process):"] + counter_lines
+        lines += ["", "counters (measured: summed over every thread of the backend's process; simulated: valgrind, "
+                      "one thread; modelled: fff's tensor-level model):"] + counter_lines
         lines += [f"  {name} {status}: {reason}" for (name, status), why in sorted(reasons.items()) for reason in sorted(why)]
     caveats = {r["simulation"]["caveat"] for r in records if r.get("simulation")}
     caveats |= {r["cache_model"]["caveat"] for r in records if (r.get("cache_model") or {}).get("caveat")}
@@ -192,9 +193,9 @@ def _profile(args, output) -> int:
     for record in records:
         if record.get("flamegraph"):
             print(f"flame graph of {record['target']} ({record['backend']}): {record['flamegraph']['path']}")
-    for record in records:
-        for warning in record["warnings"]:
-            print(f"warning: {warning}", file=sys.stderr)
+    # a target's notes (a rebuilt cache entry) sit in both of its records: say each once
+    for warning in dict.fromkeys(w for record in records for w in record["warnings"]):
+        print(f"warning: {warning}", file=sys.stderr)
     failed = [r for r in records if r["parity"] is not None and not r["parity"]["ok"]]
     for r in failed:
         print(f"{PROG}: parity FAILED for {r['target']} on {r['backend']}: max abs err {r['parity']['max_abs_err']:.3g}, "
