@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+import fff
+
+# The directory holding the fff under test (site-packages when installed, the checkout in a dev
+# build): children given it on PYTHONPATH import the same fff, never a checkout without _native.
+ROOT = Path(fff.__file__).resolve().parents[1]
 TINY = "plain:depth=1,width=0.25,resolution=32"
 OTHER = "plain:depth=1,width=0.5,resolution=32"
 LONG = ["--threads", "1", "--max-time", "120", "--min-rounds", "1", "--target-ci", "0.0001"]
@@ -33,7 +37,11 @@ def wait_for_line(process, needle: str, timeout: float = 300) -> list[str]:
         seen.append(line)
         if needle in line:
             return seen
-    process.kill()
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # the whole group: no worker left behind a failed test
+    except ProcessLookupError:
+        pass
+    process.communicate()  # and its pipes closed
     pytest.fail(f"never saw {needle!r}; stderr so far:\n{''.join(seen)}")
 
 

@@ -10,13 +10,16 @@ from pathlib import Path
 
 import pytest
 
+import fff
 from fff.errors import UsageError
 from fff.study.config import StudyConfig, default_study, parse_study
 from fff.study.progress import ProgressBar, format_duration
 from fff.study.store import ResultsFile, read_rows
 from fff.study.sweep import FINISHED, check_targets, parse_shard, row_key, run_study, select_shard
 
-ROOT = Path(__file__).resolve().parents[1]
+# The directory holding the fff under test (site-packages when installed, the checkout in a dev
+# build): children given it on PYTHONPATH import the same fff, never a checkout without _native.
+ROOT = Path(fff.__file__).resolve().parents[1]
 FAKES_PATH = Path(__file__).with_name("study_fakes.py")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import fff
 from fff.errors import UsageError
 from fff.study.config import StudyConfig
 from fff.study.lock import lock_path, study_lock
@@ -14,7 +15,9 @@ from fff.study.store import read_rows
 from fff.study.sweep import run_study
 
 fakes = sys.modules["study_fakes"]  # loaded by conftest.py
-ROOT = Path(__file__).resolve().parents[1]
+# The directory holding the fff under test (site-packages when installed, the checkout in a dev
+# build): children given it on PYTHONPATH import the same fff, never a checkout without _native.
+ROOT = Path(fff.__file__).resolve().parents[1]
 
 STUDY = StudyConfig(name="busy", patterns=("plain", "dw-bottleneck"), depths=(1, 2), widths=(1.0,), max_seconds=1.0)
 
@@ -67,7 +70,7 @@ def test_the_cli_refuses_a_concurrent_study_with_one_line_and_exit_code_2(tmp_pa
         with study_lock({str(out)!r}):
             print("locked", flush=True)
             time.sleep(120)
-        """)], stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+        """)], stdout=subprocess.PIPE, text=True, cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": ""})
     try:
         assert holder.stdout.readline().strip() == "locked"
         result = subprocess.run([sys.executable, "-m", "fff.cli.study", "--patterns", "plain", "--depths", "1",
