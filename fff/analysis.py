@@ -361,7 +361,7 @@ def architecture_table(records: pd.DataFrame) -> pd.DataFrame:
 
 def _rank_text(ranked: pd.Series, name: str, unit: str, fmt: str) -> str:
     if name not in ranked.index:
-        return f"{name}: not measured"
+        return f"{name}: not among the ok cells (not measured, or left out by its verdict)"
     position = list(ranked.index).index(name) + 1
     return f"{name}: {format(ranked[name], fmt)}{unit} (rank {position} of {len(ranked)})"
 

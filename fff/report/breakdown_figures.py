@@ -80,28 +80,28 @@ def time_per_category(breakdowns: pd.DataFrame, path: Path) -> Path:
         return _empty(path, title, NO_BREAKDOWN)
     groups = sorted(table["group"].unique())
     backends = sorted(table["backend"].unique(), key=lambda b: b != BASELINE)
-    figure = _new_figure(max(7, 1.1 * len(groups) * len(backends) + 3), 5)
+    # one horizontal bar per group and backend: a study has 20-30 groups, which side by side in
+    # columns made a figure too wide to read on a page
+    rows = [(group, backend) for group in groups for backend in backends]
+    positions = np.array([i * (len(backends) + 0.6) + j for i in range(len(groups)) for j in range(len(backends))])
+    figure = _new_figure(10, 0.28 * len(rows) + 2)
     axes = figure.add_subplot()
-    width = 0.8 / len(backends)
-    positions = np.arange(len(groups))
-    for index, backend in enumerate(backends):
-        bottom = np.zeros(len(groups))
-        for category in CATEGORIES:
-            part = table[(table["backend"] == backend) & (table["category"] == category)].set_index("group")["share"]
-            values = part.reindex(groups).fillna(0.0).to_numpy() * 100
-            if not values.any():
-                continue
-            axes.bar(positions + (index - (len(backends) - 1) / 2) * width, values, width * 0.95, bottom=bottom,
-                     color=_color(category), label=category if index == 0 or category not in
-                     axes.get_legend_handles_labels()[1] else None, edgecolor="white", linewidth=0.4)
-            bottom += values
-    labels = [f"{g}\n({' | '.join(backends)})" for g in groups]
-    axes.set_xticks(positions, labels, fontsize=8, rotation=30, ha="right")
-    axes.set_ylabel("share of the backend's profiled time (%)")
-    axes.set_ylim(0, 105)
+    left = np.zeros(len(rows))
+    for category in CATEGORIES:
+        shares = table[table["category"] == category].set_index(["group", "backend"])["share"]
+        values = np.array([shares.get(row, 0.0) for row in rows]) * 100
+        if not values.any():
+            continue
+        axes.barh(positions, values, 0.9, left=left, color=_color(category), label=category, edgecolor="white",
+                  linewidth=0.4)
+        left += values
+    axes.set_yticks(positions, [f"{group} ({backend})" for group, backend in rows], fontsize=7)
+    axes.invert_yaxis()  # groups read top to bottom in alphabetical order
+    axes.set_xlabel("share of the backend's profiled time (%)")
+    axes.set_xlim(0, 105)
     coverage = breakdowns.groupby("backend")["coverage"].median()
     slowdown = breakdowns.groupby("backend")["slowdown"].median()
-    axes.set_title(f"{title}\nbars left to right: {', '.join(backends)}; median coverage "
+    axes.set_title(f"{title}\nmedian coverage "
                    + ", ".join(f"{b} {100 * coverage.get(b, np.nan):.0f}%" for b in backends)
                    + "; profiling slowdown " + ", ".join(f"{b} {slowdown.get(b, np.nan):.2f}x" for b in backends),
                    fontsize=9)
