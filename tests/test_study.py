@@ -113,8 +113,10 @@ def test_default_study_ships_as_package_data_and_fits_its_budget():
     assert patterns == {"plain", "residual", "bottleneck", "dw-separable", "dw-bottleneck", "grouped", "inception",
                         "dense", "se-mbconv", "shuffle"}
     assert {"darts", "mobilenet_v2"} <= {c.model for c in cells if c.kind == "zoo"}
-    assert config.precisions == ("f32",) and config.max_seconds <= 4
-    assert 60 <= len(cells) <= 100  # about 12-15 minutes at 5-10 s a cell on 2 cores
+    # the cap must hold 3 rounds of 5 inferences of vgg16 per backend (~7 s here); cells that
+    # converge stop early, so the whole study stays near 20 minutes on 2 cores
+    assert config.precisions == ("f32",) and config.max_seconds <= 10
+    assert 60 <= len(cells) <= 100
 
 
 # --- shards ---------------------------------------------------------------------------------------
