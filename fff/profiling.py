@@ -267,6 +267,15 @@ def _flamegraph(sides: list[_Side], options: ProfileOptions, target: str, progre
                            title=f"{target} on {BASELINE} (PyTorch eager): py-spy samples of {iterations} inferences")
 
 
+def _start_worker(backend: str, target: str, build_options: dict, model, options: ProfileOptions):
+    """One backend's worker for ``model`` (its IR as it is now: a fresh conversion replaces it)."""
+    from fff.worker import Worker
+
+    return Worker(backend, env=_worker_env(backend, options.threads), target=target, build_options=build_options,
+                  xml=model.xml, input_shape=list(model.input_shape), device=options.device,
+                  threads=options.threads, precision=options.precision)
+
+
 def _recheck_cached_parity(target: str, model, sides: list[_Side], build_options: dict, inputs, options: ProfileOptions,
                            progress):
     """A cached IR whose outputs disagree with PyTorch is converted afresh once and its workers
@@ -274,7 +283,6 @@ def _recheck_cached_parity(target: str, model, sides: list[_Side], build_options
     from dataclasses import replace as with_changes
 
     from fff.parity import compare
-    from fff.worker import Worker
 
     baseline = next((s for s in sides if s.name == BASELINE), None)
     suspects = [s for s in sides if s is not baseline and baseline is not None
@@ -284,9 +292,7 @@ def _recheck_cached_parity(target: str, model, sides: list[_Side], build_options
     fresh = _fresh_ir(target, model, build_options, progress, "gave outputs that disagree with PyTorch")
     for side in suspects:
         side.worker.close()
-        side.worker = Worker(side.name, env=_worker_env(side.name, options.threads), target=target,
-                             build_options=build_options, xml=fresh.xml, input_shape=list(fresh.input_shape),
-                             device=options.device, threads=options.threads, precision=options.precision)
+        side.worker = _start_worker(side.name, target, build_options, fresh, options)
         side.prepared = side.worker.call("prepare", inputs=inputs, warmup=options.warmup)
     agree = all(compare(baseline.prepared["output"], s.prepared["output"]).ok for s in suspects)
     note = f"{model.name}: " + ("the fresh conversion agrees with PyTorch" if agree else
@@ -324,7 +330,6 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
     """Measure one target on every backend; returns one record per backend."""
     from fff.builder import shared_builder
     from fff.parity import compare
-    from fff.worker import Worker
 
     options = options.validated()
     build_options = {"batch": options.batch, "resolution": options.resolution,
@@ -338,22 +343,19 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
         raise UsageError(f"{target}: a model file has no PyTorch module; add the openvino backend")
     if len(backends) < len(options.backends):
         progress(f"{target}: no PyTorch baseline (a model file has no PyTorch module); timing OpenVINO alone")
-    xml = model.xml
     inputs = [fixed_seed_input(model.input_shape)]
 
-    common = dict(target=target, build_options=build_options, xml=xml, input_shape=list(model.input_shape),
-                  device=options.device, threads=options.threads, precision=options.precision)
     sides: list[_Side] = []
     try:
         for backend in backends:
             progress(f"{target}: starting the {backend} worker")
             try:
-                worker = Worker(backend, env=_worker_env(backend, options.threads), **common)
+                worker = _start_worker(backend, target, build_options, model, options)
             except FffError as error:
                 if backend == BASELINE or not model.cached:
                     raise
                 model = _fresh_ir(target, model, build_options, progress, f"could not be compiled ({error})")
-                worker = Worker(backend, env=_worker_env(backend, options.threads), **common)
+                worker = _start_worker(backend, target, build_options, model, options)
             sides.append(_Side(backend, worker, prepared={}))
             sides[-1].prepared = worker.call("prepare", inputs=inputs, warmup=options.warmup)
         model = _recheck_cached_parity(target, model, sides, build_options, inputs, options, progress)
@@ -369,8 +371,10 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
         for side in sides:
             side.worker.close()
 
-    simulations = _simulate_caches(backends, options, target, build_options, xml, model.input_shape, progress)
-    modelled = _model_caches(target, build_options, backends, xml, options, progress) if options.cache_model else {}
+    simulations = _simulate_caches(backends, options, target, build_options, model.xml, model.input_shape,
+                                  progress)
+    modelled = (_model_caches(target, build_options, backends, model.xml, options, progress)
+                if options.cache_model else {})
     by_name = {s.name: s for s in sides}
     baseline = by_name.get(BASELINE)
     timestamp = datetime.now(timezone.utc).isoformat(timespec="seconds")

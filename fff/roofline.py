@@ -108,10 +108,10 @@ def machine_roofline(threads: int | None = None, *, refresh: bool = False) -> di
             pass  # unreadable: measure again
     roof = measure_roofline(threads)
     try:
+        from fff.safe_write import write_text
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(roof, indent=1))
-        os.replace(tmp, path)
+        write_text(path, json.dumps(roof, indent=1))
     except OSError:
         pass  # a read-only cache dir costs a re-measurement next time, nothing else
     return roof

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -109,7 +108,3 @@ def write_atomically(path: Path, text: str) -> None:
     from fff.safe_write import write_text
 
     write_text(path, text)
-
-
-def write_json(path: Path, records) -> None:
-    write_atomically(path, json.dumps(records, indent=1, default=str) + "\n")
