@@ -26,6 +26,7 @@ import pandas as pd
 
 from fff.cache_analysis import CACHE_COLUMNS, cache_columns, record_llc
 from fff.errors import UsageError
+from fff.study.simulation import merge_simulations
 from fff.study.store import read_rows
 
 __all__ = [
@@ -164,7 +165,7 @@ def load_results(paths) -> StudyResults:
             raise UsageError(f"results file {path} does not exist" if not path.exists() else f"{path} is not a file")
         outcome = read_rows(path)
         notes += outcome.notes
-        for row in outcome.rows:
+        for row in merge_simulations(outcome.rows):  # a simulation phase's rows laid over their cells
             if row.get("status") not in ("ok", "error"):  # a sweep's "started"/"interrupted" bookkeeping
                 continue
             key = (row.get("key"), row.get("config_fingerprint"))  # one cell measured two ways: both kept

@@ -30,7 +30,8 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, *, target: str, build_options: dict, threads: int, precision: str, **_):
+    def __init__(self, *, target: str, build_options: dict, threads: int, precision: str,
+                 module_path: str | None = None, **_):
         import torch
 
         from fff.models import build
@@ -38,7 +39,10 @@ class TorchBackend:
         torch.set_num_threads(threads)
         self._threads = threads
         self._torch = torch
-        self._module = build(target, **build_options).module
+        if module_path:  # the module another process built (fff.builder saves it whole): same weights, no build
+            self._module = torch.load(module_path, weights_only=False)
+        else:
+            self._module = build(target, **build_options).module
         if self._module is None:
             raise UsageError(f"{target}: a model file has no PyTorch module; the torch backend needs a "
                              "zoo name, a pattern spec or module:function")
@@ -167,10 +171,13 @@ def _cpus_asked(threads: int) -> int:
     return max(1, min(threads, len(os.sched_getaffinity(0))))
 
 
-def torch_simulation_callable(target: str, build_options: dict, precision: str, input_shape: list[int]):
+def torch_simulation_callable(target: str, build_options: dict, precision: str, input_shape: list[int],
+                              module_path: str | None = None):
     """The baseline's inference as a zero-argument callable, for fff.cache_sim's child under
-    valgrind: same model (seeded build), same fixed-seed input as the profiler, one thread."""
-    backend = TorchBackend(target=target, build_options=build_options, threads=1, precision=precision)
+    valgrind: same model (seeded build, or the parent's build loaded from ``module_path``), same
+    fixed-seed input as the profiler, one thread."""
+    backend = TorchBackend(target=target, build_options=build_options, threads=1, precision=precision,
+                           module_path=module_path)
     backend._input = backend._torch.from_numpy(fixed_seed_input(input_shape))
     return backend._infer
 

@@ -126,6 +126,29 @@ class BuildService:
             model = build(target, **build_options)
         return record_fields(backends, precision=precision, cache=cache, model=model, xml=xml)
 
+    def save_module(self, target: str, build_options: dict, path: str) -> bool:
+        """The module just built, saved whole (torch.save) for the simulation child to load instead of
+        building it again under valgrind. False when it cannot be pickled (a user's local class)."""
+        import pickle
+
+        import torch
+
+        from fff.models import build
+
+        if self._last is not None and self._last[:2] == (target, build_options):
+            model = self._last[2]
+        else:
+            model = build(target, **build_options)
+        if model.module is None:
+            return False
+        try:
+            torch.save(model.module, path)
+        except (pickle.PicklingError, AttributeError, TypeError):
+            if os.path.exists(path):
+                os.unlink(path)
+            return False
+        return True
+
     def rss(self) -> int:
         return _rss_bytes()
 
@@ -165,6 +188,10 @@ class Builder:
         """The cache model's record fields per backend, computed in the builder child."""
         return self._call("model_caches", target, build_options=build_options, backends=list(backends), xml=xml,
                           precision=precision, cache=cache)
+
+    def save_module(self, target: str, build_options: dict, path: str) -> bool:
+        """Save the target's PyTorch module whole to ``path`` (BuildService.save_module)."""
+        return self._call("save_module", target, build_options=build_options, path=str(path))
 
     def _call(self, command: str, target: str, **kwargs):
         from fff.worker import Worker

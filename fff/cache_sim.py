@@ -22,25 +22,21 @@ Caveats, also attached to every result: valgrind's virtual CPU has no AVX-512, s
 other kernels than in the native run; the caches are simulated with virtual addresses, inclusive,
 LRU, without prefetchers; only user-space code is seen.
 
-The child is ``python -P -m fff.cache_sim JOB.json``. A job names a kind in ``_JOBS``: "openvino"
-(an IR or ONNX file through fff.Runner) or "callable" (``module:function`` returning a
-zero-argument callable, run between the same client requests: the seam for the PyTorch baseline).
+The simulated process is a fff.simulation_server: a Python interpreter under valgrind that forks
+one child per job. A job names a kind in ``JOBS``: "openvino" (an IR or ONNX file through
+fff.Runner) or "callable" (``module:function`` returning a zero-argument callable, run between
+the same client requests: the seam for the PyTorch baseline). ``simulate`` and
+``simulate_callable`` start a server for one job; fff.simulation_phase keeps one per core for a
+whole study.
 """
 
 from __future__ import annotations
 
-import json
 import numbers
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from fff.child_process import child_environment, python_module_command
 from fff.counters import CounterResult, CounterResults
 from fff.errors import FffError, UsageError
 
@@ -244,57 +240,15 @@ def _valgrind() -> str:
     return shutil.which("valgrind")
 
 
-def _run_child(job: dict, iterations: int, warmup: int, timeout: float | None,
-               ll: CacheLevel | None = None, isa_cap: str | None = None) -> SimulationResult:
+def _simulate_once(job: dict, iterations: int, warmup: int, timeout: float | None, ll: CacheLevel | None,
+                   isa_cap: str | None) -> SimulationResult:
+    """One job in a server of its own (fff.simulation_server), which imports only what the job needs."""
+    from fff.simulation_server import SimulationServer
+
     if isa_cap is not None and isa_cap not in ISA_CAPS:
         raise UsageError(f"unknown ISA cap {isa_cap!r}; choose from {', '.join(ISA_CAPS)}")
-    valgrind = _valgrind()
-    geometry = cache_geometry(ll)
-    with tempfile.TemporaryDirectory(prefix="fff-cachesim-") as tmp:
-        job = {**job, "iterations": iterations, "warmup": warmup, "result": os.path.join(tmp, "child.json")}
-        job_path = os.path.join(tmp, "job.json")
-        with open(job_path, "w") as f:
-            json.dump(job, f)
-        command = [valgrind, "--tool=callgrind", "--cache-sim=yes", "--instr-atstart=no",
-                   *geometry.valgrind_options(), f"--callgrind-out-file={tmp}/callgrind.out",
-                   *python_module_command("fff.cache_sim", job_path)]
-        # One thread wherever a runtime looks for it, one malloc arena and a fixed hash seed: the
-        # fewer things that move buffers between runs, the more repeatable the counts (see the
-        # module docstring).
-        env = child_environment({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "1",
-                                 "PYTHONHASHSEED": "0"})
-        if isa_cap:
-            env["ONEDNN_MAX_CPU_ISA"], env["MKL_ENABLE_INSTRUCTIONS"] = ISA_CAPS[isa_cap]
-        start = time.monotonic()
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise FffError(f"cache simulation took longer than {timeout:.0f} s; use fewer iterations or a "
-                           "smaller model (valgrind runs code 50-100x slower)") from None
-        elapsed = time.monotonic() - start
-        child = {}
-        if os.path.exists(job["result"]):
-            with open(job["result"]) as f:
-                child = json.load(f)
-        if done.returncode != 0 or "error" in child:
-            if "error" in child and child.get("error_class") in ("UsageError", "ModelFileError", "ShapeError",
-                                                                  "DeviceError", "CompileError"):
-                import fff.errors
-
-                raise getattr(fff.errors, child["error_class"])(child["error"])
-            tail = "\n".join((done.stderr or "").strip().splitlines()[-8:])
-            raise FffError(f"cache simulation failed (exit code {done.returncode}): "
-                           f"{child.get('error') or tail or 'no output'}")
-        events = None
-        for path in sorted(Path(tmp).glob("callgrind.out*")):
-            description, totals = parse_callgrind_totals(path)
-            if description.endswith(DUMP_LABEL):
-                events = totals
-        if events is None:
-            raise FffError("callgrind wrote no profile of the measured inferences (the client requests did not "
-                           "reach valgrind; was fff built with valgrind/callgrind.h?)")
-    return SimulationResult(counters_from_events(events, iterations, geometry, isa_cap), events, iterations, warmup,
-                            geometry, elapsed, command=command, child=child, isa_cap=isa_cap)
+    with SimulationServer(ll, isa_cap) as server:
+        return server.run(job, iterations, warmup, timeout)
 
 
 def _check_counts(iterations, warmup) -> None:
@@ -314,7 +268,7 @@ def simulate(model_path, input_shape=None, *, iterations: int = 3, warmup: int =
     shapes = None if input_shape is None else [list(map(int, s)) for s in
                                                ([input_shape] if isinstance(input_shape[0], numbers.Integral) else input_shape)]
     job = {"kind": "openvino", "model": os.fspath(model_path), "input_shape": shapes, "precision": precision}
-    return _run_child(job, iterations, warmup, timeout, ll, isa_cap)
+    return _simulate_once(job, iterations, warmup, timeout, ll, isa_cap)
 
 
 # The name fff re-exports at the top level, where plain "simulate" would say too little.
@@ -334,16 +288,24 @@ def simulate_callable(factory: str, kwargs: dict | None = None, *, iterations: i
     _check_counts(iterations, warmup)
     if not isinstance(factory, str) or factory.count(":") != 1:
         raise UsageError(f"factory must be 'module:function', got {factory!r}")
-    return _run_child({"kind": "callable", "factory": factory, "kwargs": kwargs or {}}, iterations, warmup, timeout, ll,
-                      isa_cap)
+    return _simulate_once({"kind": "callable", "factory": factory, "kwargs": kwargs or {}}, iterations, warmup, timeout,
+                          ll, isa_cap)
 
 
 # --- the child ------------------------------------------------------------------------------
 
 def torch_child_callable(**kwargs):
-    """The PyTorch baseline for the simulation child (fff.backends.torch_simulation_callable),
-    without the FLOPs count that building a model makes: under valgrind it is a whole extra
-    forward pass (17 s for mobilenet_v2), and the parent has already counted them."""
+    """The PyTorch baseline for the simulation child (fff.backends.torch_simulation_callable).
+
+    With ``module_path`` (the module the parent built, saved whole by torch.save) nothing is
+    built here: random initialisation under valgrind took 22 s for resnet50, loading 0.9 s.
+    Without it the seeded build runs here, without the FLOPs count that building a model makes:
+    under valgrind it is a whole extra forward pass (17 s for mobilenet_v2), and the parent has
+    already counted them."""
+    if kwargs.get("module_path"):
+        from fff.backends import torch_simulation_callable
+
+        return torch_simulation_callable(**kwargs)
     import fff.models.targets as targets
     from fff.models.flops import FlopCount
 
@@ -380,25 +342,4 @@ def _job_callable(job: dict) -> dict:
     return {}
 
 
-_JOBS = {"openvino": _job_openvino, "callable": _job_callable}
-
-
-def _child_main(job_path: str) -> int:
-    from fff import _native
-
-    with open(job_path) as f:
-        job = json.load(f)
-    out = {"running_on_valgrind": bool(_native.running_on_valgrind())}
-    try:
-        out.update(_JOBS[job["kind"]](job))
-        status = 0
-    except FffError as e:
-        out.update(error=str(e), error_class=type(e).__name__)
-        status = 2
-    with open(job["result"], "w") as f:
-        json.dump(out, f)
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(_child_main(sys.argv[1]))
+JOBS = {"openvino": _job_openvino, "callable": _job_callable}  # what fff.simulation_server runs, by kind

@@ -212,40 +212,23 @@ def _measure_rounds(sides: list[_Side], options: ProfileOptions, progress: Calla
             "round_warmup": ROUND_WARMUP, "min_iterations": MIN_ITERATIONS}
 
 
-# Valgrind runs 50-100x slower. After one warm-up (the cold pass), successive inferences agree within
-# 0.3% and fresh processes give the same counts (issue #13), so one measured inference suffices.
-SIMULATED_ITERATIONS = 1
-
-
-def _simulate_caches(backends, options: ProfileOptions, target: str, build_options: dict, xml: str, input_shape,
-                     progress) -> dict[str, dict]:
-    """Cache counts simulated under valgrind for each backend, one inference thread each."""
+def _simulate_caches(backends, options: ProfileOptions, target: str, build_options: dict, flops, progress) -> dict[str, dict]:
+    """Cache counts simulated under valgrind for each backend (fff.simulation_phase), after the
+    timed rounds, both backends at once; one inference thread each."""
     if not options.simulate_cache:
         return {}
-    from fff.cache_sim import parse_cache_spec, simulate, simulate_callable
+    from fff.simulation_phase import SimulationTarget, simulate_targets
 
-    ll = parse_cache_spec(options.cache) if options.cache else None
-    results = {}
-    for backend in backends:
-        progress(f"{target}: simulating the caches of {backend} under valgrind (slow)")
-        if backend == BASELINE:
-            simulation = simulate_callable(
-                "fff.cache_sim:torch_child_callable",
-                {"target": target, "build_options": build_options, "precision": options.precision,
-                 "input_shape": list(input_shape)},
-                iterations=SIMULATED_ITERATIONS, ll=ll, isa_cap=options.simulate_isa)
-        else:
-            simulation = simulate(xml, list(input_shape), iterations=SIMULATED_ITERATIONS, precision=options.precision,
-                                  ll=ll, isa_cap=options.simulate_isa)
-        results[backend] = {
-            "simulated_counters": simulation.counters.as_record(),
-            "simulation": {"tool": "valgrind callgrind --cache-sim=yes", "iterations": simulation.iterations,
-                           "warmup": simulation.warmup, "threads": 1, "geometry": simulation.geometry.as_dict(),
-                           "elapsed_s": round(simulation.elapsed_s, 2), "caveat": simulation.caveat,
-                           "isa": "valgrind's virtual CPU (AVX2, no AVX-512)" + (
-                               f", kernels capped at {options.simulate_isa.upper()}" if options.simulate_isa else "")},
-        }
-    return results
+    outcome: dict[str, dict] = {}
+
+    def done(_, fields: dict, errors: dict) -> None:  # a failure is said in the records: the timing is kept
+        for backend, error in errors.items():
+            progress(f"{target}: simulating the caches of {backend} failed: {error['message']}")
+        outcome.update(fields)
+
+    simulate_targets([SimulationTarget(target, target, build_options, tuple(backends), options.precision, flops)],
+                     cache=options.cache, isa_cap=options.simulate_isa, progress=progress, on_done=done)
+    return outcome
 
 
 def _flamegraph(sides: list[_Side], options: ProfileOptions, target: str, progress) -> dict | None:
@@ -326,14 +309,19 @@ def _model_caches(target: str, build_options: dict, backends, xml: str, options:
         return model_error(backends, error)
 
 
+def build_options_of(options: ProfileOptions) -> dict:
+    """What fff.models.build is given for a target profiled with ``options``."""
+    return {"batch": options.batch, "resolution": options.resolution,
+            "input_shape": None if options.input_shape is None else list(options.input_shape)}
+
+
 def profile_target(target: str, options: ProfileOptions, progress: Callable[[str], None] = lambda _: None) -> list[dict]:
     """Measure one target on every backend; returns one record per backend."""
     from fff.builder import shared_builder
     from fff.parity import compare
 
     options = options.validated()
-    build_options = {"batch": options.batch, "resolution": options.resolution,
-                     "input_shape": None if options.input_shape is None else list(options.input_shape)}
+    build_options = build_options_of(options)
     progress(f"{target}: building and converting to OpenVINO IR (in a child process)")
     model = shared_builder().prepare(target, build_options)  # the main process does no risky work
     for note in model.notes:
@@ -371,8 +359,7 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
         for side in sides:
             side.worker.close()
 
-    simulations = _simulate_caches(backends, options, target, build_options, model.xml, model.input_shape,
-                                  progress)
+    simulations = _simulate_caches(backends, options, target, build_options, model.flops, progress)
     modelled = (_model_caches(target, build_options, backends, model.xml, options, progress)
                 if options.cache_model else {})
     by_name = {s.name: s for s in sides}

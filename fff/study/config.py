@@ -15,9 +15,11 @@ A study file has four tables; every key is optional, unknown keys and wrong type
     [zoo]      models, resolutions
 
 A cell's identity (``cell_id``) is a hash of what it measures (target, resolution, precision,
-threads as declared, batch, backends, device, counters, cache simulation) and not of how long
+threads as declared, batch, backends, device, counters, what-if cache) and not of how long
 it is measured (max_seconds, target_ci, min_rounds, warmup, breakdown), so a study resumed with a longer
-time cap keeps what it has. Threads left to "every available CPU" stay ``None`` in the identity,
+time cap keeps what it has. Nor of whether its caches are simulated: simulation runs after the
+timing (fff.study.sweep's simulation phase) and changes nothing that is timed, so a timed study
+resumed with --simulate-cache --extend simulates its cells without timing them again. Threads left to "every available CPU" stay ``None`` in the identity,
 so shards agree on the split even when their machines have different core counts.
 """
 
@@ -65,7 +67,9 @@ class Cell:
 
     @property
     def cell_id(self) -> str:
-        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        # simulate_cache stays in the row's "cell" (what was asked) but not in the hash: the same
+        # timing with or without a simulation is the same cell (False keeps older studies' ids).
+        canonical = json.dumps({**self.identity(), "simulate_cache": False}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @property
@@ -139,9 +143,11 @@ class StudyConfig:
     def profile_options(self, cell: Cell):
         from fff.profiling import ProfileOptions
 
+        # simulate_cache=False: a study simulates in a phase of its own, after every cell is timed
+        # (fff.study.sweep), so that no simulation competes with a timed round for the cores.
         return ProfileOptions(backends=cell.backends, device=cell.device, precision=cell.precision,
                               threads=cell.threads, batch=cell.batch, resolution=cell.resolution,
-                              counters=cell.counters, simulate_cache=cell.simulate_cache, cache=cell.cache,
+                              counters=cell.counters, simulate_cache=False, cache=cell.cache,
                               simulate_isa=self.simulate_isa,
                               target_ci=self.target_ci, max_seconds=self.max_seconds,
                               min_rounds=self.min_rounds, warmup=self.warmup, keep_samples=self.keep_samples,

@@ -60,13 +60,19 @@ class SweepSummary:
     machine_fingerprint: str
     remeasured: int = 0  # contended cells measured again at the end
     still_contended: int = 0  # of those, contended again
+    simulated: int = 0  # cells whose caches the simulation phase simulated
+    simulation_failed: int = 0  # of those, cells with a backend whose simulation failed
+    simulation_seconds: float = 0.0  # the simulation phase's share of ``seconds``
 
     def describe(self) -> str:
         shard = f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard else ""
         again = (f"; {self.remeasured} contended cell(s) measured again, {self.still_contended} still contended"
                  if self.remeasured else "")
+        simulated = (f"; caches of {self.simulated} cell(s) simulated in {self.simulation_seconds:.0f} s"
+                     + (f" ({self.simulation_failed} with a failed backend)" if self.simulation_failed else "")
+                     if self.simulated else "")
         return (f"{self.cells} cells{shard}: {self.measured} measured, {self.failed} failed, "
-                f"{self.already_done} already done{again}; {self.seconds:.0f} s; results in {self.path}")
+                f"{self.already_done} already done{again}{simulated}; {self.seconds:.0f} s; results in {self.path}")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -159,13 +165,14 @@ def _history(store: ResultsFile, retry_errors: bool) -> tuple[set[str], dict[str
 def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, retry_errors: bool = False,
               shard: tuple[int, int] | None = None, measure: Callable | None = None,
               progress: ProgressBar | None = None, fingerprint: str | None = None, extend: bool = False,
-              quiet: bool = False) -> SweepSummary:
+              quiet: bool = False, simulate: Callable | None = None) -> SweepSummary:
     """Measure every cell of ``config`` (or of its shard) not yet in ``out``.
 
     ``measure(target, options, progress) -> list[dict]`` defaults to fff.profiling.profile_target;
     tests pass another one. ``retry_errors`` runs cells whose only row is an error again (the
     newest row wins when reading). ``extend``: resume a file measured under other settings
-    on purpose (fff.study.fingerprint)."""
+    on purpose (fff.study.fingerprint). ``simulate`` replaces fff.simulation_phase.simulate_targets
+    in the simulation phase (fff.study.simulation), for tests."""
     from fff.machine import machine_fingerprint
     from fff.profiling import profile_target
 
@@ -201,11 +208,11 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
 
     with study_lock(store.path):  # one study per results file and machine, for the whole run
         return _sweep(store, config, settings, cells, measure, fingerprint, retry_errors, shard, progress, busy,
-                      quiet)
+                      quiet, simulate)
 
 
 def _sweep(store, config, settings, cells, measure, fingerprint, retry_errors, shard, progress,
-           busy, quiet) -> SweepSummary:
+           busy, quiet, simulate) -> SweepSummary:
     from fff.machine import machine_info, versions
 
     finished, deaths = _history(store, retry_errors)
@@ -219,16 +226,22 @@ def _sweep(store, config, settings, cells, measure, fingerprint, retry_errors, s
     started, measured, failed = time.monotonic(), 0, 0
     machine, software = machine_info(), versions()
     queue, requeued, still_contended = list(todo), set(), 0
+    def key_of(cell: Cell) -> str:
+        return row_key(cell.cell_id, fingerprint)
+
+    def bookkeeping_of(cell: Cell) -> dict:
+        return {"schema": ROW_SCHEMA, "study": config.name, "cell_id": cell.cell_id, "key": key_of(cell),
+                "machine_fingerprint": fingerprint, "cell": cell.identity(),
+                "config": settings, "config_fingerprint": config_fingerprint(settings),
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "host": platform.node(), "pid": os.getpid()}
+
     for cell in queue:  # contended cells are appended once, so they run again at the end
         again = cell.cell_id in requeued
-        key = row_key(cell.cell_id, fingerprint)
+        key = key_of(cell)
         bar.start(cell.label)
         cell_started = time.monotonic()
-        bookkeeping = {"schema": ROW_SCHEMA, "study": config.name, "cell_id": cell.cell_id, "key": key,
-                       "machine_fingerprint": fingerprint, "cell": cell.identity(),
-                       "config": settings, "config_fingerprint": config_fingerprint(settings),
-                       "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                       "host": platform.node(), "pid": os.getpid()}
+        bookkeeping = bookkeeping_of(cell)
         records, error = [], None
         if deaths.get(key, 0) >= MAX_DEATHS:
             error = {"type": "StudyProcessDied",
@@ -257,5 +270,11 @@ def _sweep(store, config, settings, cells, measure, fingerprint, retry_errors, s
             queue.append(cell)
             bar.total += 1
             bar.note(f"{cell.label} was contended: it will be measured again at the end")
+    # After every timed round of the study, never among them (fff.study.simulation).
+    from fff.study.simulation import simulation_phase
+
+    simulated, simulation_failed, simulation_seconds = simulation_phase(
+        store, config, cells, key_of, bookkeeping_of, bar, retry_errors=retry_errors, simulate=simulate)
     return SweepSummary(store.path, len(cells), len(cells) - len(todo), measured, failed,
-                        time.monotonic() - started, shard, fingerprint, len(requeued), still_contended)
+                        time.monotonic() - started, shard, fingerprint, len(requeued), still_contended,
+                        simulated, simulation_failed, simulation_seconds)

@@ -1,0 +1,214 @@
+"""The simulation phase: cache counts of many targets simulated under valgrind, on every core at once.
+
+Simulation is 50-100x slower than running natively and uses a whole core, so it never runs
+while anything is timed: fff-profile simulates a target after its timed rounds, fff-study after
+every cell has been timed. It keeps one simulation server (fff.simulation_server: a valgrind'ed
+interpreter that imported torch and openvino once and forks a child per job) per core busy with
+jobs, the largest first so that a large model does not finish alone at the end.
+
+Each target's PyTorch module is built natively by the builder child (fff.builder) and saved
+whole; the simulated child loads it instead of building it again under valgrind (random
+initialisation of resnet50 took 22 s there, loading 0.9 s), and never counts FLOPs again. The
+OpenVINO job compiles the IR the timed run used (the conversion cache). One warm-up inference,
+then one measured (fff.profiling.SIMULATED_ITERATIONS; issue #13: successive inferences agree
+within 0.3% after the cold pass).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from fff.errors import FffError
+
+__all__ = ["SimulationTarget", "simulate_targets", "record_fields", "error_fields", "simulation_timeout", "SIMULATED_ITERATIONS", "SIMULATED_WARMUP"]
+
+BASELINE = "torch"
+# After one warm-up (the cold pass), successive inferences agree within 0.3% and fresh processes
+# give the same counts (issue #13), so one measured inference suffices.
+SIMULATED_ITERATIONS = 1
+SIMULATED_WARMUP = 1
+
+
+@dataclass(frozen=True)
+class SimulationTarget:
+    """One target to simulate on each of its backends; ``key`` is the caller's name for it."""
+
+    key: str
+    target: str
+    build_options: dict
+    backends: tuple[str, ...]
+    precision: str
+    flops: float | None = None  # from the timed run: orders the jobs, sizes the time limit
+
+
+def simulation_timeout(flops: float | None) -> float:
+    """Seconds a job may take: a hang must end, a large model must not. Measured under valgrind on the
+    2-core VM with capped kernels: about 6 s + 20 s per GFLOP per inference (issue #13); two
+    inferences (warm-up and measured) and a five-fold margin for an uncapped or loaded run."""
+    gigaflops = (flops or 0) / 1e9
+    return 600.0 + 2 * 5 * 20.0 * gigaflops
+
+
+def record_fields(result, isa_cap: str | None, weights: str) -> dict:
+    """What a record gets from one simulation (the same fields fff-profile and fff-study write)."""
+    return {
+        "simulated_counters": result.counters.as_record(),
+        "simulation": {"tool": "valgrind callgrind --cache-sim=yes", "iterations": result.iterations,
+                       "warmup": result.warmup, "threads": 1, "geometry": result.geometry.as_dict(),
+                       "elapsed_s": round(result.elapsed_s, 2), "caveat": result.caveat,
+                       "isa": "valgrind's virtual CPU (AVX2, no AVX-512)" + (
+                           f", kernels capped at {isa_cap.upper()}" if isa_cap else ""),
+                       "process": "a fork of a simulation server per job (fff.simulation_server)",
+                       "weights": weights},
+    }
+
+
+def error_fields(error: dict) -> dict:
+    """What a record gets when its simulation failed: every simulated counter "error", with why;
+    never a zero."""
+    from fff.cache_sim import SIMULATED_COUNTERS
+
+    why = f"the simulation failed: {error['type']}: {error['message']}"
+    return {"simulated_counters": {name: {"per_inference": None, "total": None, "status": "error", "reason": why, "scaled": False}
+                                   for name in SIMULATED_COUNTERS},
+            "simulation": {"tool": "valgrind callgrind --cache-sim=yes", "error": why}}
+
+
+@dataclass
+class _Job:
+    item: SimulationTarget
+    backend: str
+    job: dict
+    weights: str
+    cleanup: str | None = None  # a saved module, removed once simulated
+
+
+def _jobs_for(item: SimulationTarget, directory: str) -> list[_Job]:
+    """Build (natively, in the builder child) what the jobs of ``item`` need: the IR and the saved module."""
+    from fff.builder import shared_builder
+
+    model = shared_builder().prepare(item.target, item.build_options)
+    jobs = []
+    for backend in item.backends:
+        if backend == BASELINE:
+            path = os.path.join(directory, f"module-{len(os.listdir(directory))}.pt")
+            saved = shared_builder().save_module(item.target, item.build_options, path)
+            kwargs = {"target": item.target, "build_options": item.build_options, "precision": item.precision,
+                      "input_shape": list(model.input_shape), "module_path": path if saved else None}
+            jobs.append(_Job(item, backend, {"kind": "callable", "factory": "fff.cache_sim:torch_child_callable",
+                                             "kwargs": kwargs},
+                             "the parent's build, saved whole and loaded (torch.save)" if saved else
+                             "built again in the simulated process from the same seed (the module could not be saved)",
+                             path if saved else None))
+        else:
+            jobs.append(_Job(item, backend, {"kind": "openvino", "model": model.xml,
+                                             "input_shape": [list(model.input_shape)], "precision": item.precision},
+                             "the IR the timed run compiled"))
+    return jobs
+
+
+def simulate_targets(items: Iterable[SimulationTarget], *, cache: str | None = None, isa_cap: str | None = None,
+                     workers: int | None = None, progress: Callable[[str], None] = lambda _: None,
+                     on_done: Callable[[SimulationTarget, dict, dict], None]) -> None:
+    """Simulate every backend of every item, ``workers`` jobs at once (default: every CPU this process
+    may use). ``on_done(item, fields, errors)`` is called in this thread as each item finishes, with
+    the record fields per backend (record_fields, or error_fields for a backend that failed) and,
+    for backends that failed, {"type", "message"}."""
+    from fff.cache_sim import parse_cache_spec, unavailable_reason
+    from fff.simulation_server import PRELOAD, SimulationServer
+
+    reason = unavailable_reason()
+    if reason:
+        raise FffError(reason)
+    ll = parse_cache_spec(cache) if cache else None
+    items = sorted(items, key=lambda item: -(item.flops or 0))  # the largest first: no long tail at the end
+    if not items:
+        return
+    workers = max(1, min(workers or len(os.sched_getaffinity(0)), sum(len(i.backends) for i in items)))
+    todo: queue.Queue = queue.Queue()
+    done: queue.Queue = queue.Queue()
+    servers: list = []
+    stopping = threading.Event()
+
+    def serve() -> None:
+        server = None
+        while not stopping.is_set():
+            job = todo.get()
+            if job is None:
+                break
+            try:
+                if server is None or not server.running:
+                    server = SimulationServer(ll, isa_cap, preload=PRELOAD)
+                    servers.append(server)
+                result = server.run(job.job, SIMULATED_ITERATIONS, SIMULATED_WARMUP, simulation_timeout(job.item.flops))
+                done.put((job, record_fields(result, isa_cap, job.weights), None))
+            except Exception as error:  # noqa: BLE001 - one job's failure is that job's result
+                done.put((job, None, {"type": type(error).__name__, "message": str(error).strip().splitlines()[0]
+                                      if str(error).strip() else type(error).__name__}))
+            finally:
+                if job.cleanup and os.path.exists(job.cleanup):
+                    os.unlink(job.cleanup)
+        if server is not None:
+            server.close()
+
+    threads = [threading.Thread(target=serve, daemon=True, name=f"fff-simulation-{n}") for n in range(workers)]
+    directory = tempfile.mkdtemp(prefix="fff-simulation-")
+    pending: dict[str, list] = {}  # item key -> [item, jobs left, fields, errors]
+    progress(f"simulating the caches of {len(items)} target(s) under valgrind, {workers} at once (slow)")
+    try:
+        for thread in threads:
+            thread.start()
+        in_flight = 0  # jobs queued or running, not yet collected
+        for item in items:
+            while in_flight > workers:  # one item prepared ahead: saved modules do not pile up on disk
+                in_flight -= _collect(done, pending, on_done)
+            try:
+                jobs = _jobs_for(item, directory)
+            except FffError as error:
+                errors = {b: {"type": type(error).__name__, "message": str(error).strip().splitlines()[0]}
+                          for b in item.backends}
+                on_done(item, {b: error_fields(e) for b, e in errors.items()}, errors)
+                continue
+            pending[item.key] = [item, len(jobs), {}, {}]
+            for job in jobs:
+                todo.put(job)
+            in_flight += len(jobs)
+            while in_flight and _collect(done, pending, on_done, block=False):
+                in_flight -= 1
+        while in_flight:
+            in_flight -= _collect(done, pending, on_done)
+    except BaseException:
+        stopping.set()
+        for server in list(servers):
+            server.close()  # kills the job in flight: Ctrl-C must not wait minutes for valgrind
+        raise
+    finally:
+        for _ in threads:
+            todo.put(None)
+        for thread in threads:
+            thread.join(timeout=30)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _collect(done: queue.Queue, pending: dict, on_done, block: bool = True) -> bool:
+    """Take one finished job; call on_done when it was its item's last. False when none was ready
+    (blocking waits half a second at a time, so Ctrl-C is seen)."""
+    try:
+        job, fields, error = done.get(timeout=0.5) if block else done.get_nowait()
+    except queue.Empty:
+        return False
+    entry = pending[job.item.key]
+    entry[1] -= 1
+    if fields is not None:
+        entry[2][job.backend] = fields
+    if error is not None:
+        entry[2][job.backend], entry[3][job.backend] = error_fields(error), error
+    if entry[1] == 0:
+        on_done(entry[0], entry[2], entry[3])
+    return True
