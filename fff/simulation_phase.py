@@ -160,7 +160,8 @@ def simulate_targets(items: Iterable[SimulationTarget], *, cache: str | None = N
     threads = [threading.Thread(target=serve, daemon=True, name=f"fff-simulation-{n}") for n in range(workers)]
     directory = tempfile.mkdtemp(prefix="fff-simulation-")
     pending: dict[str, list] = {}  # item key -> [item, jobs left, fields, errors]
-    progress(f"simulating the caches of {len(items)} target(s) under valgrind, {workers} at once (slow)")
+    progress(f"simulating the caches of {len(items)} target(s) under valgrind after the timing, {workers} at once, "
+             f"the largest first (slow: minutes per target)")
     try:
         for thread in threads:
             thread.start()

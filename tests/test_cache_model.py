@@ -172,6 +172,11 @@ def test_study_simulates_a_calibration_subset():
     assert {c.pattern for c in cells if c.simulate_cache} == {"plain", "residual"}
     with pytest.raises(UsageError, match="calibrate_every"):
         parse_study('[measure]\ncalibrate_every = 0\n')
+    later = parse_study('[measure]\ncalibrate_every = 4\ncalibrate_from = 2\n[patterns]\nnames = ["plain", "residual"]\n'
+                        'depths = [1, 2, 4, 8]\n').cells()
+    assert [c.depth for c in later if c.simulate_cache] == [4, 4]  # each pattern's third cell
+    with pytest.raises(UsageError, match="calibrate_from"):
+        parse_study('[measure]\ncalibrate_from = -1\n')
 
 
 def test_profile_options_check_the_cache_spec_and_isa_cap_first():

@@ -9,7 +9,7 @@ A study file has four tables; every key is optional, unknown keys and wrong type
 
     [study]    name, description
     [measure]  backends, device, precisions, threads, batch, counters, simulate_cache, cache,
-               calibrate_every, simulate_isa, max_seconds, min_rounds, target_ci, warmup, keep_samples,
+               calibrate_every, calibrate_from, simulate_isa, max_seconds, min_rounds, target_ci, warmup, keep_samples,
                breakdown
     [patterns] names, depths, widths, resolutions
     [zoo]      models, resolutions
@@ -97,6 +97,7 @@ class StudyConfig:
     cache: str | None = None
     simulate_isa: str | None = None  # fff.cache_sim.ISA_CAPS key for the simulated cells
     calibrate_every: int | None = None  # simulate one cell in N (every cell is modelled): the model's calibration
+    calibrate_from: int = 0  # the first of them (0-based, in cell order): which depth/width each pattern calibrates
     max_seconds: float = 3.0
     min_rounds: int = 3
     target_ci: float = 0.02
@@ -135,8 +136,9 @@ class StudyConfig:
             if cell.cell_id not in seen:
                 seen.add(cell.cell_id)
                 unique.append(cell)
-        if self.calibrate_every:  # in cell order: with the default order, each pattern's smallest cells first
-            unique = [replace(cell, simulate_cache=True) if i % self.calibrate_every == 0 else cell
+        if self.calibrate_every:  # in cell order: with the default order, the same depth and width of each pattern
+            unique = [replace(cell, simulate_cache=True)
+                      if i >= self.calibrate_from and (i - self.calibrate_from) % self.calibrate_every == 0 else cell
                       for i, cell in enumerate(unique)]
         return unique
 
@@ -232,6 +234,7 @@ _SCHEMA = {
         "simulate_cache": ("simulate_cache", _flag),
         "cache": ("cache", _cache_spec),
         "calibrate_every": ("calibrate_every", _scalar(_whole, "a whole number >= 1")),
+        "calibrate_from": ("calibrate_from", _scalar(_whole_or_zero, "a whole number >= 0")),
         "simulate_isa": ("simulate_isa", _scalar(lambda v: v in ("sse41", "avx", "avx2"), '"sse41", "avx" or "avx2"')),
         "max_seconds": ("max_seconds", _scalar(_positive, "a positive number of seconds")),
         "min_rounds": ("min_rounds", _scalar(_whole, "a whole number >= 1")),

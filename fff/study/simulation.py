@@ -68,6 +68,7 @@ def simulation_phase(store, config, cells, key_of, bookkeeping, bar, *, retry_er
     if simulate is None:
         from fff.simulation_phase import simulate_targets as simulate
     started = time.monotonic()
+    phase_started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     by_key = {}
     items = []
     for cell, key, timing in wanted:
@@ -76,14 +77,13 @@ def simulation_phase(store, config, cells, key_of, bookkeeping, bar, *, retry_er
         by_key[key] = (cell, records)
         items.append(SimulationTarget(key, cell.target, build_options_of(options), tuple(r["backend"] for r in records),
                                       cell.precision, max((r.get("flops") or 0) for r in records) or None))
-    bar.note(f"simulation phase: the caches of {len(items)} cell(s) under valgrind, every core at once, "
-             f"largest first (each takes minutes)")
     counts = {"simulated": 0, "failed": 0}
 
     def done(item, fields: dict, errors: dict) -> None:
         cell, records = by_key[item.key]
         fields = _with_roofline(records, fields)
         store.append({**bookkeeping(cell), "status": SIMULATED, "simulations": fields, "errors": errors or None,
+                      "phase_started": phase_started, "phase_seconds": round(time.monotonic() - started, 3),
                       "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       "host": platform.node(), "pid": os.getpid()})
         counts["simulated"] += 1
