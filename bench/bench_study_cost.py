@@ -17,6 +17,14 @@ import json
 import sys
 
 
+def _model_seconds(records: list[dict]) -> float:
+    """The cache model's cost in one cell: the whole call (target_seconds, both backends), else the
+    sum of each backend's own time (results written before target_seconds existed)."""
+    models = [rec.get("cache_model") or {} for rec in records]
+    whole = [m["target_seconds"] for m in models if m.get("target_seconds") is not None]
+    return max(whole) if whole else sum(m.get("elapsed_s") or 0 for m in models)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
@@ -26,7 +34,7 @@ def main(argv=None) -> int:
     timed = [r for r in rows if r.get("status") in ("ok", "error")]
     simulated = [r for r in rows if r.get("status") == "simulated"]
     cells_s = sum(r.get("seconds") or 0 for r in timed)
-    model_s = sum((rec.get("cache_model") or {}).get("elapsed_s") or 0 for r in timed for rec in r.get("records") or [])
+    model_s = sum(_model_seconds(r.get("records") or []) for r in timed)
     phases = {}
     for r in simulated:  # one entry per simulation phase (a resumed study may have run several)
         phases[r.get("phase_started")] = max(phases.get(r.get("phase_started"), 0), r.get("phase_seconds") or 0)

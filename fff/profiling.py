@@ -360,8 +360,11 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
             side.worker.close()
 
     simulations = _simulate_caches(backends, options, target, build_options, model.flops, progress)
-    modelled = (_model_caches(target, build_options, backends, model.xml, options, progress)
-                if options.cache_model else {})
+    modelled, model_started = {}, time.monotonic()
+    if options.cache_model:
+        modelled = _model_caches(target, build_options, backends, model.xml, options, progress)
+        for fields in modelled.values():  # the whole call, both backends and the child's round trip: its cost
+            fields.get("cache_model", {})["target_seconds"] = round(time.monotonic() - model_started, 3)
     by_name = {s.name: s for s in sides}
     baseline = by_name.get(BASELINE)
     timestamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
