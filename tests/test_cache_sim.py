@@ -179,3 +179,16 @@ def test_the_simulation_phase_loads_the_parents_module_and_agrees_with_a_fresh_p
     served = fields["torch"]["simulated_counters"]
     for name in ("instructions", "llc-misses"):
         assert served[name]["per_inference"] == pytest.approx(fresh.per_inference(name), rel=0.15), name
+
+
+@needs_valgrind
+def test_a_job_that_crashes_or_hangs_is_one_clear_error_and_the_server_is_gone():
+    from fff.simulation_server import SimulationServer
+
+    with SimulationServer() as server:
+        with pytest.raises(fff.FffError, match="killed by SIGABRT"):
+            server.run({"kind": "callable", "factory": "os:abort", "kwargs": {}}, 1, 0, timeout=300)
+        assert server.running  # only the job's fork died: the next job runs in the same server
+        with pytest.raises(fff.FffError, match="took longer than 5 s"):
+            server.run({"kind": "callable", "factory": "signal:pause", "kwargs": {}}, 1, 0, timeout=5)
+        assert not server.running  # a hang stops the server (and its job) rather than leaving it spinning
