@@ -4,8 +4,8 @@ A study simulates a subset of its cells under valgrind (``calibrate_every = N``)
 cell (fff.cache_model). The model errs low (it streams each tensor once per operation; kernels
 re-read some), by an amount that depends mostly on the backend: bench/bench_cache_model.py
 measured OpenVINO -5% to -20% and PyTorch -19% to -46% per pattern. So a scale factor per
-backend, simulated / modelled LL misses over the simulated cells, corrects most of it; the
-validation says how much is left, per pattern, from cells the factor was not fitted on.
+backend and pattern, simulated / modelled LL misses over the simulated cells, corrects most of
+it; the validation says how much is left, per pattern, from cells the factor was not fitted on.
 
 Every calibrated figure says so (its source names the factor and the cells behind it); the raw
 modelled value stays in ``llc_modelled`` beside ``llc_calibrated``.
@@ -22,12 +22,17 @@ __all__ = ["KNOWN_ERROR", "calibrate", "calibration_factors", "calibration_valid
 # (~125 lines when the network fits the LL): no ratio to the model means anything there, and the
 # errors are taken against this floor (as fff.cache_analysis.model_error does).
 FLOOR_LINES = 1000
-# A pattern gets a factor of its own only with this many simulated cells of one backend; below it
-# the backend's pooled median is used. With 1-2 cells a per-pattern factor is fitted to one or two
-# points and validates nothing (leave-one-out would leave it none); the pooled median over all the
-# backend's cells is robust to one odd cell (a kernel valgrind's CPU made the runtime pick) and the
-# bench shows the backend explains more of the error than the pattern does for OpenVINO.
-MIN_PATTERN_CELLS = 3
+# A pattern with a simulated cell of its own gets its own factor (the median of its cells' ratios);
+# a pattern with none, and every zoo model, gets the backend's pooled median. Why not pool
+# everything, the steadier estimate with few cells: the model's error depends on what the kernels
+# re-read, which is the pattern's, and between patterns it varies far more than within one across
+# depth. Measured here (tiny study, 64 px, width 0.5, 1 MiB LL): PyTorch plain 1.24 (depth 1) and
+# 1.19 (depth 3), dw-bottleneck 1.87; OpenVINO 1.01-1.05. Pooled, PyTorch plain erred +23% to +30%
+# leave-one-out; by its own pattern about +-4%. A single cell per pattern is noisier than a median of
+# many, but that noise (a few %) is smaller than the bias of pooling; the leave-one-out table shows
+# both: a pattern with two or more simulated cells validates its own factor, a pattern with one
+# validates the pooled fallback an unsimulated pattern gets.
+MIN_PATTERN_CELLS = 1
 
 # The model's error where a study simulated nothing: bench/bench_cache_model.py, bench/README.md
 # (depth 1, width 0.5, 64 px, 1 MiB LL, valgrind 3.19, 2026-11-25). (modelled - simulated) / simulated.
@@ -60,8 +65,9 @@ def _fit_rows(both: pd.DataFrame) -> pd.DataFrame:
 def _factor(fit: pd.DataFrame, pattern: str) -> tuple[float, int, str | None]:
     """(simulated / modelled factor, cells it rests on, the pattern when it is the pattern's own).
 
-    The median of the ratios: with the few cells a study simulates a mean would follow one odd
-    cell; for an odd n it is also the geometric median, so it does not favour ratios above 1."""
+    The median of the ratios: with three or more cells one odd cell (a kernel valgrind's CPU made
+    the runtime pick) cannot move it as it would a mean; for an odd n it is also the median of the
+    log-ratios, so it favours neither side of 1."""
     own = fit[fit["pattern"] == pattern]
     if pattern != "zoo" and len(own) >= MIN_PATTERN_CELLS:  # zoo models share no structure: pooled only
         return float((own["llc_simulated"] / own["llc_modelled"]).median()), len(own), pattern
@@ -76,8 +82,9 @@ def _label(backend: str, factor: float, cells: int, pattern: str | None) -> str:
 
 
 def calibration_factors(records: pd.DataFrame) -> pd.DataFrame:
-    """Per machine and backend, the pooled factor (scope "all patterns") and each pattern's own
-    where it has MIN_PATTERN_CELLS simulated cells: cells, factor, and the ratios' range."""
+    """Per machine and backend, the pooled factor (scope "all patterns": for patterns with no
+    simulated cell, and zoo models) and each pattern's own where it has MIN_PATTERN_CELLS simulated
+    cells: cells, factor, and the ratios' range."""
     columns = ["machine", "backend", "scope", "cells", "factor", "ratio_min", "ratio_max"]
     out = []
     for (machine, backend), both in _both(records).groupby(["machine", "backend"]):

@@ -51,10 +51,10 @@ def test_every_cell_has_an_llc_figure_with_its_source(page):
     assert records["llc_misses"].notna().all()
     simulated = records[records["depth"] == 1]
     assert set(simulated["llc_source"]) == {"simulated"}
-    # the rest are modelled, scaled by the two simulated cells of their backend (each 1.1x its model)
+    # the rest are modelled, scaled by their pattern's simulated cell (1.1x its model)
     modelled = records[records["depth"] > 1]
-    assert set(modelled["llc_source"]) == {f"modelled, calibrated by 2 simulated {b} cells (factor 1.10)"
-                                           for b in ("torch", "openvino")}
+    assert set(modelled["llc_source"]) == {f"modelled, calibrated by 1 simulated {b} {p} cell (factor 1.10)"
+                                           for b in ("torch", "openvino") for p in ("plain", "residual")}
     assert list(modelled["llc_misses"]) == pytest.approx(list(1.1 * modelled["llc_modelled"]))
     assert list(modelled["llc_modelled"]) == pytest.approx(list(1000.0 * modelled["depth"]))
 
@@ -84,6 +84,6 @@ def test_report_has_the_cache_section_and_a_drawn_roofline(page):
     assert "How close each backend comes to the roof" in text
     # calibration and its leave-one-out validation: each depth-1 cell predicted by the other pattern's 1.1
     assert "leave-one-out (1 of 1 predicted)" in text and "Uncalibrated" not in text
-    assert "calibrated by 2 simulated torch cells (factor 1.10)" in text
+    assert "calibrated by 1 simulated torch plain cell (factor 1.10)" in text
     roofline = path.parent / "roofline.png"
     assert roofline.stat().st_size > 20_000  # points and roofs drawn, not the "nothing to show" panel

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from fff.cache_analysis import cache_sources
-from fff.cache_calibration import (FLOOR_LINES, KNOWN_ERROR, KNOWN_ERROR_SOURCE, MIN_PATTERN_CELLS,
-                                   calibration_factors, calibration_validation)
+from fff.cache_calibration import (FLOOR_LINES, KNOWN_ERROR, KNOWN_ERROR_SOURCE, calibration_factors,
+                                   calibration_validation)
 
 __all__ = ["roofline_figure", "cache_section_html"]
 
@@ -55,9 +55,10 @@ def _calibration_html(records: pd.DataFrame, table) -> list[str]:
     backend with no simulated cell, that its figures are uncalibrated and what the bench measured."""
     factors = calibration_factors(records)
     parts = ["<h3>The cache model against simulation</h3>",
-             '<p class="note">Calibration: per backend, the median over its simulated cells of simulated / modelled '
-             f'LL read misses (cells with at least {FLOOR_LINES:,} simulated lines and a non-zero model); a pattern '
-             f'with {MIN_PATTERN_CELLS} or more simulated cells of that backend gets its own median. Modelled figures '
+             '<p class="note">Calibration: simulated / modelled LL read misses over the simulated cells (those with '
+             f'at least {FLOOR_LINES:,} simulated lines and a non-zero model). A pattern with a simulated cell of a '
+             'backend gets the median of its own cells\' ratios (the error depends on the pattern\'s kernels); '
+             'a pattern with none, and a zoo model, the median over all the backend\'s cells. Modelled figures '
              'elsewhere in this report are multiplied by their factor and say so ("modelled, calibrated by N simulated '
              'cells (factor x)"); the raw modelled value stays beside it in records.csv (llc_modelled, '
              'llc_calibrated). A failed simulation counts as no cell, never as 0.</p>',
