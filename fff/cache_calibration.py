@@ -78,7 +78,7 @@ def _factor(fit: pd.DataFrame, pattern: str) -> tuple[float, int, str | None]:
 
 def _label(backend: str, factor: float, cells: int, pattern: str | None) -> str:
     what = f"{backend} {pattern}" if pattern else backend
-    return f"modelled, calibrated by {cells} simulated {what} cell{'s' if cells != 1 else ''} (factor {factor:.2f})"
+    return f", calibrated by {cells} simulated {what} cell{'s' if cells != 1 else ''} (factor {factor:.2f})"
 
 
 def calibration_factors(records: pd.DataFrame) -> pd.DataFrame:
@@ -125,9 +125,9 @@ def calibrate(records: pd.DataFrame) -> pd.DataFrame:
             modelled = index[records.loc[index, "llc_source"].fillna("").str.startswith("modelled").to_numpy()
                              & records.loc[index, "llc_modelled"].notna().to_numpy()]
             records.loc[modelled, "llc_misses"] = records.loc[modelled, "llc_calibrated"]
-            # keeps the "(what-if LL)" mark fff.cache_analysis.record_llc put there
+            # after the "(what-if LL)" mark fff.cache_analysis.record_llc may have put there
             records.loc[modelled, "llc_source"] = [
-                source.replace("modelled", _label(backend, factor, cells, scope), 1)
+                source + _label(backend, factor, cells, scope)
                 for source in records.loc[modelled, "llc_source"]]
     return records
 
@@ -145,16 +145,22 @@ def calibration_validation(records: pd.DataFrame) -> pd.DataFrame:
     floor = both["llc_simulated"].clip(lower=FLOOR_LINES)
     both["raw_pct"] = 100 * (both["llc_modelled"] - both["llc_simulated"]) / floor
     both["calibrated_pct"] = np.nan
+    both["predicted_by"] = None
     for _, group in both.groupby(["machine", "backend"]):
         fit = _fit_rows(group)
         for index, cell in group.iterrows():
-            factor, _, _ = _factor(fit.drop(index, errors="ignore"), cell["pattern"])
+            factor, _, scope = _factor(fit.drop(index, errors="ignore"), cell["pattern"])
+            both.loc[index, "predicted_by"] = None if np.isnan(factor) else "own pattern" if scope else "pooled"
             both.loc[index, "calibrated_pct"] = 100 * (cell["llc_modelled"] * factor - cell["llc_simulated"]) / floor[index]
     out = []
     for (machine, backend, pattern), cells in both.groupby(["machine", "backend", "pattern"]):
         raw, calibrated = cells["raw_pct"], cells["calibrated_pct"].dropna()
         # a short cell: the table must fit the page; the report's note says what leave-one-out means
-        validation = (f"leave-one-out ({len(calibrated)} of {len(cells)} predicted)" if len(calibrated) else
+        # own pattern: by its pattern's other simulated cells; pooled: by the backend's other patterns
+        by = cells["predicted_by"].value_counts()
+        missing = len(cells) - len(calibrated)
+        validation = ("leave-one-out: " + ", ".join(f"{n} by {how}" for how, n in sorted(by.items()))
+                      + (f" ({missing} not predicted)" if missing else "") if len(calibrated) else
                       "none: no other simulated cell to fit on")
         out.append([machine, backend, pattern, len(cells), raw.median(), raw.min(), raw.max(),
                     calibrated.median() if len(calibrated) else np.nan,

@@ -65,7 +65,7 @@ def test_leave_one_out_error_per_pattern():
     # the only dw-bottleneck cell: by the pooled median of the others (1.35), as an unsimulated pattern would be
     assert dw["calibrated_median_pct"] == pytest.approx(100 * (1.35 / 2.0 - 1))
     assert dw["raw_median_pct"] == pytest.approx(-50.0)
-    assert plain["validation"] == "leave-one-out (2 of 2 predicted)"
+    assert plain["validation"] == "leave-one-out: 2 by own pattern" and dw["validation"] == "leave-one-out: 1 by pooled"
     assert "openvino" not in set(table["backend"])
 
 
@@ -87,6 +87,9 @@ def test_one_simulated_cell_calibrates_but_validates_nothing():
     assert table["cells"].tolist() == [1] and table["calibrated_median_pct"].isna().all()
     assert table["validation"].iloc[0].startswith("none")
     assert calibrate(frame(rows))["llc_misses"].tolist() == pytest.approx([11_000, 33_000])
+    rows[1]["llc_source"] = "modelled (what-if LL)"  # fff.cache_analysis.record_llc's mark stays
+    assert calibrate(frame(rows))["llc_source"].iloc[1] == ("modelled (what-if LL), calibrated by 1 simulated openvino "
+                                                            "plain cell (factor 1.10)")
 
 
 def test_cells_below_the_floor_or_where_the_model_fits_do_not_set_the_factor():
@@ -99,7 +102,7 @@ def test_cells_below_the_floor_or_where_the_model_fits_do_not_set_the_factor():
     # 125 lines missed, against the 1,000-line floor, and -1/6; only the fitting cell had a factor to be predicted by
     assert (table["raw_min_pct"].iloc[0], table["raw_max_pct"].iloc[0]) == pytest.approx((-100 / 6, -12.5))
     assert table["calibrated_median_pct"].iloc[0] == pytest.approx(-12.5)
-    assert table["validation"].iloc[0] == "leave-one-out (1 of 2 predicted)"
+    assert table["validation"].iloc[0] == "leave-one-out: 1 by own pattern (1 not predicted)"
 
 
 @pytest.mark.parametrize("simulation", [
@@ -130,7 +133,7 @@ def test_the_report_says_uncalibrated_and_the_bench_error_where_nothing_was_simu
 
 def test_the_report_has_the_calibration_and_validation_tables():
     text = cache_section_html(calibrate(frame(STUDY)), _table)
-    assert "leave-one-out (2 of 2 predicted)" in text and "calibrated median pct" in text.replace("_", " ")
+    assert "leave-one-out: 2 by own pattern" in text and "calibrated median pct" in text.replace("_", " ")
     assert "raw median pct" in text and "all patterns" in text
     assert "modelled, calibrated by 2 simulated torch plain cells (factor 1.35)" in text  # the sources table
     assert "Uncalibrated:</b> no cell of openvino was simulated" in text and "-5% to -20%" in text

@@ -83,7 +83,7 @@ def test_report_has_the_cache_section_and_a_drawn_roofline(page):
     assert "Where the cache figures come from" in text and "The cache model against simulation" in text
     assert "How close each backend comes to the roof" in text
     # calibration and its leave-one-out validation: each depth-1 cell predicted by the other pattern's 1.1
-    assert "leave-one-out (1 of 1 predicted)" in text and "Uncalibrated" not in text
+    assert "leave-one-out: 1 by pooled" in text and "Uncalibrated" not in text
     assert "calibrated by 1 simulated torch plain cell (factor 1.10)" in text
     roofline = path.parent / "roofline.png"
     assert roofline.stat().st_size > 20_000  # points and roofs drawn, not the "nothing to show" panel
