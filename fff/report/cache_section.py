@@ -62,7 +62,7 @@ def _calibration_html(records: pd.DataFrame, table) -> list[str]:
              'elsewhere in this report are multiplied by their factor and say so ("modelled, calibrated by N simulated '
              'cells (factor x)"); the raw modelled value stays beside it in records.csv (llc_modelled, '
              'llc_calibrated). A failed simulation counts as no cell, never as 0.</p>',
-             table(factors.drop(columns=["machine"]), "no simulated cell to calibrate by")]
+             table(factors.drop(columns=["machine"]).round(3), "no simulated cell to calibrate by")]
     calibrated = set(factors["backend"])
     modelled = records[records["llc_modelled"].notna()]
     uncalibrated = [b for b in sorted(modelled["backend"].dropna().unique()) if b not in calibrated]
@@ -75,9 +75,11 @@ def _calibration_html(records: pd.DataFrame, table) -> list[str]:
     parts += ['<p class="note">Validation per pattern over the simulated cells: the raw model\'s error and the '
               'calibrated model\'s, 100 x (model - simulated) / simulated (below 1,000 simulated lines, against '
               '1,000). The calibrated error is leave-one-out: each cell is predicted by a factor fitted on the '
-              'backend\'s other simulated cells, never on itself; with one simulated cell nothing is validated. '
-              'n = simulated cells.</p>',
-              table(calibration_validation(records).drop(columns=["machine"]), "no cell was both simulated and modelled")]
+              'backend\'s other simulated cells, never on itself: by its own pattern\'s other cells where it has '
+              'some, else by the pooled median of the other patterns (what a pattern with no simulated cell gets). '
+              'A backend with one simulated cell validates nothing. n = simulated cells.</p>',
+              table(calibration_validation(records).drop(columns=["machine"]).round(1),
+                    "no cell was both simulated and modelled")]
     if (records["intensity_source"] == "modelled").any():
         parts.append('<p class="note">The roofline\'s arithmetic intensity uses the LL traffic its record carries; '
                      'where that is modelled it is the raw model, not calibrated.</p>')
