@@ -72,15 +72,18 @@ def _calibration_html(records: pd.DataFrame, table) -> list[str]:
         parts.append(f'<p class="note"><b>Uncalibrated:</b> no cell of {html.escape(", ".join(uncalibrated))} was '
                      f'simulated here (set calibrate_every in the study file), so its modelled LLC figures are the raw '
                      f'model. Its known error, from {html.escape(KNOWN_ERROR_SOURCE)}: {lines}.</p>')
+    validation = calibration_validation(records).drop(columns=["machine"]).round(1)
+    if validation.empty:
+        return parts + ['<p class="note">No cell was both simulated and modelled: nothing validates the model '
+                        'here.</p>']
     parts += ['<p class="note">Validation per pattern over the simulated cells: the raw model\'s error and the '
               'calibrated model\'s, 100 x (model - simulated) / simulated (below 1,000 simulated lines, against '
               '1,000). The calibrated error is leave-one-out: each cell is predicted by a factor fitted on the '
               'backend\'s other simulated cells, never on itself: by its own pattern\'s other cells where it has '
               'some, else by the pooled median of the other patterns (what a pattern with no simulated cell gets). '
               'A backend with one simulated cell validates nothing. n = simulated cells.</p>',
-              table(calibration_validation(records).drop(columns=["machine"]).round(1),
-                    "no cell was both simulated and modelled")]
-    if (records["intensity_source"] == "modelled").any():
+              table(validation)]
+    if not factors.empty and (records["intensity_source"] == "modelled").any():
         parts.append('<p class="note">The roofline\'s arithmetic intensity uses the LL traffic its record carries; '
                      'where that is modelled it is the raw model, not calibrated.</p>')
     return parts
