@@ -138,3 +138,4 @@ def test_the_report_has_the_calibration_and_validation_tables():
     assert "modelled, calibrated by 2 simulated torch plain cells (factor 1.35)" in text  # the sources table
     assert "Uncalibrated:</b> no cell of openvino was simulated" in text and "-5% to -20%" in text
     assert "-19% to -46%" not in text  # torch is calibrated here
+    assert "where that is modelled it is the raw model, not calibrated" in text  # the roofline's intensity
