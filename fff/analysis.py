@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from fff.cache_analysis import CACHE_COLUMNS, cache_columns, record_llc
+from fff.cache_calibration import calibrate
 from fff.errors import UsageError
 from fff.study.simulation import merge_simulations
 from fff.study.store import read_rows
@@ -212,6 +213,7 @@ def load_results(paths) -> StudyResults:
     for column in ("latency_ms", "speedup", "flops", "params", "gflops_per_s", "llc_misses", "width",
                    "working_set_bytes"):
         record_frame[column] = pd.to_numeric(record_frame[column], errors="coerce")
+    record_frame = calibrate(record_frame)  # modelled LLC figures scaled by the cells the study simulated
     return StudyResults(record_frame, pd.DataFrame(errors, columns=ERROR_COLUMNS), machines, notes,
                         pd.DataFrame(breakdowns, columns=[*BREAKDOWN_KEYS, "backend", "category", "ms", "share",
                                                           "coverage", "slowdown"]))

@@ -23,7 +23,16 @@ def _per_inference(counters: dict | None, name: str = "llc-misses") -> float | N
     if not isinstance(counter, dict):
         return None
     value = counter.get("per_inference")
-    return None if value is None else float(value)
+    # a failed simulation or count is "could not count", never a figure (even if a value slipped in)
+    return None if value is None or counter.get("status") == "error" else float(value)
+
+
+def _simulated(record: dict) -> float | None:
+    """The simulated LL misses, or None where the simulation failed (its counter's status, or the
+    whole simulation's, is "error"): a failed simulation is no figure, never 0."""
+    if (record.get("simulation") or {}).get("status") == "error":
+        return None
+    return _per_inference(record.get("simulated_counters"))
 
 
 def record_llc(record: dict, measured: tuple[float, str | None, str | None]) -> tuple[float, str | None, str | None]:
@@ -32,7 +41,7 @@ def record_llc(record: dict, measured: tuple[float, str | None, str | None]) -> 
     value, source, note = measured
     if source is not None:
         return value, source, note
-    simulated = _per_inference(record.get("simulated_counters"))
+    simulated = _simulated(record)
     if simulated is not None:
         return simulated, "simulated", None
     modelled = _per_inference(record.get("modelled_counters"))
@@ -51,7 +60,7 @@ def cache_columns(record: dict) -> dict:
     def number(value):
         return np.nan if value is None else float(value)
 
-    simulated = _per_inference(record.get("simulated_counters"))
+    simulated = _simulated(record)
     modelled = _per_inference(record.get("modelled_counters"))
     return {
         "llc_simulated": number(simulated), "llc_modelled": number(modelled),

@@ -50,18 +50,28 @@ def test_every_cell_has_an_llc_figure_with_its_source(page):
     records = load_results([results]).records
     assert records["llc_misses"].notna().all()
     simulated = records[records["depth"] == 1]
-    assert set(simulated["llc_source"]) == {"simulated"} and set(records[records["depth"] > 1]["llc_source"]) == {"modelled"}
+    assert set(simulated["llc_source"]) == {"simulated"}
+    # the rest are modelled, scaled by their pattern's simulated cell (1.1x its model)
+    modelled = records[records["depth"] > 1]
+    assert set(modelled["llc_source"]) == {f"modelled, calibrated by 1 simulated {b} {p} cell (factor 1.10)"
+                                           for b in ("torch", "openvino") for p in ("plain", "residual")}
+    assert list(modelled["llc_misses"]) == pytest.approx(list(1.1 * modelled["llc_modelled"]))
+    assert list(modelled["llc_modelled"]) == pytest.approx(list(1000.0 * modelled["depth"]))
 
 
 def test_model_error_and_correlations_with_working_set(page):
     from fff.analysis import correlations, load_results
     from fff.cache_analysis import model_error
+    from fff.cache_calibration import calibration_validation
 
     _, results = page
     records = load_results([results]).records
     errors = model_error(records)
     assert set(errors["pattern"]) == {"plain", "residual"} and (errors["cells"] == 1).all()
     assert errors["median_error_pct"].to_numpy() == pytest.approx(100 * (1 / 1.1 - 1))
+    checked = calibration_validation(records)
+    assert checked["raw_median_pct"].to_numpy() == pytest.approx(100 * (1 / 1.1 - 1))
+    assert checked["calibrated_median_pct"].to_numpy() == pytest.approx(0.0, abs=1e-9)  # both patterns 1.1x: exact
     table = correlations(records)
     working = table[(table["against"] == "working_set_bytes") & (table["scope"] == "plain")]
     assert list(working["cells"]) == [3, 3] and list(working["spearman"]) == pytest.approx([1.0, 1.0])
@@ -72,5 +82,8 @@ def test_report_has_the_cache_section_and_a_drawn_roofline(page):
     text = path.read_text()
     assert "Where the cache figures come from" in text and "The cache model against simulation" in text
     assert "How close each backend comes to the roof" in text
+    # calibration and its leave-one-out validation: each depth-1 cell predicted by the other pattern's 1.1
+    assert "leave-one-out: 1 by pooled" in text and "Uncalibrated" not in text
+    assert "calibrated by 1 simulated torch plain cell (factor 1.10)" in text
     roofline = path.parent / "roofline.png"
     assert roofline.stat().st_size > 20_000  # points and roofs drawn, not the "nothing to show" panel
