@@ -55,12 +55,13 @@ def simulation_timeout(flops: float | None) -> float:
     return 600.0 + 2 * 5 * 20.0 * gigaflops
 
 
-def record_fields(result, isa_cap: str | None, weights: str) -> dict:
+def record_fields(result, isa_cap: str | None, weights: str, first_call_warms: bool = True) -> dict:
     """What a record gets from one simulation (the same fields fff-profile and fff-study write)."""
     return {
         "simulated_counters": result.counters.as_record(),
         "simulation": {"tool": "valgrind callgrind --cache-sim=yes", "iterations": result.iterations,
                        "warmup": result.warmup, "threads": 1, "geometry": result.geometry.as_dict(),
+                       "warmup_is_first_call": first_call_warms,  # lazy initialisation simulated as the warm-up
                        "elapsed_s": round(result.elapsed_s, 2), "caveat": result.caveat,
                        "isa": "valgrind's virtual CPU (AVX2, no AVX-512)" + (
                            f", kernels capped at {isa_cap.upper()}" if isa_cap else ""),
@@ -115,11 +116,12 @@ def _jobs_for(item: SimulationTarget, directory: str) -> list[_Job]:
 
 def simulate_targets(items: Iterable[SimulationTarget], *, cache: str | None = None, isa_cap: str | None = None,
                      workers: int | None = None, progress: Callable[[str], None] = lambda _: None,
-                     on_done: Callable[[SimulationTarget, dict, dict], None]) -> None:
+                     on_done: Callable[[SimulationTarget, dict, dict], None], first_call_warms: bool = True) -> None:
     """Simulate every backend of every item, ``workers`` jobs at once (default: every CPU this process
     may use). ``on_done(item, fields, errors)`` is called in this thread as each item finishes, with
     the record fields per backend (record_fields, or error_fields for a backend that failed) and,
-    for backends that failed, {"type", "message"}."""
+    for backends that failed, {"type", "message"}. ``first_call_warms``: the first inference is
+    simulated and is the warm-up (fff.cache_sim; two emulated inferences per job instead of three)."""
     from fff.cache_sim import parse_cache_spec, unavailable_reason
     from fff.simulation_server import PRELOAD, SimulationServer
 
@@ -146,8 +148,11 @@ def simulate_targets(items: Iterable[SimulationTarget], *, cache: str | None = N
                 if server is None or not server.running:
                     server = SimulationServer(ll, isa_cap, preload=PRELOAD)
                     servers.append(server)
-                result = server.run(job.job, SIMULATED_ITERATIONS, SIMULATED_WARMUP, simulation_timeout(job.item.flops))
-                done.put((job, record_fields(result, isa_cap, job.weights), None))
+                result = server.run(job.job, SIMULATED_ITERATIONS, SIMULATED_WARMUP, simulation_timeout(job.item.flops),
+                                    first_call_warms)
+                fields = record_fields(result, isa_cap, job.weights, first_call_warms)
+                fields["simulation"]["server_start_s"] = round(server.start_seconds, 2)  # once per server, not per job
+                done.put((job, fields, None))
             except Exception as error:  # noqa: BLE001 - one job's failure is that job's result
                 done.put((job, None, {"type": type(error).__name__, "message": str(error).strip().splitlines()[0]
                                       if str(error).strip() else type(error).__name__}))

@@ -15,8 +15,8 @@ is off in the server (``--instr-atstart=no``), so it simulates nothing while it 
 
 Protocol: the parent writes one JSON request per line on the server's stdin ({"id", "job"}; the
 job is a fff.cache_sim job and names the file the child writes its outcome to); the server
-answers on its stdout, one JSON line per event ({"id", "pid", "event": "started"}, then
-{"id", "pid", "exit": code}). Anything the runtimes print goes to stderr, never into the answers.
+answers on its stdout, one JSON line per event ({"event": "ready"} once its imports are done; per
+job {"id", "pid", "event": "started"}, then {"id", "pid", "exit": code}). Anything the runtimes print goes to stderr, never into the answers.
 The server leaves when its stdin closes (its parent finished or died).
 
     python -P -m fff.simulation_server [MODULE ...]   # under valgrind; MODULEs imported once, up front
@@ -71,19 +71,26 @@ class SimulationServer:
                                          stderr=self._stderr, env=env, start_new_session=True)
         self._buffer = b""
         self._next_id = 0
+        self._started = time.monotonic()
+        self.start_seconds = None  # valgrind's start and the imports (PRELOAD), until the server is ready
 
     @property
     def running(self) -> bool:
         return self._process.poll() is None
 
-    def run(self, job: dict, iterations: int, warmup: int, timeout: float | None):
+    def run(self, job: dict, iterations: int, warmup: int, timeout: float | None, first_call_warms: bool = False):
         """Simulate ``job`` (a fff.cache_sim job: "openvino" or "callable") in a fork of the server."""
         from fff.cache_sim import DUMP_LABEL, SimulationResult, counters_from_events, parse_callgrind_totals
 
+        if self.start_seconds is None:  # not part of the job's time: a server serves many
+            while self._answer(None if timeout is None else time.monotonic() + timeout, timeout).get("event") != "ready":
+                pass
+            self.start_seconds = time.monotonic() - self._started
         self._next_id += 1
         request_id = self._next_id
         result_path = self.directory / f"result-{request_id}.json"
-        job = {**job, "iterations": iterations, "warmup": warmup, "result": str(result_path)}
+        job = {**job, "iterations": iterations, "warmup": warmup, "result": str(result_path),
+               "first_call_warms": first_call_warms}
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
         try:
@@ -211,6 +218,7 @@ def _serve(preload: list[str]) -> int:
     os.dup2(2, 1)  # whatever a runtime prints goes to stderr, not into the answers
     for name in preload:
         import_module(name)
+    answers.write(json.dumps({"event": "ready"}) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
         sys.stdout.flush()
