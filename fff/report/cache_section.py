@@ -17,7 +17,7 @@ __all__ = ["roofline_figure", "intensity_axis", "cache_section_html"]
 
 # Past the ridge point a kernel is compute-bound whatever its intensity: two decades beyond it are
 # shown, and points further right (a model that fits the LL moves ~0 bytes: 1e8 FLOPs per byte)
-# are drawn on the right edge instead of stretching the axis over eight decades.
+# are drawn in a panel of their own on the right instead of stretching the axis over eight decades.
 DECADES_PAST_RIDGE = 2
 
 
@@ -29,6 +29,8 @@ def intensity_axis(intensity: pd.Series, ridge: float) -> tuple[float, float]:
 
 
 def _bytes_text(value: float) -> str:
+    if value < 2:
+        return "~0 bytes"  # fff.roofline divides by max(traffic, 1 byte)
     for unit, size in (("MB", 1e6), ("kB", 1e3)):
         if value >= size:
             return f"{value / size:.3g} {unit}"
@@ -38,6 +40,16 @@ def _bytes_text(value: float) -> str:
 def _source_counts(rows: pd.DataFrame) -> str:
     counts = rows["intensity_source"].fillna("unknown").value_counts()
     return ", ".join(f"{source} {n}" for source, n in sorted(counts.items()))
+
+
+def _arrow(figure, start: tuple, end: tuple) -> None:
+    """PyTorch -> OpenVINO, so acceleration reads as a move toward the roof; ``start`` and ``end``
+    are (axes, x, y), on the same panel or across the two."""
+    from matplotlib.patches import ConnectionPatch
+
+    (axes_a, xa, ya), (axes_b, xb, yb) = start, end
+    figure.add_artist(ConnectionPatch((xa, ya), (xb, yb), "data", "data", axesA=axes_a, axesB=axes_b,
+                                      arrowstyle="-|>", color="#aaaaaa", lw=0.8, shrinkA=4, shrinkB=4, zorder=1))
 
 
 def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
@@ -55,59 +67,71 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
     ridge = fma / bandwidth  # FLOPs per byte where the memory roof meets the compute roof
     measured = rows["arithmetic_intensity"]
     left, right = intensity_axis(measured, ridge)
-    rows["off_scale"] = measured > right
-    rows["x"] = measured.clip(upper=right)
+    rows["resident"] = measured > right
     verdicts = set(rows["roof_verdict"].fillna("unchecked")) if "roof_verdict" in rows else {"unchecked"}
     trusted = verdicts == {"ok"}
+    roof_style = {"color": "black" if trusted else "#e69f00", "linestyle": "-" if trusted else (0, (6, 3))}
 
-    figure = _new_figure(8, 5.8)
-    axes = figure.add_subplot()
+    figure = _new_figure(8.5, 6)
+    resident = rows[rows["resident"]]
+    if resident.empty:
+        axes, side = figure.add_subplot(), None
+    else:  # LL-resident points in a panel of their own on the right: the x axis stays readable
+        axes, side = figure.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [5, 1], "wspace": 0.02})
     intensity = np.geomspace(left, right, 200)
     roof_label = f"roof: FMA peak {fma:.0f} GFLOP/s, triad {bandwidth:.1f} GB/s (ridge {ridge:.1f} FLOPs/byte)"
     if not trusted:
         why = {"contended": "measured while other processes took CPU", "unchecked": "measured before fff checked that"}
         roof_label += "\nNOT TRUSTED, may be low: " + "; ".join(why.get(v, v) for v in sorted(verdicts - {"ok"}))
-    axes.plot(intensity, np.minimum(fma, intensity * bandwidth), color="black" if trusted else "#e69f00",
-              linestyle="-" if trusted else (0, (6, 3)), label=roof_label)
+    axes.plot(intensity, np.minimum(fma, intensity * bandwidth), label=roof_label, **roof_style)
     axes.axhline(gemm, color="gray", linestyle="--", label=f"OpenVINO GEMM {gemm:.0f} GFLOP/s")
-    # PyTorch -> OpenVINO, so acceleration reads as an arrow toward the roof
+    backends = sorted(rows["backend"].unique(), key=lambda b: (b != "torch", b))  # the baseline first
+    # where each point is drawn: (panel, x); a resident point's x is its backend's column in the side panel
+    where = {index: (side, backends.index(row["backend"])) if row["resident"] else (axes, row["arithmetic_intensity"])
+             for index, row in rows.iterrows()}
+    for backend in backends:
+        for index, row in rows[rows["backend"] == backend].iterrows():
+            panel, x = where[index]
+            modelled = str(row["intensity_source"] or "").startswith("modelled")
+            panel.scatter([x], [row["gflops_per_s"]], s=18, marker="o", zorder=3,
+                          facecolors="none" if modelled else _color(backend), edgecolors=_color(backend), linewidths=1.1)
     for _, cell in rows.groupby("cell_id"):
-        by_backend = {b: c.iloc[0] for b, c in cell.groupby("backend")}
-        start, end = by_backend.get("torch"), next((by_backend[b] for b in by_backend if b != "torch"), None)
-        if start is not None and end is not None:
-            axes.annotate("", xy=(end["x"], end["gflops_per_s"]), xytext=(start["x"], start["gflops_per_s"]),
-                          arrowprops={"arrowstyle": "-|>", "color": "#aaaaaa", "lw": 0.8, "shrinkA": 4, "shrinkB": 4},
-                          zorder=1, annotation_clip=False)
-    for backend, points in rows.groupby("backend"):
-        for modelled, group in points.groupby(points["intensity_source"].fillna("").str.startswith("modelled")):
-            for off_scale, part in group.groupby("off_scale"):
-                axes.scatter(part["x"], part["gflops_per_s"], s=40 if off_scale else 18, marker=">" if off_scale else "o",
-                             facecolors="none" if modelled else _color(backend), edgecolors=_color(backend),
-                             linewidths=1.1, zorder=3, clip_on=False)
-    handles, _ = axes.get_legend_handles_labels()
-    handles += [Line2D([], [], marker="o", linestyle="", color=_color(b), label=b) for b in sorted(rows["backend"].unique())]
-    sources = rows["intensity_source"].fillna("")
-    if sources.str.startswith("modelled").any():
-        handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="gray",
-                              label="hollow: modelled LL traffic; filled: measured or simulated"))
-    if rows["off_scale"].any():
-        off = rows[rows["off_scale"]]
-        traffic = (off["flops"] / off["arithmetic_intensity"]).max() if "flops" in off else np.nan
-        below = f"at most {_bytes_text(traffic)}" if np.isfinite(traffic) else "near zero"
-        handles.append(Line2D([], [], marker=">", markersize=8, linestyle="", color="gray",
-                              label=f"LL-resident ({int(rows['off_scale'].sum())}): LL traffic {below} per inference\n"
-                                    f"(intensity > {right:.0f} FLOPs/byte, off the scale: drawn on the edge)"))
+        first = {b: i for b, i in zip(cell["backend"], cell.index)}
+        if "torch" in first and len(first) >= 2:
+            start = first["torch"]
+            for backend, end in first.items():
+                if backend != "torch":
+                    _arrow(figure, (*where[start], rows.at[start, "gflops_per_s"]),
+                           (*where[end], rows.at[end, "gflops_per_s"]))
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlim(left, right)
     axes.set_ylim(min(rows["gflops_per_s"].min(), gemm) / 1.5, max(rows["gflops_per_s"].max(), fma) * 1.5)
     axes.set_xlabel("FLOPs per byte of LL traffic")
     axes.set_ylabel("GFLOP/s (2 x multiply-adds / median latency)")
+    handles, _ = axes.get_legend_handles_labels()
+    handles += [Line2D([], [], marker="o", linestyle="", color=_color(b), label=b) for b in backends]
+    if rows["intensity_source"].fillna("").str.startswith("modelled").any():
+        handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="gray",
+                              label="hollow: modelled LL traffic; filled: measured or simulated"))
+    if side is not None:
+        traffic = (resident["flops"] / resident["arithmetic_intensity"]).max() if "flops" in resident else np.nan
+        below = f"at most {_bytes_text(traffic)}" if np.isfinite(traffic) else "near zero"
+        side.axhline(fma, **roof_style)  # past the ridge the roof is the compute roof
+        side.axhline(gemm, color="gray", linestyle="--")
+        side.set_xlim(-0.6, len(backends) - 0.4)
+        side.set_xticks(range(len(backends)), backends, fontsize=7.5)
+        side.tick_params(axis="y", which="both", left=False)
+        side.set_title(f"LL-resident\n{len(resident)} point(s)", fontsize=8)
+        side.set_xlabel(f"intensity > {right:.0f}", fontsize=7.5)
+        handles.append(Line2D([], [], linestyle="", label=f"LL-resident (right panel): LL traffic {below}\n"
+                                                          f"per inference, intensity off the scale"))
     figure.legend(handles=handles, fontsize=7.5, loc="outside lower center", ncols=2, frameon=False)
     above = int((rows["gflops_per_s"] > np.minimum(fma, rows["arithmetic_intensity"] * bandwidth)).sum())
-    axes.set_title(f"{title}{'' if trusted else ' (roof NOT TRUSTED)'}\nLL traffic per point: {_source_counts(rows)}; grey arrows: PyTorch -> OpenVINO"
-                   + (f"\n{above} point(s) above the roof: fewer FLOPs than counted (Winograd), traffic overstated, "
-                      "or a low roof" if above else ""), fontsize=8.5)
+    figure.suptitle(f"{title}{'' if trusted else ' (roof NOT TRUSTED)'}\nLL traffic per point: {_source_counts(rows)}; "
+                    "grey arrows: PyTorch -> OpenVINO"
+                    + (f"\n{above} point(s) above the roof: fewer FLOPs than counted (Winograd), traffic overstated, "
+                       "or a low roof" if above else ""), fontsize=8.5)
     return _save(figure, path)
 
 
