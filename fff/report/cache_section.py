@@ -169,11 +169,13 @@ def _roof_parts(records: pd.DataFrame, table) -> list[str]:
                                                                                                    index=placed.index)
     untrusted = placed[verdicts != "ok"]
     if not untrusted.empty:
+        why = {"contended": "measured while other processes took the CPU time it asked for",
+               "unchecked": "measured before fff checked its rounds for contention"}
+        found = sorted(set(verdicts[verdicts != "ok"]))
         parts.append(f'<p class="note"><b>The roof of {len(untrusted)} record(s) is not trustworthy</b> '
-                     f'({html.escape(", ".join(sorted(set(verdicts[verdicts != "ok"]))))}): it was measured while other '
-                     'processes took CPU time (or before fff checked for that), so it comes out low; no attained '
-                     'fraction is given against it. A contended roof is not cached: profiling again on a quiet machine '
-                     'measures it again.</p>')
+                     f'({html.escape("; ".join(f"{v}: {why.get(v, v)}" for v in found))}): a roof measured so comes '
+                     'out low, so no attained fraction is given against it. A contended roof is not cached: profiling '
+                     'again on a quiet machine measures it again.</p>')
     roof = placed[placed["attained_fraction"].notna() & (verdicts == "ok")]
     if not roof.empty:
         summary = (roof.groupby("backend")["attained_fraction"]
