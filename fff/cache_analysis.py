@@ -15,7 +15,7 @@ __all__ = ["CACHE_COLUMNS", "record_llc", "cache_columns", "model_error", "cache
 
 CACHE_COLUMNS = ["llc_simulated", "llc_modelled", "weight_bytes", "working_set_bytes", "arithmetic_intensity",
                  "intensity_source", "attained_fraction", "fma_peak_gflops", "gemm_peak_gflops",
-                 "triad_gbytes_per_s"]
+                 "triad_gbytes_per_s", "roof_verdict"]
 
 
 def _per_inference(counters: dict | None, name: str = "llc-misses") -> float | None:
@@ -70,6 +70,8 @@ def cache_columns(record: dict) -> dict:
         "attained_fraction": number(roof.get("attained_fraction")),
         "fma_peak_gflops": number(roof.get("fma_peak_gflops")), "gemm_peak_gflops": number(roof.get("gemm_peak_gflops")),
         "triad_gbytes_per_s": number(roof.get("triad_gbytes_per_s")),
+        # fff.roofline: "ok", "contended" (measured low, not cached) or "unchecked" (a point made before the check)
+        "roof_verdict": roof.get("roof_verdict", "unchecked") if roof else None,
     }
 
 

@@ -11,7 +11,7 @@ from fff.study.sweep import run_study
 
 fakes = sys.modules["study_fakes"]  # loaded by conftest.py
 ROOF = {"fma_peak_gflops": 200.0, "gemm_peak_gflops": 150.0, "triad_gbytes_per_s": 20.0, "roof_threads": 2,
-        "roof_measured_at": "now"}
+        "roof_measured_at": "now", "roof_verdict": "ok"}
 
 
 def with_cache_fields(target, options, progress=lambda _: None):
@@ -87,3 +87,51 @@ def test_report_has_the_cache_section_and_a_drawn_roofline(page):
     assert "calibrated by 1 simulated torch plain cell (factor 1.10)" in text
     roofline = path.parent / "roofline.png"
     assert roofline.stat().st_size > 20_000  # points and roofs drawn, not the "nothing to show" panel
+
+
+def _roof_rows(verdict: str, openvino_bytes: float) -> "pd.DataFrame":
+    """Two cells, PyTorch and OpenVINO each, under a 180 GFLOP/s, 12 GB/s roof (ridge 15 FLOPs/byte);
+    the second cell's OpenVINO side moves ``openvino_bytes`` per inference."""
+    import pandas as pd
+
+    rows = []
+    for cell, (flops, torch_bytes, openvino) in enumerate([(3e8, 2e7, 1e7), (6e8, 3e7, openvino_bytes)]):
+        for backend, moved, gflops in (("torch", torch_bytes, 10.0), ("openvino", openvino, 60.0)):
+            rows.append({"cell_id": f"c{cell}", "backend": backend, "flops": flops, "gflops_per_s": gflops,
+                         "arithmetic_intensity": flops / max(moved, 1.0), "intensity_source": "modelled",
+                         "attained_fraction": gflops / min(180.0, 12.0 * flops / max(moved, 1.0)),
+                         "fma_peak_gflops": 180.0, "gemm_peak_gflops": 120.0, "triad_gbytes_per_s": 12.0,
+                         "roof_verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def test_an_ll_resident_point_does_not_stretch_the_roofline_axis(tmp_path):
+    from fff.report.cache_section import intensity_axis, roofline_figure
+
+    rows = _roof_rows("ok", openvino_bytes=0.0)  # the model fits the LL: 6e8 FLOPs per byte
+    left, right = intensity_axis(rows["arithmetic_intensity"], ridge=180.0 / 12.0)
+    assert right == pytest.approx(1500.0) and left == pytest.approx(1.5)  # two decades past the ridge, not 1e8
+    assert (rows["arithmetic_intensity"] > right).sum() == 1
+    quiet = _roof_rows("ok", openvino_bytes=3e6)  # 200 FLOPs/byte: everything fits, three times the largest
+    assert intensity_axis(quiet["arithmetic_intensity"], 15.0)[1] == pytest.approx(600.0)
+    assert roofline_figure(rows, tmp_path / "roofline.png").stat().st_size > 20_000
+
+
+def test_the_cache_section_withholds_fractions_under_an_untrusted_roof_and_counts_points_above_it():
+    from fff.report.cache_section import cache_section_html
+    from fff.report.html import _table
+
+    records = _roof_rows("contended", openvino_bytes=3e6).assign(llc_source="modelled", llc_simulated=float("nan"),
+                                                                 llc_modelled=1e5, machine="m", pattern="plain")
+    records.loc[records["roof_verdict"] == "contended", "attained_fraction"] = float("nan")  # as fff.roofline leaves it
+    text = cache_section_html(records, _table)
+    assert "The roof of 4 record(s) is not trustworthy" in text and "above roof" not in text
+    assert "modelled" in text and "Points per backend and source" in text
+    # under a trusted roof every fraction is below 1 (the largest: OpenVINO, 60 of 180 GFLOP/s) until one is not
+    trusted = _roof_rows("ok", openvino_bytes=3e6).assign(llc_source="modelled", llc_simulated=float("nan"),
+                                                          llc_modelled=1e5, machine="m", pattern="plain")
+    assert trusted["attained_fraction"].max() == pytest.approx(1 / 3)
+    text = cache_section_html(trusted, _table)
+    assert "not trustworthy" not in text and "above roof" in text and "points whose GFLOP/s exceed" not in text
+    trusted.loc[0, "attained_fraction"] = 1.4
+    assert "points whose GFLOP/s exceed the roof" in cache_section_html(trusted, _table)

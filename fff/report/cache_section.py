@@ -14,39 +14,126 @@ from fff.cache_analysis import cache_sources
 from fff.cache_calibration import (FLOOR_LINES, KNOWN_ERROR, KNOWN_ERROR_SOURCE, calibration_factors,
                                    calibration_validation)
 
-__all__ = ["roofline_figure", "cache_section_html"]
+__all__ = ["roofline_figure", "intensity_axis", "cache_section_html"]
+
+
+# Past the ridge point a kernel is compute-bound whatever its intensity: two decades beyond it are
+# shown, and points further right (a model that fits the LL moves ~0 bytes: 1e8 FLOPs per byte)
+# are drawn in a panel of their own on the right instead of stretching the axis over eight decades.
+DECADES_PAST_RIDGE = 2
+
+
+def intensity_axis(intensity: pd.Series, ridge: float) -> tuple[float, float]:
+    """The roofline's x range: the ridge a decade inside on the left, at most DECADES_PAST_RIDGE
+    decades past it on the right (points further right are drawn on the edge)."""
+    right = min(ridge * 10 ** DECADES_PAST_RIDGE, max(intensity.max() * 3, ridge * 10))
+    return min(intensity.min() / 3, ridge / 10), right
+
+
+def _bytes_text(value: float) -> str:
+    if value < 2:
+        return "~0 bytes"  # fff.roofline divides by max(traffic, 1 byte)
+    for unit, size in (("MB", 1e6), ("kB", 1e3)):
+        if value >= size:
+            return f"{value / size:.3g} {unit}"
+    return f"{value:.0f} bytes"
+
+
+def _source_counts(rows: pd.DataFrame) -> str:
+    counts = rows["intensity_source"].fillna("unknown").value_counts()
+    return ", ".join(f"{source} {n}" for source, n in sorted(counts.items()))
+
+
+def _arrow(figure, start: tuple, end: tuple) -> None:
+    """PyTorch -> OpenVINO, so acceleration reads as a move toward the roof; ``start`` and ``end``
+    are (axes, x, y), on the same panel or across the two."""
+    from matplotlib.patches import ConnectionPatch
+
+    (axes_a, xa, ya), (axes_b, xb, yb) = start, end
+    figure.add_artist(ConnectionPatch((xa, ya), (xb, yb), "data", "data", axesA=axes_a, axesB=axes_b,
+                                      arrowstyle="-|>", color="#aaaaaa", lw=0.8, shrinkA=4, shrinkB=4, zorder=1))
 
 
 def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
+    from matplotlib.lines import Line2D
+
     from fff.report.figures import _color, _empty, _new_figure, _save
 
     title = "Roofline: attained GFLOP/s against arithmetic intensity (FLOPs per byte of LL traffic)"
     rows = records[records["arithmetic_intensity"].notna() & records["gflops_per_s"].notna()
-                   & records["fma_peak_gflops"].notna()]
+                   & records["fma_peak_gflops"].notna()].copy()
     if rows.empty:
         return _empty(path, title, "No record has both an arithmetic intensity and a measured roof\n"
                                    "(profiles made before fff measured the machine's roofline).")
-    figure = _new_figure(8, 5.5)
-    axes = figure.add_subplot()
-    intensity = np.geomspace(max(rows["arithmetic_intensity"].min() / 4, 1e-3), rows["arithmetic_intensity"].max() * 4, 200)
     fma, gemm, bandwidth = (rows[c].median() for c in ("fma_peak_gflops", "gemm_peak_gflops", "triad_gbytes_per_s"))
-    axes.plot(intensity, np.minimum(fma, intensity * bandwidth), color="black",
-              label=f"roof: FMA peak {fma:.0f} GFLOP/s, triad {bandwidth:.1f} GB/s")
+    ridge = fma / bandwidth  # FLOPs per byte where the memory roof meets the compute roof
+    measured = rows["arithmetic_intensity"]
+    left, right = intensity_axis(measured, ridge)
+    rows["resident"] = measured > right
+    verdicts = set(rows["roof_verdict"].fillna("unchecked")) if "roof_verdict" in rows else {"unchecked"}
+    trusted = verdicts == {"ok"}
+    roof_style = {"color": "black" if trusted else "#e69f00", "linestyle": "-" if trusted else (0, (6, 3))}
+
+    figure = _new_figure(8.5, 6)
+    resident = rows[rows["resident"]]
+    if resident.empty:
+        axes, side = figure.add_subplot(), None
+    else:  # LL-resident points in a panel of their own on the right: the x axis stays readable
+        axes, side = figure.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [5, 1], "wspace": 0.02})
+    intensity = np.geomspace(left, right, 200)
+    roof_label = f"roof: FMA peak {fma:.0f} GFLOP/s, triad {bandwidth:.1f} GB/s (ridge {ridge:.1f} FLOPs/byte)"
+    if not trusted:
+        why = {"contended": "measured while other processes took CPU", "unchecked": "measured before fff checked that"}
+        roof_label += "\nNOT TRUSTED, may be low: " + "; ".join(why.get(v, v) for v in sorted(verdicts - {"ok"}))
+    axes.plot(intensity, np.minimum(fma, intensity * bandwidth), label=roof_label, **roof_style)
     axes.axhline(gemm, color="gray", linestyle="--", label=f"OpenVINO GEMM {gemm:.0f} GFLOP/s")
+    backends = sorted(rows["backend"].unique(), key=lambda b: (b != "torch", b))  # the baseline first
+    # where each point is drawn: (panel, x); a resident point's x is its backend's column in the side panel
+    where = {index: (side, backends.index(row["backend"])) if row["resident"] else (axes, row["arithmetic_intensity"])
+             for index, row in rows.iterrows()}
+    for backend in backends:
+        for index, row in rows[rows["backend"] == backend].iterrows():
+            panel, x = where[index]
+            modelled = str(row["intensity_source"] or "").startswith("modelled")
+            panel.scatter([x], [row["gflops_per_s"]], s=18, marker="o", zorder=3,
+                          facecolors="none" if modelled else _color(backend), edgecolors=_color(backend), linewidths=1.1)
     for _, cell in rows.groupby("cell_id"):
-        if len(cell) >= 2:
-            axes.plot(cell["arithmetic_intensity"], cell["gflops_per_s"], color="#bbbbbb", linewidth=0.7, zorder=1)
-    for backend, points in rows.groupby("backend"):
-        axes.scatter(points["arithmetic_intensity"], points["gflops_per_s"], s=14, color=_color(backend),
-                     label=backend, zorder=2)
+        first = {b: i for b, i in zip(cell["backend"], cell.index)}
+        if "torch" in first and len(first) >= 2:
+            start = first["torch"]
+            for backend, end in first.items():
+                if backend != "torch":
+                    _arrow(figure, (*where[start], rows.at[start, "gflops_per_s"]),
+                           (*where[end], rows.at[end, "gflops_per_s"]))
     axes.set_xscale("log")
     axes.set_yscale("log")
+    axes.set_xlim(left, right)
+    axes.set_ylim(min(rows["gflops_per_s"].min(), gemm) / 1.5, max(rows["gflops_per_s"].max(), fma) * 1.5)
     axes.set_xlabel("FLOPs per byte of LL traffic")
     axes.set_ylabel("GFLOP/s (2 x multiply-adds / median latency)")
-    axes.legend(fontsize=8)
-    sources = ", ".join(sorted(rows["intensity_source"].dropna().unique()))
-    axes.set_title(f"{title}\ntraffic: {sources}; points above the FMA roof do fewer FLOPs than counted "
-                   "(e.g. Winograd)", fontsize=9)
+    handles, _ = axes.get_legend_handles_labels()
+    handles += [Line2D([], [], marker="o", linestyle="", color=_color(b), label=b) for b in backends]
+    if rows["intensity_source"].fillna("").str.startswith("modelled").any():
+        handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="gray",
+                              label="hollow: modelled LL traffic; filled: measured or simulated"))
+    if side is not None:
+        traffic = (resident["flops"] / resident["arithmetic_intensity"]).max() if "flops" in resident else np.nan
+        below = f"at most {_bytes_text(traffic)}" if np.isfinite(traffic) else "near zero"
+        side.axhline(fma, **roof_style)  # past the ridge the roof is the compute roof
+        side.axhline(gemm, color="gray", linestyle="--")
+        side.set_xlim(-0.6, len(backends) - 0.4)
+        side.set_xticks(range(len(backends)), backends, fontsize=7.5)
+        side.tick_params(axis="y", which="both", left=False)
+        side.set_title(f"LL-resident\n{len(resident)} point(s)", fontsize=8)
+        side.set_xlabel(f"intensity > {right:.0f}", fontsize=7.5)
+        handles.append(Line2D([], [], linestyle="", label=f"LL-resident (right panel): LL traffic {below}\n"
+                                                          f"per inference, intensity off the scale"))
+    figure.legend(handles=handles, fontsize=7.5, loc="outside lower center", ncols=2, frameon=False)
+    above = int((rows["gflops_per_s"] > np.minimum(fma, rows["arithmetic_intensity"] * bandwidth)).sum())
+    figure.suptitle(f"{title}{'' if trusted else ' (roof NOT TRUSTED)'}\nLL traffic per point: {_source_counts(rows)}; "
+                    "grey arrows: PyTorch -> OpenVINO"
+                    + (f"\n{above} point(s) above the roof: fewer FLOPs than counted (Winograd), traffic overstated, "
+                       "or a low roof" if above else ""), fontsize=8.5)
     return _save(figure, path)
 
 
@@ -98,12 +185,44 @@ def cache_section_html(records: pd.DataFrame, table) -> str:
              'a record has is used; a what-if LL is marked.</p>',
              table(cache_sources(records), "no LLC figures in these results"),
              *_calibration_html(records, table)]
-    roof = records[records["attained_fraction"].notna()]
+    parts += _roof_parts(records, table)
+    return "\n".join(parts)
+
+
+def _roof_parts(records: pd.DataFrame, table) -> list[str]:
+    """How close each backend comes to the roof, with where each point's traffic comes from; under
+    a roof measured on a busy machine, says so instead of giving fractions."""
+    placed = records[records["arithmetic_intensity"].notna()]
+    if placed.empty:
+        return []
+    parts = ["<h3>How close each backend comes to the roof</h3>",
+             '<p class="note">Each point of the roofline figure: its FLOPs over its LL traffic per inference, the '
+             'traffic from the best source the record has (measured by a PMU, simulated by valgrind, or modelled by '
+             'fff.cache_model); its attained fraction is its GFLOP/s over min(FMA peak, intensity x triad bandwidth), '
+             'the roofs measured on this machine in rounds checked for contention. Points per backend and source:</p>',
+             table(placed.assign(traffic=placed["intensity_source"].fillna("unknown"))
+                   .groupby(["backend", "traffic"]).size().rename("points").reset_index())]
+    verdicts = placed["roof_verdict"].fillna("unchecked") if "roof_verdict" in placed else pd.Series("unchecked",
+                                                                                                   index=placed.index)
+    untrusted = placed[verdicts != "ok"]
+    if not untrusted.empty:
+        why = {"contended": "measured while other processes took the CPU time it asked for",
+               "unchecked": "measured before fff checked its rounds for contention"}
+        found = sorted(set(verdicts[verdicts != "ok"]))
+        parts.append(f'<p class="note"><b>The roof of {len(untrusted)} record(s) is not trustworthy</b> '
+                     f'({html.escape("; ".join(f"{v}: {why.get(v, v)}" for v in found))}): a roof measured so comes '
+                     'out low, so no attained fraction is given against it. A contended roof is not cached: profiling '
+                     'again on a quiet machine measures it again.</p>')
+    roof = placed[placed["attained_fraction"].notna() & (verdicts == "ok")]
     if not roof.empty:
         summary = (roof.groupby("backend")["attained_fraction"]
-                   .agg(cells="count", median="median", max="max").reset_index())
-        parts += ["<h3>How close each backend comes to the roof</h3>",
-                  f'<p class="note">Attained GFLOP/s over min(FMA peak, intensity x triad bandwidth), the roofs '
-                  f'measured on this machine ({html.escape(", ".join(sorted(roof["intensity_source"].dropna().unique())))} '
-                  'traffic).</p>', table(summary)]
-    return "\n".join(parts)
+                   .agg(cells="count", median="median", max="max",
+                        above_roof=lambda f: int((f > 1).sum())).reset_index())
+        parts.append(table(summary))
+        if (roof["attained_fraction"] > 1).any():
+            parts.append('<p class="note">above roof: points whose GFLOP/s exceed the roof at their intensity. The '
+                         'roof is a bound, so these are not facts about the kernels: their FLOPs are fewer than '
+                         'counted (Winograd), their traffic is overstated (the model has no reuse inside an '
+                         'operation), or the roof was measured low. Each such record\'s roofline note says so.'
+                         '</p>')
+    return parts
