@@ -317,8 +317,9 @@ def torch_child_callable(**kwargs):
 
 # A job's "first_call_warms": the first inference (lazy initialisation included) is simulated and
 # counts as the first warm-up, instead of running unsimulated before it. Valgrind emulates that
-# call at nearly full cost either way, so this saves a third of a 1 + 1 job; what it changes in
-# the counts is measured side by side by bench/bench_simulation_warmup.py.
+# call at nearly full cost either way, so it looked like a third of a 1 + 1 job; measured side by
+# side (bench/bench_simulation_warmup.py) it saved nothing, and PyTorch's second inference still
+# writes to fresh memory (LL store misses 1.8-2x), so fff does not use it (kept for the bench).
 def _warmups_after_first(job: dict) -> int:
     if job.get("first_call_warms") and job["warmup"] >= 1:
         from fff import _native

@@ -55,7 +55,7 @@ def simulation_timeout(flops: float | None) -> float:
     return 600.0 + 2 * 5 * 20.0 * gigaflops
 
 
-def record_fields(result, isa_cap: str | None, weights: str, first_call_warms: bool = True) -> dict:
+def record_fields(result, isa_cap: str | None, weights: str, first_call_warms: bool = False) -> dict:
     """What a record gets from one simulation (the same fields fff-profile and fff-study write)."""
     return {
         "simulated_counters": result.counters.as_record(),
@@ -116,12 +116,14 @@ def _jobs_for(item: SimulationTarget, directory: str) -> list[_Job]:
 
 def simulate_targets(items: Iterable[SimulationTarget], *, cache: str | None = None, isa_cap: str | None = None,
                      workers: int | None = None, progress: Callable[[str], None] = lambda _: None,
-                     on_done: Callable[[SimulationTarget, dict, dict], None], first_call_warms: bool = True) -> None:
+                     on_done: Callable[[SimulationTarget, dict, dict], None], first_call_warms: bool = False) -> None:
     """Simulate every backend of every item, ``workers`` jobs at once (default: every CPU this process
     may use). ``on_done(item, fields, errors)`` is called in this thread as each item finishes, with
     the record fields per backend (record_fields, or error_fields for a backend that failed) and,
     for backends that failed, {"type", "message"}. ``first_call_warms``: the first inference is
-    simulated and is the warm-up (fff.cache_sim; two emulated inferences per job instead of three)."""
+    simulated and is the warm-up (fff.cache_sim). Off: it saved no time (valgrind's translation of
+    new code dominates either way) and PyTorch's second inference still writes to fresh memory
+    (LL store misses 1.8-2x those of the third; bench/bench_simulation_warmup.py)."""
     from fff.cache_sim import parse_cache_spec, unavailable_reason
     from fff.simulation_server import PRELOAD, SimulationServer
 

@@ -89,7 +89,7 @@ def test_report_has_the_cache_section_and_a_drawn_roofline(page):
     assert roofline.stat().st_size > 20_000  # points and roofs drawn, not the "nothing to show" panel
 
 
-def _roof_rows(verdict: str, openvino_bytes: float) -> "pd.DataFrame":
+def _roof_rows(verdict: str, openvino_bytes: float):
     """Two cells, PyTorch and OpenVINO each, under a 180 GFLOP/s, 12 GB/s roof (ridge 15 FLOPs/byte);
     the second cell's OpenVINO side moves ``openvino_bytes`` per inference."""
     import pandas as pd

@@ -170,7 +170,7 @@ def _calibration_html(records: pd.DataFrame, table) -> list[str]:
               'some, else by the pooled median of the other patterns (what a pattern with no simulated cell gets). '
               'A backend with one simulated cell validates nothing. n = simulated cells.</p>',
               table(validation)]
-    if not factors.empty and (records["intensity_source"] == "modelled").any():
+    if not factors.empty and (records.get("intensity_source", pd.Series(dtype=object)) == "modelled").any():
         parts.append('<p class="note">The roofline\'s arithmetic intensity uses the LL traffic its record carries; '
                      'where that is modelled it is the raw model, not calibrated.</p>')
     return parts
@@ -192,6 +192,8 @@ def cache_section_html(records: pd.DataFrame, table) -> str:
 def _roof_parts(records: pd.DataFrame, table) -> list[str]:
     """How close each backend comes to the roof, with where each point's traffic comes from; under
     a roof measured on a busy machine, says so instead of giving fractions."""
+    if "arithmetic_intensity" not in records:
+        return []
     placed = records[records["arithmetic_intensity"].notna()]
     if placed.empty:
         return []
