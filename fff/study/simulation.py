@@ -78,10 +78,15 @@ def simulation_phase(store, config, cells, key_of, bookkeeping, bar, *, retry_er
         items.append(SimulationTarget(key, cell.target, build_options_of(options), tuple(r["backend"] for r in records),
                                       cell.precision, max((r.get("flops") or 0) for r in records) or None))
     counts = {"simulated": 0, "failed": 0}
+    # The roofs now, while the cores are idle: measured among the valgrind servers they would be contended.
+    from fff.roofline import machine_roofline
+
+    roofs = {threads: machine_roofline(threads) for threads in
+             {r.get("threads") for _, records in by_key.values() for r in records if r.get("roofline") is not None}}
 
     def done(item, fields: dict, errors: dict) -> None:
         cell, records = by_key[item.key]
-        fields = _with_roofline(records, fields)
+        fields = _with_roofline(records, fields, roofs)
         store.append({**bookkeeping(cell), "status": SIMULATED, "simulations": fields, "errors": errors or None,
                       "phase_started": phase_started, "phase_seconds": round(time.monotonic() - started, 3),
                       "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -104,9 +109,9 @@ def simulation_phase(store, config, cells, key_of, bookkeeping, bar, *, retry_er
     return counts["simulated"], counts["failed"], time.monotonic() - started
 
 
-def _with_roofline(records: list[dict], fields: dict) -> dict:
+def _with_roofline(records: list[dict], fields: dict, roofs: dict) -> dict:
     """Each backend's roofline point again, now that simulated traffic can place it."""
-    from fff.roofline import machine_roofline, roofline_point
+    from fff.roofline import roofline_point
 
     out = {}
     for record in records:
@@ -115,8 +120,7 @@ def _with_roofline(records: list[dict], fields: dict) -> dict:
             continue
         out[backend] = dict(fields[backend])
         if record.get("roofline") is not None and fields[backend].get("simulated_counters"):
-            out[backend]["roofline"] = roofline_point({**record, **fields[backend]},
-                                                      machine_roofline(record.get("threads")))
+            out[backend]["roofline"] = roofline_point({**record, **fields[backend]}, roofs[record.get("threads")])
     return out
 
 
