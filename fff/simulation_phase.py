@@ -98,7 +98,10 @@ def _jobs_for(item: SimulationTarget, directory: str) -> list[_Job]:
     jobs = []
     for backend in item.backends:
         if backend == BASELINE:
-            path = os.path.join(directory, f"module-{len(os.listdir(directory))}.pt")
+            # A name of its own: a count of the files present would repeat the name of a file in use once
+            # an earlier job's file was removed (that deleted a queued job's module, once in 83 cells).
+            handle, path = tempfile.mkstemp(prefix="module-", suffix=".pt", dir=directory)
+            os.close(handle)
             saved = shared_builder().save_module(item.target, item.build_options, path)
             kwargs = {"target": item.target, "build_options": item.build_options, "precision": item.precision,
                       "input_shape": list(model.input_shape), "module_path": path if saved else None}
