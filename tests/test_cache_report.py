@@ -135,3 +135,15 @@ def test_the_cache_section_withholds_fractions_under_an_untrusted_roof_and_count
     assert "not trustworthy" not in text and "above roof" in text and "points whose GFLOP/s exceed" not in text
     trusted.loc[0, "attained_fraction"] = 1.4
     assert "points whose GFLOP/s exceed the roof" in cache_section_html(trusted, _table)
+
+
+def test_the_roofline_title_names_each_traffic_source_briefly():
+    import pandas as pd
+
+    from fff.report.cache_section import _source_counts
+
+    rows = pd.DataFrame({"intensity_source": [
+        "simulated (valgrind's virtual CPU (AVX2, no AVX-512), kernels capped at SSE41)",
+        "simulated (valgrind's virtual CPU (AVX2, no AVX-512), kernels capped at SSE41)",
+        "simulated (valgrind's virtual CPU (AVX2, no AVX-512))", "modelled", None]})
+    assert _source_counts(rows) == "modelled 1, simulated 1, simulated (SSE41 cap) 2, unknown 1"

@@ -5,6 +5,7 @@ acceleration shows as a move toward the roof)."""
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,18 @@ def _bytes_text(value: float) -> str:
     return f"{value:.0f} bytes"
 
 
+def _short_source(source: str) -> str:
+    """"simulated (valgrind's virtual CPU (AVX2, no AVX-512), kernels capped at SSE41)" -> "simulated
+    (SSE41 cap)": the full wording is in the cache section's table; a figure title must fit its width."""
+    match = re.fullmatch(r"simulated \(valgrind's virtual CPU \(AVX2, no AVX-512\)(?:, kernels capped at (\w+))?\)",
+                         source)
+    if match:
+        return "simulated" + (f" ({match[1]} cap)" if match[1] else "")
+    return source
+
+
 def _source_counts(rows: pd.DataFrame) -> str:
-    counts = rows["intensity_source"].fillna("unknown").value_counts()
+    counts = rows["intensity_source"].fillna("unknown").map(_short_source).value_counts()
     return ", ".join(f"{source} {n}" for source, n in sorted(counts.items()))
 
 
