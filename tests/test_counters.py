@@ -61,9 +61,12 @@ def test_task_clock_covers_every_thread_of_a_two_thread_loop(conv_runner):
     task_clock = result.counters["task-clock"]
     assert task_clock.status == "ok" and not task_clock.scaled
     assert task_clock.total == pytest.approx(process_cpu, rel=0.10)
-    # What a counter on the calling thread alone would have seen (its CPU time is exactly its
-    # task-clock): OpenVINO's second thread did a large share of the work, so it is far short.
-    assert calling_thread_cpu < 0.8 * task_clock.total
+    # A counter on the calling thread alone would have seen only that thread's CPU time. How the work
+    # splits between OpenVINO's threads depends on the load (with a busy process on one of the two
+    # cores the calling thread did 89% of it), so the check is that the counter saw the other
+    # threads' time, whatever their share.
+    others = process_cpu - calling_thread_cpu
+    assert task_clock.total - calling_thread_cpu >= 0.5 * others
     assert result.counters.threads >= 2
     assert task_clock.per_inference() == pytest.approx(task_clock.total / 300)
 

@@ -23,9 +23,13 @@ LONG = ["--threads", "1", "--max-time", "120", "--min-rounds", "1", "--target-ci
 
 def start_profile(args, cwd):
     """fff-profile in a process group of its own, as a terminal's foreground job is."""
+    # SIGINT as a terminal gives it: a test run started in the background by a non-interactive shell
+    # inherits SIGINT ignored, and Python then leaves it ignored in every child (a CI run launched with
+    # `&` failed the Ctrl-C test that way, with the profile never interrupted).
     return subprocess.Popen([sys.executable, "-m", "fff.cli.profile", *map(str, args)], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-                            start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_line(process, needle: str, timeout: float = 300) -> list[str]:
