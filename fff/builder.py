@@ -118,13 +118,9 @@ class BuildService:
         """fff.cache_model's tensor-level LL model of both backends, here rather than in the main
         process: it runs the user's module once and compiles the IR."""
         from fff.cache_model import record_fields
-        from fff.models import build
 
-        if self._last is not None and self._last[:2] == (target, build_options):
-            model = self._last[2]
-        else:
-            model = build(target, **build_options)
-        return record_fields(backends, precision=precision, cache=cache, model=model, xml=xml)
+        return record_fields(backends, precision=precision, cache=cache, model=self._model(target, build_options),
+                             xml=xml)
 
     def save_module(self, target: str, build_options: dict, path: str) -> bool:
         """The module just built, saved whole (torch.save) for the simulation child to load instead of
@@ -133,12 +129,7 @@ class BuildService:
 
         import torch
 
-        from fff.models import build
-
-        if self._last is not None and self._last[:2] == (target, build_options):
-            model = self._last[2]
-        else:
-            model = build(target, **build_options)
+        model = self._model(target, build_options)
         if model.module is None:
             return False
         try:
@@ -151,6 +142,14 @@ class BuildService:
 
     def rss(self) -> int:
         return _rss_bytes()
+
+    def _model(self, target: str, build_options: dict):
+        """The model ``build`` just built for this target, else built now."""
+        from fff.models import build
+
+        if self._last is not None and self._last[:2] == (target, build_options):
+            return self._last[2]
+        return build(target, **build_options)
 
 
 # --- the parent's side ---------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 from fff.counters import CounterResult, CounterResults
 from fff.errors import FffError, UsageError
+from fff.simulation_server import ISA_CAPS
 
 __all__ = ["CacheGeometry", "SimulationResult", "cache_geometry", "parse_cache_spec", "simulate", "simulate_cache", "simulate_callable",
            "parse_callgrind_totals", "SIMULATED_COUNTERS"]
@@ -47,13 +48,11 @@ DUMP_LABEL = "fff-measured"
 CAVEAT = ("simulated by valgrind callgrind: its virtual CPU has no AVX-512, so the runtime picks different "
           "kernels than natively; LRU inclusive caches on virtual addresses, no prefetchers, user space only")
 
-# Capping the kernels' instruction set makes the emulation 5-9x faster (valgrind emulates a 256-bit
-# FMA in ~66 ns). Names: oneDNN's (OpenVINO's CPU plugin and PyTorch's oneDNN kernels honour
-# ONEDNN_MAX_CPU_ISA) and MKL's (PyTorch's BLAS). ATEN_CPU_CAPABILITY is left alone: it changes
-# PyTorch's seeded weights. What a cap changes, per counter, as measured in issue #13 (mobilenet_v2,
-# resnet50, valgrind 3.19): LL misses -1.1%..+0.2% (resnet50), -0.7% (OpenVINO mobilenet_v2 at
-# 4 MiB), -19% (PyTorch mobilenet_v2); instructions about 3x; L1 misses about 2x (SSE41; AVX: 1.13x).
-ISA_CAPS = {"sse41": ("SSE41", "SSE4_2"), "avx": ("AVX", "AVX"), "avx2": ("AVX2", "AVX2")}
+# Capping the kernels' instruction set (fff.simulation_server.ISA_CAPS) makes the emulation 5-9x
+# faster (valgrind emulates a 256-bit FMA in ~66 ns). What a cap changes, per counter, as measured in
+# issue #13 (mobilenet_v2, resnet50, valgrind 3.19): LL misses -1.1%..+0.2% (resnet50), -0.7% (OpenVINO
+# mobilenet_v2 at 4 MiB), -19% (PyTorch mobilenet_v2); instructions about 3x; L1 misses about 2x (SSE41;
+# AVX: 1.13x).
 ISA_CAP_EFFECT = {
     "instructions": "about 3x the uncapped count under an SSE4.1 cap (narrower vectors): not the native figure",
     "l1d-misses": "up to 2x the uncapped count (SSE41; 1.13x under AVX)",

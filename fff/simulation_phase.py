@@ -159,8 +159,7 @@ def simulate_targets(items: Iterable[SimulationTarget], *, cache: str | None = N
                 fields["simulation"]["server_start_s"] = round(server.start_seconds, 2)  # once per server, not per job
                 done.put((job, fields, None))
             except Exception as error:  # noqa: BLE001 - one job's failure is that job's result
-                done.put((job, None, {"type": type(error).__name__, "message": str(error).strip().splitlines()[0]
-                                      if str(error).strip() else type(error).__name__}))
+                done.put((job, None, _failure(error)))
             finally:
                 if job.cleanup and os.path.exists(job.cleanup):
                     os.unlink(job.cleanup)
@@ -182,8 +181,7 @@ def simulate_targets(items: Iterable[SimulationTarget], *, cache: str | None = N
             try:
                 jobs = _jobs_for(item, directory)
             except FffError as error:
-                errors = {b: {"type": type(error).__name__, "message": str(error).strip().splitlines()[0]}
-                          for b in item.backends}
+                errors = {b: _failure(error) for b in item.backends}
                 on_done(item, {b: error_fields(e) for b, e in errors.items()}, errors)
                 continue
             pending[item.key] = [item, len(jobs), {}, {}]
@@ -205,6 +203,12 @@ def simulate_targets(items: Iterable[SimulationTarget], *, cache: str | None = N
         for thread in threads:
             thread.join(timeout=30)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _failure(error: BaseException) -> dict:
+    """{"type", "message"}: the error's first line, or its class where it says nothing."""
+    text = str(error).strip()
+    return {"type": type(error).__name__, "message": text.splitlines()[0] if text else type(error).__name__}
 
 
 def _collect(done: queue.Queue, pending: dict, on_done, block: bool = True) -> bool:

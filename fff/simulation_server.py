@@ -36,7 +36,13 @@ from pathlib import Path
 
 from fff.errors import FffError
 
-__all__ = ["SimulationServer", "PRELOAD"]
+__all__ = ["SimulationServer", "PRELOAD", "ISA_CAPS"]
+
+# The ISA caps a server can put on the kernels it simulates, by name: oneDNN's (OpenVINO's CPU
+# plugin and PyTorch's oneDNN kernels honour ONEDNN_MAX_CPU_ISA) and MKL's (PyTorch's BLAS).
+# ATEN_CPU_CAPABILITY is left alone: it changes PyTorch's seeded weights. Here, not in fff.cache_sim,
+# so the command lines and the study file can name them without importing numpy.
+ISA_CAPS = {"sse41": ("SSE41", "SSE4_2"), "avx": ("AVX", "AVX"), "avx2": ("AVX2", "AVX2")}
 
 # What a study's servers import once: every job then starts from an interpreter that has them.
 PRELOAD = ("torch", "torchvision", "openvino", "fff.models", "fff.backends", "fff.runner")
@@ -48,7 +54,7 @@ class SimulationServer:
     """Parent side of one server: ``run(job)`` -> fff.cache_sim.SimulationResult. One job at a time."""
 
     def __init__(self, ll=None, isa_cap: str | None = None, preload: tuple[str, ...] = ()):
-        from fff.cache_sim import ISA_CAPS, _valgrind, cache_geometry
+        from fff.cache_sim import _valgrind, cache_geometry
         from fff.child_process import child_environment, python_module_command
 
         valgrind = _valgrind()  # before anything is created: a missing valgrind leaves nothing behind
@@ -98,7 +104,6 @@ class SimulationServer:
             self._process.stdin.flush()
         except (BrokenPipeError, ValueError):
             raise FffError(f"the cache simulation server had stopped: {self._stderr_tail()}") from None
-        pid = None
         while True:
             answer = self._answer(deadline, timeout)
             if answer.get("id") != request_id:

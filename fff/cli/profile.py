@@ -11,6 +11,8 @@ PROG = "fff-profile"
 
 
 def build_parser() -> OneLineParser:
+    from fff.simulation_server import ISA_CAPS  # names only: no numpy, --help stays instant
+
     parser = OneLineParser(
         prog=PROG,
         description="Time a neural network in its native framework (PyTorch) and through OpenVINO on the same "
@@ -39,7 +41,7 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--counters", type=comma_list, default=[], help="perf counters, e.g. llc-misses,instructions")
     parser.add_argument("--simulate-cache", action="store_true",
                         help="also count cache misses under valgrind's cache simulator (slow; works without a PMU)")
-    parser.add_argument("--simulate-isa", choices=("sse41", "avx", "avx2"),
+    parser.add_argument("--simulate-isa", choices=tuple(ISA_CAPS),
                         help="with --simulate-cache: cap the simulated kernels' instruction set, 5-9x faster under "
                              "valgrind; each record says what the cap changes per counter")
     parser.add_argument("--cache", metavar="LL=SIZE[,Nway]",

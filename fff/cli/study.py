@@ -35,6 +35,7 @@ def _counter_list(text: str) -> list[str]:
 
 def build_parser() -> OneLineParser:
     from fff.models.names import PATTERN_DESCRIPTIONS, ZOO_MODELS  # plain tables: --help stays instant
+    from fff.simulation_server import ISA_CAPS
 
     parser = OneLineParser(
         prog=PROG,
@@ -68,7 +69,7 @@ def build_parser() -> OneLineParser:
                         help="perf counters per cell, e.g. llc-misses; 'none' for no counters")
     parser.add_argument("--simulate-cache", action="store_const", const=True,
                         help="count cache misses under valgrind's cache simulator (slow; works without a PMU)")
-    parser.add_argument("--simulate-isa", choices=("sse41", "avx", "avx2"),
+    parser.add_argument("--simulate-isa", choices=tuple(ISA_CAPS),
                         help="cap the simulated kernels' instruction set: 5-9x faster under valgrind (the default "
                              "study: avx); each record says what the cap changes per counter")
     parser.add_argument("--cache", metavar="LL=SIZE[,Nway]",

@@ -33,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 
 from fff.errors import UsageError
+from fff.simulation_server import ISA_CAPS
 
 __all__ = ["Cell", "StudyConfig", "load_study", "default_study", "parse_study", "DEFAULT_STUDY_RESOURCE"]
 
@@ -175,6 +176,12 @@ def _whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def _one_of(names) -> str:
+    """'"a", "b" or "c"'"""
+    quoted = [f'"{name}"' for name in names]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
 def _whole_or_zero(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -235,7 +242,7 @@ _SCHEMA = {
         "cache": ("cache", _cache_spec),
         "calibrate_every": ("calibrate_every", _scalar(_whole, "a whole number >= 1")),
         "calibrate_from": ("calibrate_from", _scalar(_whole_or_zero, "a whole number >= 0")),
-        "simulate_isa": ("simulate_isa", _scalar(lambda v: v in ("sse41", "avx", "avx2"), '"sse41", "avx" or "avx2"')),
+        "simulate_isa": ("simulate_isa", _scalar(lambda v: v in ISA_CAPS, _one_of(ISA_CAPS))),
         "max_seconds": ("max_seconds", _scalar(_positive, "a positive number of seconds")),
         "min_rounds": ("min_rounds", _scalar(_whole, "a whole number >= 1")),
         "target_ci": ("target_ci", _scalar(lambda v: _positive(v) and v < 1, "a fraction between 0 and 1 (0.02 = +-2%)")),

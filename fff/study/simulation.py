@@ -25,26 +25,21 @@ __all__ = ["simulation_phase", "merge_simulations", "SIMULATED"]
 SIMULATED = "simulated"  # the status of a simulation row
 
 
-def _latest(rows: list[dict], key: str) -> dict | None:
-    found = None
-    for row in rows:
-        if row.get("key") == key and row.get("status") in ("ok", "error"):
-            found = row
-    return found
-
-
 def _wanted(cells, rows: list[dict], key_of, retry_errors: bool) -> list[tuple]:
     """(cell, key, timing row) for every cell to simulate now."""
-    simulated: dict[str, dict] = {}
+    timed: dict[str, dict] = {}  # key -> the newest result row (ok or error)
+    simulated: dict[str, dict] = {}  # key -> the newest simulation row
     for row in rows:
-        if row.get("status") == SIMULATED:
+        if row.get("status") in ("ok", "error"):
+            timed[row.get("key")] = row
+        elif row.get("status") == SIMULATED:
             simulated[row.get("key")] = row
     wanted = []
     for cell in cells:
         if not cell.simulate_cache:
             continue
         key = key_of(cell)
-        timing = _latest(rows, key)
+        timing = timed.get(key)
         if timing is None or timing["status"] != "ok" or not timing.get("records"):
             continue  # not timed (or failed): nothing to attach a simulation to
         done = simulated.get(key)
