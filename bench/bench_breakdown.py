@@ -40,7 +40,7 @@ def torch_methods(target: str, threads: int, rounds: int) -> dict:
     from torch.overrides import TorchFunctionMode
     from torch.profiler import ProfilerActivity, profile
 
-    from fff.backends import fixed_seed_input
+    from fff.backends.torch_eager import fixed_seed_input
     from fff.models import build
 
     torch.set_num_threads(threads)

@@ -31,7 +31,7 @@ def main() -> None:
     names = iter(f"plain:depth=1,width={0.25 + i / 64:g},resolution=32" for i in range(3 * args.targets + 2))
 
     from fff.builder import Builder
-    from fff.conversion import prepare_ir
+    from fff.backends.openvino.conversion import prepare_ir
     from fff.models import build
 
     with tempfile.TemporaryDirectory() as cache:

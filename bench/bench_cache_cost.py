@@ -16,7 +16,7 @@ import sys
 import time
 
 from fff.profiling import ProfileOptions, profile_target
-from fff.roofline import machine_roofline
+from fff.explain.roofline import machine_roofline
 
 TARGETS = ["mobilenet_v2", "resnet18", "dw-bottleneck:depth=4,width=1.0,resolution=224",
            "plain:depth=2,width=0.5,resolution=224"]

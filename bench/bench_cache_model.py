@@ -3,8 +3,8 @@
     python bench/bench_cache_model.py [--targets T ...] [--ll LL=1MiB,16way LL=32MiB,16way]
                                       [--backends openvino,torch]
 
-For each target, LL size and backend: fff.cache_model's modelled LL read misses per inference
-next to fff.cache_sim's simulated ones (valgrind callgrind, 1 warm-up + 1 measured inference,
+For each target, LL size and backend: fff.explain.cache_model's modelled LL read misses per inference
+next to fff.explain.cache_sim's simulated ones (valgrind callgrind, 1 warm-up + 1 measured inference,
 one thread, the same LL geometry), and the physical floor (weight bytes / line). Prints one row
 each, with the relative error where the simulation counts more than 1,000 lines (below that,
 the absolute difference: the interpreter's and runtime's own lines dominate a model that fits).
@@ -18,9 +18,9 @@ import argparse
 import sys
 import time
 
-from fff.cache_model import model_caches
-from fff.cache_sim import parse_cache_spec, simulate, simulate_callable
-from fff.conversion import convert
+from fff.explain.cache_model import model_caches
+from fff.explain.cache_sim import parse_cache_spec, simulate, simulate_callable
+from fff.backends.openvino.conversion import convert
 from fff.models import build
 
 # 64 px, not 32: at 32 px the last stage's 3x3 convolutions see a 1x1 map, and oneDNN reads only
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
                 if backend == "openvino":
                     sim = simulate(xml, list(model.input_shape), iterations=1, warmup=1, ll=ll, timeout=1200)
                 else:
-                    sim = simulate_callable("fff.cache_sim:torch_child_callable",
+                    sim = simulate_callable("fff.explain.cache_sim:torch_child_callable",
                                             {"target": target, "build_options": {}, "precision": "f32",
                                              "input_shape": list(model.input_shape)},
                                             iterations=1, warmup=1, ll=ll, timeout=1200)

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from fff.contention import preflight
+from fff.measure.contention import preflight
 from fff.errors import FffError
 from fff.profiling import ProfileOptions, profile_records
 
@@ -84,11 +84,11 @@ def measure(target: str, threads: int, seconds: float) -> dict:
 
 
 def first_iteration(targets: list[str], threads: int, rounds: int = 12) -> None:
-    from fff.backends import fixed_seed_input
-    from fff.conversion import convert
+    from fff.backends.torch_eager import fixed_seed_input
+    from fff.backends.openvino.conversion import convert
     from fff.models import build
     from fff.profiling import _worker_env
-    from fff.worker import Worker
+    from fff.measure.worker import Worker
 
     print(f"\nfirst inference of a round / median of the rest of the round (no per-round warm-up, "
           f"{rounds} interleaved rounds of ~0.2 s, medians over rounds)")

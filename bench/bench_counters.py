@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import fff
-from fff.counters import validate_names
+from fff.measure.counters import validate_names
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_runner import convert_zoo_model  # noqa: E402  (same model preparation as the runner bench)

@@ -1,11 +1,11 @@
-"""Does a roof measured on a busy machine say so? The machine's roofs (fff.roofline) measured as
+"""Does a roof measured on a busy machine say so? The machine's roofs (fff.explain.roofline) measured as
 the machine is, then with busy processes on every core that this script starts and stops itself,
 side by side: each roof's value, its ratio to the first measurement, and the verdict and reason
 fff gives it. A loaded roof must come out "contended" (and so not cached), never "ok" and low.
 
     PYTHONPATH=. python bench/bench_roofline_contention.py [--threads N]
 
-Nothing is cached by this script (fff.roofline.measure_roofline, not machine_roofline). The
+Nothing is cached by this script (fff.explain.roofline.measure_roofline, not machine_roofline). The
 first row is only as quiet as the machine is: on a shared machine it may itself be contended.
 """
 
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_contention import start_load, stop_load  # noqa: E402
 
-from fff.roofline import measure_roofline  # noqa: E402
+from fff.explain.roofline import measure_roofline  # noqa: E402
 
 ROOFS = ("fma_peak_flops", "gemm_peak_flops", "triad_bytes_per_s")
 

@@ -125,7 +125,7 @@ def main() -> None:
               file=sys.stderr)
 
     print(f"model {xml.name}, input {list(shape)}, f32, {args.threads} threads, 1 stream, "
-          f"{args.rounds} interleaved rounds x {args.iterations} iterations; clock {fff.runner.clock_info()['source']}")
+          f"{args.rounds} interleaved rounds x {args.iterations} iterations; clock {fff.backends.openvino.runner.clock_info()['source']}")
     runner_ms = np.median(medians["runner"])
     for name, values in medians.items():
         ms = float(np.median(values))

@@ -2,7 +2,7 @@
 
     python bench/bench_simulation_warmup.py [--targets T ...] [--isa avx]
 
-Each target is simulated twice through the simulation phase (fff.simulation_phase, both
+Each target is simulated twice through the simulation phase (fff.explain.simulation_phase, both
 backends at once): with the first inference unsimulated and a simulated warm-up after it (three
 emulated inferences per job), and with the first inference simulated as the warm-up (two). Prints
 the simulated counts of the measured inference per backend, their ratio, and each job's seconds.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fff.simulation_phase import SimulationTarget, simulate_targets
+from fff.explain.simulation_phase import SimulationTarget, simulate_targets
 
 TARGETS = ["dw-bottleneck:depth=1,width=0.5", "plain:depth=2,width=0.5", "mobilenet_v2", "resnet18"]
 COUNTERS = ("llc-misses", "llc-store-misses", "l1d-misses", "instructions")

@@ -4,14 +4,14 @@ table, and the paper's headline numbers beside this machine's.
 
 Every table keeps a ``machine`` column (the machine fingerprint): results from different
 machines are compared side by side, never pooled. Speed-up is baseline latency / accelerated
-latency of medians (fff.stats); a cell's speed-up is only read from a cell whose outputs
+latency of medians (fff.measure.stats); a cell's speed-up is only read from a cell whose outputs
 agreed (failed cells are error rows, kept out of every number here and listed in the report).
 
 A number that was not measured is NaN with a note, never 0: a machine without a PMU has no
 LLC-miss counts unless the cache was simulated.
 
 Speed-ups are ratios, so an average over cells is a geometric mean (0.5x and 2x average to 1x),
-with the median beside it, over the cells whose verdict is ``ok`` only (fff.contention): a
+with the median beside it, over the cells whose verdict is ``ok`` only (fff.measure.contention): a
 ``contended`` or ``noisy`` speed-up, or one recorded before fff checked contention
 (``unchecked``), is left out of every aggregate and counted as left out, with why.
 """
@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fff.cache_analysis import CACHE_COLUMNS, cache_columns, record_llc
-from fff.cache_calibration import calibrate
+from fff.explain.cache_analysis import CACHE_COLUMNS, cache_columns, record_llc
+from fff.explain.cache_calibration import calibrate
 from fff.errors import UsageError
 from fff.study.simulation import merge_simulations
 from fff.study.store import read_rows
@@ -69,7 +69,7 @@ RECORD_COLUMNS = [
     "verdict",
     "uncounted_ops",
 ]
-RECORD_COLUMNS += CACHE_COLUMNS  # fff.cache_analysis: sources of the LLC figure, working set, roofline
+RECORD_COLUMNS += CACHE_COLUMNS  # fff.explain.cache_analysis: sources of the LLC figure, working set, roofline
 BREAKDOWN_KEYS = ["machine", "cell_id", "kind", "target", "pattern", "depth", "width", "model"]
 ERROR_COLUMNS = ["machine", "host", "study", "cell_id", "kind", "target", "resolution", "precision", "threads",
                  "error_type", "message", "seconds", "started", "file"]
@@ -81,14 +81,14 @@ class StudyResults:
     errors: pd.DataFrame  # one row per failed cell
     machines: dict[str, dict]  # fingerprint -> {"machine", "versions", "hosts", "files", "cells"}
     notes: list[str] = field(default_factory=list)
-    # one row per cell x backend x layer category, from cells measured with breakdown on (fff.breakdown)
+    # one row per cell x backend x layer category, from cells measured with breakdown on (fff.explain.breakdown)
     breakdowns: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _llc(counters: dict | None) -> tuple[float, str | None, str | None]:
     """LLC misses per inference from a record's counters: (value or NaN, "measured"/"simulated", note).
 
-    Any counter named like llc-misses counts (fff.cache_sim gives simulated counts the same name
+    Any counter named like llc-misses counts (fff.explain.cache_sim gives simulated counts the same name
     with status "simulated"); a hardware count is preferred to a simulated one. Derived ratios
     (llc-miss-ratio, llc-mpki) are not miss counts."""
     found, notes = {}, []
@@ -176,7 +176,7 @@ def load_results(paths) -> StudyResults:
         notes.append(f"{repeated} row(s) repeat a cell already seen on the same machine (a retried error or a "
                      f"file merged twice); the newest row of each cell is used")
 
-    from fff.breakdown import category_rows
+    from fff.explain.breakdown import category_rows
 
     records, errors, machines, breakdowns = [], [], {}, []
     group = _configuration_groups([row for row, _ in newest.values()], notes)

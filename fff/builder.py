@@ -85,7 +85,7 @@ def _rss_bytes() -> int:
 
 
 class BuildService:
-    """Served by fff.worker in the builder child: one call per target."""
+    """Served by fff.measure.worker in the builder child: one call per target."""
 
     name = "builder"
 
@@ -93,7 +93,7 @@ class BuildService:
         self._last = None  # (target, build_options, model): the cache model reuses the module just built
 
     def build(self, target: str, build_options: dict, cache_dir: str | None = None, fresh: bool = False) -> dict:
-        from fff.conversion import prepare_ir
+        from fff.backends.openvino.conversion import prepare_ir
         from fff.models import build
 
         self._last = None
@@ -115,9 +115,9 @@ class BuildService:
 
     def model_caches(self, target: str, build_options: dict, backends: list[str], xml: str, precision: str,
                      cache: str | None) -> dict:
-        """fff.cache_model's tensor-level LL model of both backends, here rather than in the main
+        """fff.explain.cache_model's tensor-level LL model of both backends, here rather than in the main
         process: it runs the user's module once and compiles the IR."""
-        from fff.cache_model import record_fields
+        from fff.explain.cache_model import record_fields
 
         return record_fields(backends, precision=precision, cache=cache, model=self._model(target, build_options),
                              xml=xml)
@@ -193,7 +193,7 @@ class Builder:
         return self._call("save_module", target, build_options=build_options, path=str(path))
 
     def _call(self, command: str, target: str, **kwargs):
-        from fff.worker import Worker
+        from fff.measure.worker import Worker
 
         if self._worker is None:
             self._worker = Worker("builder")

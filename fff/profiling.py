@@ -6,7 +6,7 @@ agree, then time them in interleaved rounds (A B, B A, ...) until the median of 
 is known to within the target confidence interval or the time cap is reached. One record per
 target x backend, with raw samples, statistics, speed-up, parity, counters and metadata.
 
-Every round is checked for contention (fff.contention): a round in which the backend got clearly
+Every round is checked for contention (fff.measure.contention): a round in which the backend got clearly
 less CPU than it asked for while other processes took it is left out and measured again while
 the time cap allows, and every record carries a verdict (``ok``, ``noisy``, ``contended``).
 """
@@ -21,11 +21,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from fff.backends import BACKENDS, PRECISIONS, fixed_seed_input
-from fff.contention import record_verdict, round_problem, summarize_rounds, worst
+from fff.backends.torch_eager import BACKENDS, PRECISIONS, fixed_seed_input
+from fff.measure.contention import record_verdict, round_problem, summarize_rounds, worst
 from fff.errors import DeviceError, FffError, UsageError
-from fff.machine import machine_info, versions
-from fff.stats import instability_warnings, speedup_with_ci, summarize
+from fff.measure.machine import machine_info, versions
+from fff.measure.stats import instability_warnings, speedup_with_ci, summarize
 
 __all__ = ["ProfileOptions", "profile", "profile_records", "profile_target"]
 
@@ -52,9 +52,9 @@ class ProfileOptions:
     counters: tuple[str, ...] = ()
     simulate_cache: bool = False
     cache: str | None = None  # what-if LL ("LL=8MiB,16way") for the cache model and simulation; None: this machine's
-    simulate_isa: str | None = None  # cap the simulated kernels' ISA (fff.cache_sim.ISA_CAPS): 5-9x faster
-    cache_model: bool = True  # modelled LL traffic and working set per backend (fff.cache_model), seconds per target
-    roofline: bool = True  # machine roofs (fff.roofline, measured once per machine) and each record's point
+    simulate_isa: str | None = None  # cap the simulated kernels' ISA (fff.explain.cache_sim.ISA_CAPS): 5-9x faster
+    cache_model: bool = True  # modelled LL traffic and working set per backend (fff.explain.cache_model), seconds per target
+    roofline: bool = True  # machine roofs (fff.explain.roofline, measured once per machine) and each record's point
     target_ci: float = 0.01  # stop when each median's 95% CI is within +-1%
     max_seconds: float = 20.0  # per target, timed rounds only
     min_rounds: int = 3  # clean (uncontended) rounds of each backend
@@ -62,7 +62,7 @@ class ProfileOptions:
     iterations: int | None = None  # timed inferences per round; None: sized to about ROUND_SECONDS
     keep_samples: bool = True
     flamegraph: str | None = None
-    breakdown: bool = False  # per-layer profiles of every backend after the timed rounds (fff.breakdown)
+    breakdown: bool = False  # per-layer profiles of every backend after the timed rounds (fff.explain.breakdown)
     flamegraph_per_target: bool = False  # several targets: one file each, the target's name in it
 
     def validated(self) -> "ProfileOptions":
@@ -90,16 +90,16 @@ class ProfileOptions:
             raise UsageError(f"min_rounds must be a whole number >= 1 and warmup >= 0, got {self.min_rounds!r} "
                              f"and {self.warmup!r}")
         if self.counters:
-            from fff.counters import validate_names
+            from fff.measure.counters import validate_names
 
             validate_names(self.counters)
         if self.simulate_isa is not None:
-            from fff.cache_sim import ISA_CAPS
+            from fff.explain.cache_sim import ISA_CAPS
 
             if self.simulate_isa not in ISA_CAPS:
                 raise UsageError(f"unknown simulation ISA cap {self.simulate_isa!r}; choose from {', '.join(ISA_CAPS)}")
         if self.cache is not None:
-            from fff.cache_sim import parse_cache_spec
+            from fff.explain.cache_sim import parse_cache_spec
 
             parse_cache_spec(self.cache)
         threads = self.threads or len(os.sched_getaffinity(0))
@@ -119,7 +119,7 @@ class _Side:
     round_seconds: float = 0.0  # the last round's duration as the parent saw it (warm-up and messages included)
     samples: list = field(default_factory=list)  # per round, clean or not
     counter_rounds: list = field(default_factory=list)
-    usages: list = field(default_factory=list)  # fff.contention.RoundUsage per round
+    usages: list = field(default_factory=list)  # fff.measure.contention.RoundUsage per round
     problems: list = field(default_factory=list)  # None for a clean round, else why it was left out
 
     @property
@@ -213,11 +213,11 @@ def _measure_rounds(sides: list[_Side], options: ProfileOptions, progress: Calla
 
 
 def _simulate_caches(backends, options: ProfileOptions, target: str, build_options: dict, flops, progress) -> dict[str, dict]:
-    """Cache counts simulated under valgrind for each backend (fff.simulation_phase), after the
+    """Cache counts simulated under valgrind for each backend (fff.explain.simulation_phase), after the
     timed rounds, both backends at once; one inference thread each."""
     if not options.simulate_cache:
         return {}
-    from fff.simulation_phase import SimulationTarget, simulate_targets
+    from fff.explain.simulation_phase import SimulationTarget, simulate_targets
 
     outcome: dict[str, dict] = {}
 
@@ -238,7 +238,7 @@ def _flamegraph(sides: list[_Side], options: ProfileOptions, target: str, progre
         return None
     from pathlib import Path
 
-    from fff.flamegraph import record_baseline
+    from fff.explain.flamegraph import record_baseline
 
     path = Path(options.flamegraph)
     if options.flamegraph_per_target:
@@ -252,7 +252,7 @@ def _flamegraph(sides: list[_Side], options: ProfileOptions, target: str, progre
 
 def _start_worker(backend: str, target: str, build_options: dict, model, options: ProfileOptions):
     """One backend's worker for ``model`` (its IR as it is now: a fresh conversion replaces it)."""
-    from fff.worker import Worker
+    from fff.measure.worker import Worker
 
     return Worker(backend, env=_worker_env(backend, options.threads), target=target, build_options=build_options,
                   xml=model.xml, input_shape=list(model.input_shape), device=options.device,
@@ -265,7 +265,7 @@ def _recheck_cached_parity(target: str, model, sides: list[_Side], build_options
     started again: a damaged cache entry must not be reported as OpenVINO computing wrongly."""
     from dataclasses import replace as with_changes
 
-    from fff.parity import compare
+    from fff.measure.parity import compare
 
     baseline = next((s for s in sides if s.name == BASELINE), None)
     suspects = [s for s in sides if s is not baseline and baseline is not None
@@ -297,10 +297,10 @@ def _fresh_ir(target: str, model, build_options: dict, progress, why: str):
 
 
 def _model_caches(target: str, build_options: dict, backends, xml: str, options: ProfileOptions, progress) -> dict:
-    """Modelled LL traffic and working set per backend (fff.cache_model), computed in the builder
+    """Modelled LL traffic and working set per backend (fff.explain.cache_model), computed in the builder
     child like the build itself; a failure there is said in the records, not fatal to the target."""
     from fff.builder import shared_builder
-    from fff.cache_model import model_error
+    from fff.explain.cache_model import model_error
 
     progress(f"{target}: modelling LL traffic (tensor-level LRU)")
     try:
@@ -318,7 +318,7 @@ def build_options_of(options: ProfileOptions) -> dict:
 def profile_target(target: str, options: ProfileOptions, progress: Callable[[str], None] = lambda _: None) -> list[dict]:
     """Measure one target on every backend; returns one record per backend."""
     from fff.builder import shared_builder
-    from fff.parity import compare
+    from fff.measure.parity import compare
 
     options = options.validated()
     build_options = build_options_of(options)
@@ -351,7 +351,7 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
         flamegraph = _flamegraph(sides, options, target, progress)
         breakdowns = {}
         if options.breakdown:  # after the timed rounds, never inside them: profiling slows what it watches
-            from fff.breakdown import collect
+            from fff.explain.breakdown import collect
 
             breakdowns = collect({s.name: s.worker for s in sides},
                                  {s.name: float(np.median(s.all_samples)) / 1e6 for s in sides}, BASELINE, progress, target)
@@ -412,7 +412,7 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
             "samples_ns": samples.tolist() if options.keep_samples else None,
         }
         if side.kept_counter_rounds:
-            from fff.counters import merge
+            from fff.measure.counters import merge
 
             merged = merge(side.kept_counter_rounds)
             record["counters"] = merged.as_record()
@@ -422,7 +422,7 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
             record.update(simulations[side.name])
         record.update(modelled.get(side.name, {}))
         if options.roofline:
-            from fff.roofline import machine_roofline, roofline_point
+            from fff.explain.roofline import machine_roofline, roofline_point
 
             record["roofline"] = roofline_point(record, machine_roofline(options.threads))
         if side.name in breakdowns:

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from fff.breakdown import category_of_ov_type, compare, openvino_breakdown, parse_ov_name, torch_breakdown
+from fff.explain.breakdown import category_of_ov_type, compare, openvino_breakdown, parse_ov_name, torch_breakdown
 
 # Floors, not targets. On a quiet machine these tiny models give about 0.7 (OpenVINO: the rest is
 # the request's own work and the plugin's 1 us truncation per node) and 0.6-0.9 (PyTorch: the rest
@@ -27,10 +27,10 @@ DW_BOTTLENECK_LAYERS = {"dense conv kxk": 1, "pointwise conv 1x1": 8, "depthwise
 def _profiles(target, tmp_path_factory):
     """Both backends' raw profiles of one small model, one thread each, each in a worker process of
     its own as fff-profile runs them (in one process, OpenVINO's threads would slow PyTorch's)."""
-    from fff.backends import fixed_seed_input
-    from fff.conversion import convert
+    from fff.backends.torch_eager import fixed_seed_input
+    from fff.backends.openvino.conversion import convert
     from fff.models import build
-    from fff.worker import Worker
+    from fff.measure.worker import Worker
 
     # 64 px: the smallest nodes still take several of the plugin's 1 us ticks, so truncation does
     # not dominate coverage (at 32 px it read 0.17 on a loaded machine)
@@ -250,7 +250,7 @@ def test_a_model_file_has_no_pytorch_layers_so_every_node_is_listed_unattributed
 
 def test_running_means_are_turned_into_the_mean_over_the_profiled_window():
     """The CPU plugin's running mean after warm-up w and k profiled inferences covers w + k runs."""
-    from fff.breakdown import window_means
+    from fff.explain.breakdown import window_means
 
     warmup, per_run = 2, [50.0, 50.0, 10.0, 10.0, 10.0]  # two slow warm-ups, then 10 us per inference
     runs = per_run[:warmup]

@@ -122,7 +122,7 @@ def test_the_main_process_memory_stays_flat_over_many_targets(builder, faults, t
 # --- the IR cache verifies itself ------------------------------------------------------------------
 
 def test_a_damaged_cache_entry_is_rebuilt_with_a_note(tmp_path):
-    from fff.conversion import CHECKSUM_NAME, is_cached, prepare_ir
+    from fff.backends.openvino.conversion import CHECKSUM_NAME, is_cached, prepare_ir
     from fff.models import build
 
     model = build(TINY)
@@ -152,7 +152,7 @@ def test_a_parity_failure_on_a_cached_ir_is_checked_again_from_a_fresh_conversio
     """A cache entry holding another model's IR, with a checksum that matches (a bug, a copy):
     the fresh conversion agrees, the entry is replaced, nothing is reported as a parity failure."""
     import fff.builder
-    from fff.conversion import CHECKSUM_NAME, _checksum, prepare_ir
+    from fff.backends.openvino.conversion import CHECKSUM_NAME, _checksum, prepare_ir
     from fff.models import build
     from fff.profiling import ProfileOptions, profile_target
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fff.cache_analysis import cache_columns, record_llc
-from fff.cache_calibration import calibrate, calibration_factors, calibration_validation
+from fff.explain.cache_analysis import cache_columns, record_llc
+from fff.explain.cache_calibration import calibrate, calibration_factors, calibration_validation
 from fff.report.cache_section import cache_section_html
 from fff.report.html import _table
 
@@ -87,7 +87,7 @@ def test_one_simulated_cell_calibrates_but_validates_nothing():
     assert table["cells"].tolist() == [1] and table["calibrated_median_pct"].isna().all()
     assert table["validation"].iloc[0].startswith("none")
     assert calibrate(frame(rows))["llc_misses"].tolist() == pytest.approx([11_000, 33_000])
-    rows[1]["llc_source"] = "modelled (what-if LL)"  # fff.cache_analysis.record_llc's mark stays
+    rows[1]["llc_source"] = "modelled (what-if LL)"  # fff.explain.cache_analysis.record_llc's mark stays
     assert calibrate(frame(rows))["llc_source"].iloc[1] == ("modelled (what-if LL), calibrated by 1 simulated openvino "
                                                             "plain cell (factor 1.10)")
 

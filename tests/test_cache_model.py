@@ -5,8 +5,8 @@ with valgrind's simulation on a tiny model."""
 import numpy as np
 import pytest
 
-from fff import cache_model
-from fff.cache_sim import CacheLevel, parse_cache_spec
+from fff.explain import cache_model
+from fff.explain.cache_sim import CacheLevel, parse_cache_spec
 from fff.errors import UsageError
 
 SMALL_LL = CacheLevel(256 * 1024, 16, 64, "what-if LL for the tests")
@@ -102,7 +102,7 @@ def test_bad_cache_spec_is_a_usage_error(text, message):
 
 
 def _missing_valgrind() -> str:
-    from fff.cache_sim import unavailable_reason
+    from fff.explain.cache_sim import unavailable_reason
 
     return unavailable_reason()
 
@@ -114,7 +114,7 @@ MODEL_ERROR = 0.10
 
 @pytest.mark.skipif(bool(_missing_valgrind()), reason=_missing_valgrind() or "-")
 def test_model_agrees_with_simulation_on_a_tiny_model(tmp_path):
-    from fff.cache_sim import simulate
+    from fff.explain.cache_sim import simulate
 
     width, layers = 256, 4
     xml = ov_mlp(tmp_path / "mlp.xml", width, layers)
@@ -143,7 +143,7 @@ def test_torch_simulation_child_skips_the_flops_pass_but_runs_the_same_model():
     import subprocess
     import sys
 
-    code = ("import numpy as np, torch; from fff.cache_sim import torch_child_callable; from fff.models import build\n"
+    code = ("import numpy as np, torch; from fff.explain.cache_sim import torch_child_callable; from fff.models import build\n"
             "kw = dict(target='plain:depth=1,width=0.25,resolution=32', build_options={}, precision='f32', "
             "input_shape=[1, 3, 32, 32])\n"
             "fast = torch_child_callable(**kw)().numpy()\n"
@@ -155,7 +155,7 @@ def test_torch_simulation_child_skips_the_flops_pass_but_runs_the_same_model():
     assert flops == "0"  # the child never counted
     import torch
 
-    from fff.backends import TorchBackend, fixed_seed_input
+    from fff.backends.torch_eager import TorchBackend, fixed_seed_input
 
     backend = TorchBackend(target="plain:depth=1,width=0.25,resolution=32", build_options={}, threads=1, precision="f32")
     backend._input = torch.from_numpy(fixed_seed_input([1, 3, 32, 32]))

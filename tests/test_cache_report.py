@@ -61,8 +61,8 @@ def test_every_cell_has_an_llc_figure_with_its_source(page):
 
 def test_model_error_and_correlations_with_working_set(page):
     from fff.analysis import correlations, load_results
-    from fff.cache_analysis import model_error
-    from fff.cache_calibration import calibration_validation
+    from fff.explain.cache_analysis import model_error
+    from fff.explain.cache_calibration import calibration_validation
 
     _, results = page
     records = load_results([results]).records
@@ -123,7 +123,7 @@ def test_the_cache_section_withholds_fractions_under_an_untrusted_roof_and_count
 
     records = _roof_rows("contended", openvino_bytes=3e6).assign(llc_source="modelled", llc_simulated=float("nan"),
                                                                  llc_modelled=1e5, machine="m", pattern="plain")
-    records.loc[records["roof_verdict"] == "contended", "attained_fraction"] = float("nan")  # as fff.roofline leaves it
+    records.loc[records["roof_verdict"] == "contended", "attained_fraction"] = float("nan")  # as fff.explain.roofline leaves it
     text = cache_section_html(records, _table)
     assert "The roof of 4 record(s) is not trustworthy" in text and "above roof" not in text
     assert "modelled" in text and "Points per backend and source" in text

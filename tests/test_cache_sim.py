@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import fff
-from fff import cache_sim
+from fff.explain import cache_sim
 
 
 def _missing_valgrind() -> str:
-    from fff.cache_sim import unavailable_reason
+    from fff.explain.cache_sim import unavailable_reason
 
     return unavailable_reason()
 
@@ -59,7 +59,7 @@ def test_simulated_llc_misses_are_positive_and_repeatable(small_twice):
     assert misses.total == first.events["DLmr"] + first.events["ILmr"]
     assert misses.per_inference() == misses.total / 2
     assert "DLmr + ILmr" in misses.reason
-    # Repeatable, not bit-identical (see fff.cache_sim's docstring). Measured on this model:
+    # Repeatable, not bit-identical (see fff.explain.cache_sim's docstring). Measured on this model:
     # instructions 22221 in 30 runs of 30 and 22233 once in another 12, llc-misses 113 in 29 of 30
     # and 114 in one, D1mr 1352..1389, D1mw 46..53 (CI once saw D1mr 1283 against 1352).
     assert first.events["Ir"] == pytest.approx(second.events["Ir"], rel=0.01)
@@ -161,7 +161,7 @@ def test_the_simulation_phase_loads_the_parents_module_and_agrees_with_a_fresh_p
     """Both backends at once in forks of long-lived servers, the PyTorch module built natively and
     loaded under valgrind: the counts stay those of a fresh process that builds the model itself
     (measured: instructions +4.6%, LL misses -5.8%, L1 misses +2.3% on this model)."""
-    from fff.simulation_phase import SimulationTarget, simulate_targets
+    from fff.explain.simulation_phase import SimulationTarget, simulate_targets
 
     target, build_options = "plain:depth=1,width=0.25,resolution=32", {"batch": None, "resolution": None,
                                                                         "input_shape": None}
@@ -173,7 +173,7 @@ def test_the_simulation_phase_loads_the_parents_module_and_agrees_with_a_fresh_p
     for backend in ("torch", "openvino"):
         assert fields[backend]["simulated_counters"]["llc-misses"]["status"] == "simulated"
         assert fields[backend]["simulated_counters"]["instructions"]["per_inference"] > 1e5
-    fresh = cache_sim.simulate_callable("fff.cache_sim:torch_child_callable",
+    fresh = cache_sim.simulate_callable("fff.explain.cache_sim:torch_child_callable",
                                         {"target": target, "build_options": build_options, "precision": "f32",
                                          "input_shape": [1, 3, 32, 32]}, iterations=1, warmup=1)
     served = fields["torch"]["simulated_counters"]
@@ -183,7 +183,7 @@ def test_the_simulation_phase_loads_the_parents_module_and_agrees_with_a_fresh_p
 
 @needs_valgrind
 def test_a_job_that_crashes_or_hangs_is_one_clear_error_and_the_server_is_gone():
-    from fff.simulation_server import SimulationServer
+    from fff.explain.simulation_server import SimulationServer
 
     with SimulationServer() as server:
         with pytest.raises(fff.FffError, match="killed by SIGABRT"):

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from fff.contention import (MIN_OTHERS_CPUS, MIN_SHARE, NOISY_CI, MachineSample, ProcessSample, RoundUsage,
+from fff.measure.contention import (MIN_OTHERS_CPUS, MIN_SHARE, NOISY_CI, MachineSample, ProcessSample, RoundUsage,
                             machine_sample, others_cpus, record_verdict, round_problem, round_usage, summarize_rounds,
                             worst)
 from fff.errors import UsageError
@@ -31,7 +31,7 @@ def test_proc_stat_is_summed_over_the_cpus_asked_for():
 
 
 def test_other_processes_cpu_is_the_busy_time_less_our_own():
-    from fff.contention import CLOCK_TICKS
+    from fff.measure.contention import CLOCK_TICKS
 
     second = 1_000_000_000
     before = MachineSample(0, busy_ticks=1000, steal_ticks=0, cpus=2)

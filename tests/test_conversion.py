@@ -1,13 +1,13 @@
-"""fff.conversion and fff.parity: static f32 IR, the content-addressed cache, parity and its tolerance."""
+"""fff.backends.openvino.conversion and fff.measure.parity: static f32 IR, the content-addressed cache, parity and its tolerance."""
 
 import numpy as np
 import pytest
 import torch
 
-from fff.conversion import cache_key, convert, is_cached
+from fff.backends.openvino.conversion import cache_key, convert, is_cached
 from fff.errors import CompileError, FffError, ParityError, ShapeError
 from fff.models import PATTERNS, build
-from fff.parity import RTOL, check_parity, compare, fixed_seed_input
+from fff.measure.parity import RTOL, check_parity, compare, fixed_seed_input
 
 
 @pytest.fixture(scope="module")

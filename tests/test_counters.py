@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import fff
-from fff import counters
-from fff.counters import CounterResults, count, scale
+from fff.measure import counters
+from fff.measure.counters import CounterResults, count, scale
 
 SYSFS_PMUS = Path("/sys/bus/event_source/devices")
 HARDWARE_EVENTS = ["cycles", "instructions", "llc-loads", "llc-misses", "branch-misses", "l1d-misses"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fff.counters import CounterResult, CounterResults, merge
+from fff.measure.counters import CounterResult, CounterResults, merge
 
 
 def rounds(*readings):

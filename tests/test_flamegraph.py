@@ -2,7 +2,7 @@
 
 import pytest
 
-from fff.flamegraph import python_share
+from fff.explain.flamegraph import python_share
 
 
 def test_share_counts_innermost_frames_by_kind():
@@ -30,7 +30,7 @@ def test_no_samples_is_unknown_not_zero():
 
 
 def test_retitle_replaces_py_spys_command_line(tmp_path):
-    from fff.flamegraph import retitle
+    from fff.explain.flamegraph import retitle
 
     svg = tmp_path / "f.svg"
     # The element as py-spy 0.4 writes it.

@@ -5,7 +5,7 @@ import warnings
 import pytest
 import torch
 
-from fff.conversion import convert
+from fff.backends.openvino.conversion import convert
 from fff.models import build
 from fff.models.flops import count_flops
 from fff.models.graph_flops import count_graph

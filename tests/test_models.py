@@ -335,7 +335,7 @@ def test_ir_file_targets(tiny_ir):
 
 
 def test_static_ir_file_gives_its_own_shape(tmp_path):
-    from fff.conversion import convert
+    from fff.backends.openvino.conversion import convert
 
     xml = convert(build("plain:depth=1,width=0.5", resolution=32), cache_dir=tmp_path)
     assert build(str(xml)).input_shape == (1, 3, 32, 32)
@@ -361,7 +361,7 @@ def test_bad_model_files(tmp_path, capfd):
     (tmp_path / "broken.bin").write_bytes(b"")
     with pytest.raises(ModelFileError, match="broken.xml: not an OpenVINO IR model$"):
         build(str(tmp_path / "broken.xml"))
-    from fff.conversion import convert
+    from fff.backends.openvino.conversion import convert
 
     ir = convert(build("plain:depth=1,width=0.25", resolution=32), cache_dir=tmp_path / "cache")
     (tmp_path / "truncated.xml").write_text(ir.read_text())

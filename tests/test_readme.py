@@ -5,7 +5,7 @@ import io
 import re
 from pathlib import Path
 
-from fff.counters import STATUSES
+from fff.measure.counters import STATUSES
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from fff import roofline
+from fff.explain import roofline
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_peaks_are_positive_and_below_the_stated_bound(roof):
 
 
 def test_roof_is_cached_with_the_machine_fingerprint(roof):
-    from fff.machine import machine_fingerprint
+    from fff.measure.machine import machine_fingerprint
 
     measured, cached = roof
     assert cached == measured and cached["fingerprint"] == machine_fingerprint()
@@ -81,8 +81,8 @@ def test_record_point_uses_the_best_traffic_source_and_skips_what_if_caches():
 
 def _meter_reading(shares: list[float]):
     """A RoundMeter stand-in whose rounds got ``shares`` of the CPU they asked for, in turn, while
-    other processes took a whole CPU (the reading fff.contention would make under load)."""
-    from fff.contention import RoundUsage
+    other processes took a whole CPU (the reading fff.measure.contention would make under load)."""
+    from fff.measure.contention import RoundUsage
 
     readings = iter(shares)
 
@@ -147,7 +147,7 @@ def test_a_roof_contended_in_every_round_is_not_cached_and_says_why(fast_kernels
     assert fresh["verdict"] == "ok" and roofline._cache_path(2).exists()
 
 
-@pytest.mark.parametrize("stale", [{"schema": "fff.roofline/1"}, {"threads": 1}, {"verdict": "contended"}],
+@pytest.mark.parametrize("stale", [{"schema": "fff.explain.roofline/1"}, {"threads": 1}, {"verdict": "contended"}],
                          ids=["older-schema", "other-threads", "contended"])
 def test_a_cached_roof_from_older_fff_other_threads_or_contention_is_measured_again(fast_kernels, stale):
     good = {"schema": roofline.SCHEMA, "threads": 2, "verdict": "ok", "fma_peak_flops": 1.0}

@@ -135,7 +135,7 @@ def test_precision_asked_for_is_read_back(tiny_ir):
 
 
 def test_clock_is_reported():
-    from fff.runner import clock_info
+    from fff.backends.openvino.runner import clock_info
 
     info = clock_info()
     flags = cpu_flags()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fff.stats import instability_warnings, median_ci, speedup_with_ci, summarize
+from fff.measure.stats import instability_warnings, median_ci, speedup_with_ci, summarize
 
 
 def test_summary_of_known_samples():

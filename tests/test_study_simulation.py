@@ -3,7 +3,7 @@
 import sys
 
 from fff.analysis import load_results
-from fff.simulation_phase import error_fields
+from fff.explain.simulation_phase import error_fields
 from fff.study.config import StudyConfig
 from fff.study.simulation import merge_simulations
 from fff.study.store import read_rows

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fff.errors import FffError, ShapeError, UsageError
-from fff.worker import Worker
+from fff.measure.worker import Worker
 
 
 def openvino_worker(xml, shape=(1, 3, 32, 32)):

@@ -11,7 +11,7 @@ PROG = "fff-profile"
 
 
 def build_parser() -> OneLineParser:
-    from fff.simulation_server import ISA_CAPS  # names only: no numpy, --help stays instant
+    from fff.explain.simulation_server import ISA_CAPS  # names only: no numpy, --help stays instant
 
     parser = OneLineParser(
         prog=PROG,
@@ -108,7 +108,7 @@ def format_table(records: list[dict]) -> str:
         for name, d in (r.get("derived_counters") or {}).items():
             if d["value"] is not None:
                 counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<9} {'derived':<9} {name:<18} {d['value']:.3f}")
-    from fff.contention import NOISY_CI
+    from fff.measure.contention import NOISY_CI
 
     doubtful = [f"  {r['target'][:width]:<{width}} {r['backend']:<9} {r['verdict']}: {r['verdict_reason']}"
                 for r in records if r["verdict"] != "ok"]
@@ -127,7 +127,7 @@ def format_table(records: list[dict]) -> str:
 
 def list_everything() -> str:
     # Static tables only: listing names must not import torch or build anything.
-    from fff.counters import KNOWN_COUNTERS
+    from fff.measure.counters import KNOWN_COUNTERS
     from fff.models.names import list_targets
 
     lines = []
@@ -160,7 +160,7 @@ def main(argv=None) -> int:
 
 
 def _profile(args, output) -> int:
-    from fff.contention import preflight
+    from fff.measure.contention import preflight
     from fff.errors import FffError
     from fff.models import DEFAULT_TARGET
     from fff.profiling import ProfileOptions, profile_records

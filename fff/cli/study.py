@@ -35,7 +35,7 @@ def _counter_list(text: str) -> list[str]:
 
 def build_parser() -> OneLineParser:
     from fff.models.names import PATTERN_DESCRIPTIONS, ZOO_MODELS  # plain tables: --help stays instant
-    from fff.simulation_server import ISA_CAPS
+    from fff.explain.simulation_server import ISA_CAPS
 
     parser = OneLineParser(
         prog=PROG,
@@ -90,7 +90,7 @@ def build_parser() -> OneLineParser:
 
 def _cache(text):
     if text is not None:  # a bad spec is a UsageError: one line, exit 2
-        from fff.cache_sim import parse_cache_spec
+        from fff.explain.cache_sim import parse_cache_spec
 
         parse_cache_spec(text)
     return text

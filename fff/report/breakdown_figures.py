@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib import colormaps
 
 from fff.analysis import BASELINE
-from fff.breakdown import CATEGORIES
+from fff.explain.breakdown import CATEGORIES
 from fff.report.figures import _empty, _new_figure, _save
 
 __all__ = ["draw_breakdown", "category_shares", "saved_shares"]

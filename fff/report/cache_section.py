@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fff.cache_analysis import cache_sources
-from fff.cache_calibration import (FLOOR_LINES, KNOWN_ERROR, KNOWN_ERROR_SOURCE, calibration_factors,
+from fff.explain.cache_analysis import cache_sources
+from fff.explain.cache_calibration import (FLOOR_LINES, KNOWN_ERROR, KNOWN_ERROR_SOURCE, calibration_factors,
                                    calibration_validation)
 
 __all__ = ["roofline_figure", "intensity_axis", "cache_section_html"]
@@ -33,7 +33,7 @@ def intensity_axis(intensity: pd.Series, ridge: float) -> tuple[float, float]:
 
 def _bytes_text(value: float) -> str:
     if value < 2:
-        return "~0 bytes"  # fff.roofline divides by max(traffic, 1 byte)
+        return "~0 bytes"  # fff.explain.roofline divides by max(traffic, 1 byte)
     for unit, size in (("MB", 1e6), ("kB", 1e3)):
         if value >= size:
             return f"{value / size:.3g} {unit}"
@@ -191,7 +191,7 @@ def cache_section_html(records: pd.DataFrame, table) -> str:
     """HTML for one machine's cache section; ``table`` renders a DataFrame as fff.report.html does."""
     parts = ["<h3>Where the cache figures come from</h3>",
              '<p class="note">LLC misses per inference: measured (a PMU), simulated (valgrind callgrind, on its '
-             'virtual CPU without AVX-512) or modelled (fff.cache_model: each operation\'s tensors streamed once '
+             'virtual CPU without AVX-512) or modelled (fff.explain.cache_model: each operation\'s tensors streamed once '
              'through an LRU of the LL\'s size; no reuse inside an operation, no scratch buffers). The best source '
              'a record has is used; a what-if LL is marked.</p>',
              table(cache_sources(records), "no LLC figures in these results"),
@@ -211,7 +211,7 @@ def _roof_parts(records: pd.DataFrame, table) -> list[str]:
     parts = ["<h3>How close each backend comes to the roof</h3>",
              '<p class="note">Each point of the roofline figure: its FLOPs over its LL traffic per inference, the '
              'traffic from the best source the record has (measured by a PMU, simulated by valgrind, or modelled by '
-             'fff.cache_model); its attained fraction is its GFLOP/s over min(FMA peak, intensity x triad bandwidth), '
+             'fff.explain.cache_model); its attained fraction is its GFLOP/s over min(FMA peak, intensity x triad bandwidth), '
              'the roofs measured on this machine in rounds checked for contention. Points per backend and source:</p>',
              table(placed.assign(traffic=placed["intensity_source"].fillna("unknown"))
                    .groupby(["backend", "traffic"]).size().rename("points").reset_index())]

@@ -14,7 +14,7 @@ import pandas as pd
 from fff.analysis import (PAPER, SPEEDUP_CONVENTION, SUSPECT_FACTOR, StudyResults, accelerated, architecture_table,
                           correlations, gflops_by_pattern, headline, speedup_by_pattern, speedup_trend, suspect_cells)
 
-from fff.contention import NOISY_CI
+from fff.measure.contention import NOISY_CI
 
 from fff.report.cache_section import cache_section_html
 

@@ -33,7 +33,7 @@ from importlib import resources
 from pathlib import Path
 
 from fff.errors import UsageError
-from fff.simulation_server import ISA_CAPS
+from fff.explain.simulation_server import ISA_CAPS
 
 __all__ = ["Cell", "StudyConfig", "load_study", "default_study", "parse_study", "DEFAULT_STUDY_RESOURCE"]
 
@@ -96,7 +96,7 @@ class StudyConfig:
     counters: tuple[str, ...] = ()
     simulate_cache: bool = False
     cache: str | None = None
-    simulate_isa: str | None = None  # fff.cache_sim.ISA_CAPS key for the simulated cells
+    simulate_isa: str | None = None  # fff.explain.cache_sim.ISA_CAPS key for the simulated cells
     calibrate_every: int | None = None  # simulate one cell in N (every cell is modelled): the model's calibration
     calibrate_from: int = 0  # the first of them (0-based, in cell order): which depth/width each pattern calibrates
     max_seconds: float = 3.0
@@ -104,7 +104,7 @@ class StudyConfig:
     target_ci: float = 0.02
     warmup: int = 3
     keep_samples: bool = False  # raw samples make a line hundreds of kB; the summaries are kept
-    breakdown: bool = False  # per-layer profiles after each cell's timed rounds (fff.breakdown)
+    breakdown: bool = False  # per-layer profiles after each cell's timed rounds (fff.explain.breakdown)
     # [patterns]
     patterns: tuple[str, ...] = ()
     depths: tuple[int, ...] = (1, 2, 4)
@@ -211,7 +211,7 @@ def _scalar(check, what: str):
 
 
 def _cache_spec(value):
-    from fff.cache_sim import CACHE_SPEC_USAGE, parse_cache_spec
+    from fff.explain.cache_sim import CACHE_SPEC_USAGE, parse_cache_spec
 
     try:
         parse_cache_spec(value)

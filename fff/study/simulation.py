@@ -2,7 +2,7 @@
 
 Simulating a cell under valgrind takes minutes of a whole core, so it never shares the cores
 with a timed round: the sweep times every cell first, then hands the cells whose caches are to
-be simulated (``simulate_cache``, or one cell in ``calibrate_every``) to fff.simulation_phase,
+be simulated (``simulate_cache``, or one cell in ``calibrate_every``) to fff.explain.simulation_phase,
 which keeps every core busy with them. Each finished cell appends one ``"simulated"`` row
 keyed like the cell's timing row, holding per backend the fields a simulated profile record
 has (``simulated_counters``, ``simulation``, and the ``roofline`` point recomputed with the
@@ -52,16 +52,16 @@ def _wanted(cells, rows: list[dict], key_of, retry_errors: bool) -> list[tuple]:
 def simulation_phase(store, config, cells, key_of, bookkeeping, bar, *, retry_errors: bool = False,
                      simulate=None) -> tuple[int, int, float]:
     """Simulate the cells that want it and have none yet; returns (cells simulated, cells with a failed
-    backend, seconds). ``simulate`` defaults to fff.simulation_phase.simulate_targets (tests pass another)."""
+    backend, seconds). ``simulate`` defaults to fff.explain.simulation_phase.simulate_targets (tests pass another)."""
     from fff.profiling import build_options_of
-    from fff.simulation_phase import SimulationTarget
+    from fff.explain.simulation_phase import SimulationTarget
     from fff.study.store import read_rows
 
     wanted = _wanted(cells, read_rows(store.path).rows, key_of, retry_errors)
     if not wanted:
         return 0, 0, 0.0
     if simulate is None:
-        from fff.simulation_phase import simulate_targets as simulate
+        from fff.explain.simulation_phase import simulate_targets as simulate
     started = time.monotonic()
     phase_started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     by_key = {}
@@ -74,7 +74,7 @@ def simulation_phase(store, config, cells, key_of, bookkeeping, bar, *, retry_er
                                       cell.precision, max((r.get("flops") or 0) for r in records) or None))
     counts = {"simulated": 0, "failed": 0}
     # The roofs now, while the cores are idle: measured among the valgrind servers they would be contended.
-    from fff.roofline import machine_roofline
+    from fff.explain.roofline import machine_roofline
 
     roofs = {threads: machine_roofline(threads) for threads in
              {r.get("threads") for _, records in by_key.values() for r in records if r.get("roofline") is not None}}
@@ -106,7 +106,7 @@ def simulation_phase(store, config, cells, key_of, bookkeeping, bar, *, retry_er
 
 def _with_roofline(records: list[dict], fields: dict, roofs: dict) -> dict:
     """Each backend's roofline point again, now that simulated traffic can place it."""
-    from fff.roofline import roofline_point
+    from fff.explain.roofline import roofline_point
 
     out = {}
     for record in records:

@@ -171,9 +171,9 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
     ``measure(target, options, progress) -> list[dict]`` defaults to fff.profiling.profile_target;
     tests pass another one. ``retry_errors`` runs cells whose only row is an error again (the
     newest row wins when reading). ``extend``: resume a file measured under other settings
-    on purpose (fff.study.fingerprint). ``simulate`` replaces fff.simulation_phase.simulate_targets
+    on purpose (fff.study.fingerprint). ``simulate`` replaces fff.explain.simulation_phase.simulate_targets
     in the simulation phase (fff.study.simulation), for tests."""
-    from fff.machine import machine_fingerprint
+    from fff.measure.machine import machine_fingerprint
     from fff.profiling import profile_target
 
     measure = measure or profile_target
@@ -202,7 +202,7 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
             from fff.profiling import check_device
 
             check_device(config.device)
-        from fff.contention import preflight
+        from fff.measure.contention import preflight
 
         busy = preflight()  # half a second: are other processes using the CPUs?
 
@@ -213,7 +213,7 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
 
 def _sweep(store, config, settings, cells, measure, fingerprint, retry_errors, shard, progress,
            busy, quiet, simulate) -> SweepSummary:
-    from fff.machine import machine_info, versions
+    from fff.measure.machine import machine_info, versions
 
     finished, deaths = _history(store, retry_errors)
     todo = [cell for cell in cells if row_key(cell.cell_id, fingerprint) not in finished]

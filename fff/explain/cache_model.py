@@ -321,7 +321,7 @@ def working_set(trace: Trace, cache_sizes: dict[str, int]) -> dict:
 
 
 def _machine_cache_sizes() -> dict[str, int]:
-    from fff.machine import sysfs_caches
+    from fff.measure.machine import sysfs_caches
 
     return {name: c["size_bytes"] for name, c in sysfs_caches(0).items() if name != "L1i" and c["size_bytes"]}
 
@@ -344,11 +344,11 @@ def model_caches(backends, *, module=None, xml=None, input_shape, precision: str
                  block: int = DEFAULT_BLOCK) -> dict[str, dict]:
     """Per backend: ``{"modelled_counters": ..., "cache_model": {...}}`` for a profile record.
 
-    ``ll`` is a fff.cache_sim.CacheLevel (default: this machine's LL from sysfs). The PyTorch
+    ``ll`` is a fff.explain.cache_sim.CacheLevel (default: this machine's LL from sysfs). The PyTorch
     side needs ``module``, the OpenVINO side ``xml``; a backend without either is left out.
     """
     if ll is None:
-        from fff.cache_sim import cache_geometry
+        from fff.explain.cache_sim import cache_geometry
 
         ll = cache_geometry().LL
     sizes = {**_machine_cache_sizes(), "LL (modelled)": ll.size}
@@ -359,7 +359,7 @@ def model_caches(backends, *, module=None, xml=None, input_shape, precision: str
         if backend == "torch" and module is not None:
             import torch
 
-            from fff.backends import fixed_seed_input
+            from fff.backends.torch_eager import fixed_seed_input
 
             example = torch.from_numpy(fixed_seed_input(input_shape))
             if precision != "f32":
@@ -387,7 +387,7 @@ def model_caches(backends, *, module=None, xml=None, input_shape, precision: str
 def record_fields(backends, *, precision: str, cache: str | None, model, xml) -> dict[str, dict]:
     """The builder child's hook (fff.builder): the model for one target, what-if LL included.
     A model that cannot be traced is reported in the record, never fatal to the measurement."""
-    from fff.cache_sim import cache_geometry, parse_cache_spec
+    from fff.explain.cache_sim import cache_geometry, parse_cache_spec
     from fff.errors import FffError
 
     try:

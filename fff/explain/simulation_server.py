@@ -14,12 +14,12 @@ Callgrind follows the fork: with ``%p`` in the output file name every child writ
 is off in the server (``--instr-atstart=no``), so it simulates nothing while it waits.
 
 Protocol: the parent writes one JSON request per line on the server's stdin ({"id", "job"}; the
-job is a fff.cache_sim job and names the file the child writes its outcome to); the server
+job is a fff.explain.cache_sim job and names the file the child writes its outcome to); the server
 answers on its stdout, one JSON line per event ({"event": "ready"} once its imports are done; per
 job {"id", "pid", "event": "started"}, then {"id", "pid", "exit": code}). Anything the runtimes print goes to stderr, never into the answers.
 The server leaves when its stdin closes (its parent finished or died).
 
-    python -P -m fff.simulation_server [MODULE ...]   # under valgrind; MODULEs imported once, up front
+    python -P -m fff.explain.simulation_server [MODULE ...]   # under valgrind; MODULEs imported once, up front
 """
 
 from __future__ import annotations
@@ -40,22 +40,22 @@ __all__ = ["SimulationServer", "PRELOAD", "ISA_CAPS"]
 
 # The ISA caps a server can put on the kernels it simulates, by name: oneDNN's (OpenVINO's CPU
 # plugin and PyTorch's oneDNN kernels honour ONEDNN_MAX_CPU_ISA) and MKL's (PyTorch's BLAS).
-# ATEN_CPU_CAPABILITY is left alone: it changes PyTorch's seeded weights. Here, not in fff.cache_sim,
+# ATEN_CPU_CAPABILITY is left alone: it changes PyTorch's seeded weights. Here, not in fff.explain.cache_sim,
 # so the command lines and the study file can name them without importing numpy.
 ISA_CAPS = {"sse41": ("SSE41", "SSE4_2"), "avx": ("AVX", "AVX"), "avx2": ("AVX2", "AVX2")}
 
 # What a study's servers import once: every job then starts from an interpreter that has them.
-PRELOAD = ("torch", "torchvision", "openvino", "fff.models", "fff.backends", "fff.runner")
+PRELOAD = ("torch", "torchvision", "openvino", "fff.models", "fff.backends.torch_eager", "fff.backends.openvino.runner")
 
 _USER_ERRORS = ("UsageError", "ModelFileError", "ShapeError", "DeviceError", "CompileError", "TargetError")
 
 
 class SimulationServer:
-    """Parent side of one server: ``run(job)`` -> fff.cache_sim.SimulationResult. One job at a time."""
+    """Parent side of one server: ``run(job)`` -> fff.explain.cache_sim.SimulationResult. One job at a time."""
 
     def __init__(self, ll=None, isa_cap: str | None = None, preload: tuple[str, ...] = ()):
-        from fff.cache_sim import _valgrind, cache_geometry
-        from fff.child_process import child_environment, python_module_command
+        from fff.explain.cache_sim import _valgrind, cache_geometry
+        from fff.measure.child_process import child_environment, python_module_command
 
         valgrind = _valgrind()  # before anything is created: a missing valgrind leaves nothing behind
         self.geometry = cache_geometry(ll)
@@ -65,7 +65,7 @@ class SimulationServer:
         self._stderr = open(self.directory / "stderr.txt", "w+")
         self.command = [valgrind, "--tool=callgrind", "--cache-sim=yes", "--instr-atstart=no",
                         *self.geometry.valgrind_options(), f"--callgrind-out-file={self.directory}/callgrind.out.%p",
-                        *python_module_command("fff.simulation_server", *preload)]
+                        *python_module_command("fff.explain.simulation_server", *preload)]
         # One thread wherever a runtime looks for it, one malloc arena and a fixed hash seed: the
         # fewer things that move buffers between runs, the more repeatable the counts.
         env = child_environment({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "1",
@@ -85,8 +85,8 @@ class SimulationServer:
         return self._process.poll() is None
 
     def run(self, job: dict, iterations: int, warmup: int, timeout: float | None, first_call_warms: bool = False):
-        """Simulate ``job`` (a fff.cache_sim job: "openvino" or "callable") in a fork of the server."""
-        from fff.cache_sim import DUMP_LABEL, SimulationResult, counters_from_events, parse_callgrind_totals
+        """Simulate ``job`` (a fff.explain.cache_sim job: "openvino" or "callable") in a fork of the server."""
+        from fff.explain.cache_sim import DUMP_LABEL, SimulationResult, counters_from_events, parse_callgrind_totals
 
         if self.start_seconds is None:  # not part of the job's time: a server serves many
             while self._answer(None if timeout is None else time.monotonic() + timeout, timeout).get("event") != "ready":
@@ -197,7 +197,7 @@ def _exit_text(code: int) -> str:
 def _run_job(job: dict) -> int:
     """In the forked child: the job between the client requests, its outcome written to a file."""
     from fff import _native
-    from fff.cache_sim import JOBS
+    from fff.explain.cache_sim import JOBS
 
     out = {"running_on_valgrind": bool(_native.running_on_valgrind())}
     status = 0

@@ -1,6 +1,6 @@
 """Start a Python child that imports the very same fff as this process.
 
-``python -m fff.worker`` puts the current directory first on sys.path, so a child started in a
+``python -m fff.measure.worker`` puts the current directory first on sys.path, so a child started in a
 source checkout would import that checkout's ``fff`` (without its compiled ``_native``) instead of
 the installed package the parent runs — which is how an installed fff-profile failed in a fresh
 clone. ``-P`` (Python >= 3.11) drops that entry, and the directory holding the parent's ``fff`` is
@@ -25,7 +25,7 @@ def python_module_command(module: str, *args: str) -> list[str]:
 def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment, plus what makes the child import this process's fff."""
     env = {**os.environ, **(extra or {})}
-    fff_root = str(Path(__file__).resolve().parent.parent)
+    fff_root = str(Path(__file__).resolve().parents[2])  # the directory holding the fff package
     found_anyway = {str(Path(p).resolve()) for p in [*site.getsitepackages(), site.getusersitepackages()]}
     if fff_root not in found_anyway:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [fff_root, env.get("PYTHONPATH")]))

@@ -12,14 +12,14 @@ This module turns them into results the way perf's evsel.c does:
 
 Use it around any code (the PyTorch baseline, for one)::
 
-    with fff.counters.count(["task-clock", "llc-misses"], inferences=100) as c:
+    with fff.measure.counters.count(["task-clock", "llc-misses"], inferences=100) as c:
         for _ in range(100):
             model(x)
     c.results["task-clock"].per_inference()   # ns of CPU time per inference, all threads
     c.results.derived()["llc-mpki"]           # None with a reason where a PMU is missing
 
 The native runner counts around its timed loop (``fff.Runner.run(..., counters=[...])``), and
-fff.cache_sim gives the same names with status "simulated" from valgrind's cache simulator.
+fff.explain.cache_sim gives the same names with status "simulated" from valgrind's cache simulator.
 """
 
 from __future__ import annotations
@@ -55,10 +55,10 @@ def known_counters() -> dict[str, str]:
 
 def __getattr__(name):
     # KNOWN_COUNTERS comes from the native layer, the single table of encodings; loading it
-    # lazily keeps `import fff.counters` free of the extension.
+    # lazily keeps `import fff.measure.counters` free of the extension.
     if name == "KNOWN_COUNTERS":
         return known_counters()
-    raise AttributeError(f"module 'fff.counters' has no attribute {name!r}")
+    raise AttributeError(f"module 'fff.measure.counters' has no attribute {name!r}")
 
 
 def validate_names(names: Iterable[str]) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ would vanish into "framework overhead".
 
 OpenVINO: ``fff.Runner.profile_layers`` compiles the model a second time with profiling on and
 returns ``get_profiling_info()`` per inference, plus each runtime node's ``originalLayersNames``;
-this module adds the convolution signatures of the IR graph, which fff.breakdown needs to attribute
+this module adds the convolution signatures of the IR graph, which fff.explain.breakdown needs to attribute
 convolutions whose names ``ov.convert_model`` replaced (see there).
 """
 
@@ -168,7 +168,7 @@ def profile_openvino(runner, iterations: int, warmup: int = 2) -> dict:
         else:  # GroupConvolution: [G, O/G, I/G, k...]
             signature = _conv_signature(weights[0] * weights[1], weights[2], weights[3:], weights[0], out_shape)
         convs.append({"name": op.get_friendly_name(), "signature": signature})
-    # The CPU plugin reports each node's running mean since compilation (fff.breakdown.window_means)
+    # The CPU plugin reports each node's running mean since compilation (fff.explain.breakdown.window_means)
     running_means = runner.device.split(".")[0] in RUNNING_MEAN_DEVICES
     return {**raw, "convs": convs, "warmup": warmup, "running_means": running_means,
             "seconds": time.perf_counter() - started}

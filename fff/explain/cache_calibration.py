@@ -1,7 +1,7 @@
 """The cache model calibrated, and validated, against the cells a study simulated.
 
 A study simulates a subset of its cells under valgrind (``calibrate_every = N``) and models every
-cell (fff.cache_model). The model errs low (it streams each tensor once per operation; kernels
+cell (fff.explain.cache_model). The model errs low (it streams each tensor once per operation; kernels
 re-read some), by an amount that depends mostly on the backend: bench/bench_cache_model.py
 measured OpenVINO -5% to -20% and PyTorch -19% to -46% per pattern. So a scale factor per
 backend and pattern, simulated / modelled LL misses over the simulated cells, corrects most of
@@ -20,7 +20,7 @@ __all__ = ["KNOWN_ERROR", "calibrate", "calibration_factors", "calibration_valid
 
 # Below this many simulated lines a cell's misses are the interpreter's and the runtime's own data
 # (~125 lines when the network fits the LL): no ratio to the model means anything there, and the
-# errors are taken against this floor (as fff.cache_analysis.model_error does).
+# errors are taken against this floor (as fff.explain.cache_analysis.model_error does).
 FLOOR_LINES = 1000
 # A pattern with a simulated cell of its own gets its own factor (the median of its cells' ratios);
 # a pattern with none, and every zoo model, gets the backend's pooled median. Why not pool
@@ -125,7 +125,7 @@ def calibrate(records: pd.DataFrame) -> pd.DataFrame:
             modelled = index[records.loc[index, "llc_source"].fillna("").str.startswith("modelled").to_numpy()
                              & records.loc[index, "llc_modelled"].notna().to_numpy()]
             records.loc[modelled, "llc_misses"] = records.loc[modelled, "llc_calibrated"]
-            # after the "(what-if LL)" mark fff.cache_analysis.record_llc may have put there
+            # after the "(what-if LL)" mark fff.explain.cache_analysis.record_llc may have put there
             records.loc[modelled, "llc_source"] = [
                 source + _label(backend, factor, cells, scope)
                 for source in records.loc[modelled, "llc_source"]]

@@ -1,8 +1,8 @@
 """A study's cache figures: each record's LLC misses from its best source, its working set and
 its place under the machine's roofline, and the model's error against simulation.
 
-Sources, best first: ``measured`` (a PMU count), ``simulated`` (valgrind, fff.cache_sim) and
-``modelled`` (fff.cache_model). A record has whichever were asked for; the study's cache
+Sources, best first: ``measured`` (a PMU count), ``simulated`` (valgrind, fff.explain.cache_sim) and
+``modelled`` (fff.explain.cache_model). A record has whichever were asked for; the study's cache
 figures are never empty on a PMU-less machine because every profile carries the modelled one.
 """
 
@@ -70,7 +70,7 @@ def cache_columns(record: dict) -> dict:
         "attained_fraction": number(roof.get("attained_fraction")),
         "fma_peak_gflops": number(roof.get("fma_peak_gflops")), "gemm_peak_gflops": number(roof.get("gemm_peak_gflops")),
         "triad_gbytes_per_s": number(roof.get("triad_gbytes_per_s")),
-        # fff.roofline: "ok", "contended" (measured low, not cached) or "unchecked" (a point made before the check)
+        # fff.explain.roofline: "ok", "contended" (measured low, not cached) or "unchecked" (a point made before the check)
         "roof_verdict": roof.get("roof_verdict", "unchecked") if roof else None,
     }
 

@@ -1,6 +1,6 @@
 """A backend measured in a process of its own.
 
-The parent (fff.profiling) starts one worker per backend with ``python -P -m fff.worker`` and drives
+The parent (fff.profiling) starts one worker per backend with ``python -P -m fff.measure.worker`` and drives
 them in interleaved rounds, so each backend's thread pool (OpenMP for PyTorch, TBB for
 OpenVINO) lives alone in its process and only one backend computes at a time. Messages are
 pickled over a dedicated pipe, leaving the worker's stdout and stderr to the libraries.
@@ -27,7 +27,7 @@ import traceback
 from multiprocessing.connection import Connection
 
 import fff.errors
-from fff.child_process import child_environment, python_module_command
+from fff.measure.child_process import child_environment, python_module_command
 from fff.errors import FffError, openvino_reason
 
 __all__ = ["Worker", "TIMEOUT_VARIABLE"]
@@ -58,7 +58,7 @@ class Worker:
         self.backend = backend
         self.timeout = _answer_timeout()  # read once: a bad value fails before the process starts
         self._process = subprocess.Popen(
-            python_module_command("fff.worker", str(child_read), str(child_write)),
+            python_module_command("fff.measure.worker", str(child_read), str(child_write)),
             pass_fds=(child_read, child_write),
             env=child_environment(env),
             stdin=subprocess.DEVNULL,
@@ -163,7 +163,7 @@ def _served(name: str):
         from fff.builder import BuildService
 
         return BuildService
-    from fff.backends import BACKENDS
+    from fff.backends.torch_eager import BACKENDS
 
     return BACKENDS[name]
 

@@ -2,7 +2,7 @@
 
 Simulation is 50-100x slower than running natively and uses a whole core, so it never runs
 while anything is timed: fff-profile simulates a target after its timed rounds, fff-study after
-every cell has been timed. It keeps one simulation server (fff.simulation_server: a valgrind'ed
+every cell has been timed. It keeps one simulation server (fff.explain.simulation_server: a valgrind'ed
 interpreter that imported torch and openvino once and forks a child per job) per core busy with
 jobs, the largest first so that a large model does not finish alone at the end.
 
@@ -65,7 +65,7 @@ def record_fields(result, isa_cap: str | None, weights: str, first_call_warms: b
                        "elapsed_s": round(result.elapsed_s, 2), "caveat": result.caveat,
                        "isa": "valgrind's virtual CPU (AVX2, no AVX-512)" + (
                            f", kernels capped at {isa_cap.upper()}" if isa_cap else ""),
-                       "process": "a fork of a simulation server per job (fff.simulation_server)",
+                       "process": "a fork of a simulation server per job (fff.explain.simulation_server)",
                        "weights": weights},
     }
 
@@ -73,7 +73,7 @@ def record_fields(result, isa_cap: str | None, weights: str, first_call_warms: b
 def error_fields(error: dict) -> dict:
     """What a record gets when its simulation failed: every simulated counter "error", with why;
     never a zero."""
-    from fff.cache_sim import SIMULATED_COUNTERS
+    from fff.explain.cache_sim import SIMULATED_COUNTERS
 
     why = f"the simulation failed: {error['type']}: {error['message']}"
     return {"simulated_counters": {name: {"per_inference": None, "total": None, "status": "error", "reason": why, "scaled": False}
@@ -105,7 +105,7 @@ def _jobs_for(item: SimulationTarget, directory: str) -> list[_Job]:
             saved = shared_builder().save_module(item.target, item.build_options, path)
             kwargs = {"target": item.target, "build_options": item.build_options, "precision": item.precision,
                       "input_shape": list(model.input_shape), "module_path": path if saved else None}
-            jobs.append(_Job(item, backend, {"kind": "callable", "factory": "fff.cache_sim:torch_child_callable",
+            jobs.append(_Job(item, backend, {"kind": "callable", "factory": "fff.explain.cache_sim:torch_child_callable",
                                              "kwargs": kwargs},
                              "the parent's build, saved whole and loaded (torch.save)" if saved else
                              "built again in the simulated process from the same seed (the module could not be saved)",
@@ -124,11 +124,11 @@ def simulate_targets(items: Iterable[SimulationTarget], *, cache: str | None = N
     may use). ``on_done(item, fields, errors)`` is called in this thread as each item finishes, with
     the record fields per backend (record_fields, or error_fields for a backend that failed) and,
     for backends that failed, {"type", "message"}. ``first_call_warms``: the first inference is
-    simulated and is the warm-up (fff.cache_sim). Off: it saved no time (valgrind's translation of
+    simulated and is the warm-up (fff.explain.cache_sim). Off: it saved no time (valgrind's translation of
     new code dominates either way) and PyTorch's second inference still writes to fresh memory
     (LL store misses 1.8-2x those of the third; bench/bench_simulation_warmup.py)."""
-    from fff.cache_sim import parse_cache_spec, unavailable_reason
-    from fff.simulation_server import PRELOAD, SimulationServer
+    from fff.explain.cache_sim import parse_cache_spec, unavailable_reason
+    from fff.explain.simulation_server import PRELOAD, SimulationServer
 
     reason = unavailable_reason()
     if reason:

@@ -22,11 +22,11 @@ Caveats, also attached to every result: valgrind's virtual CPU has no AVX-512, s
 other kernels than in the native run; the caches are simulated with virtual addresses, inclusive,
 LRU, without prefetchers; only user-space code is seen.
 
-The simulated process is a fff.simulation_server: a Python interpreter under valgrind that forks
+The simulated process is a fff.explain.simulation_server: a Python interpreter under valgrind that forks
 one child per job. A job names a kind in ``JOBS``: "openvino" (an IR or ONNX file through
 fff.Runner) or "callable" (``module:function`` returning a zero-argument callable, run between
 the same client requests: the seam for the PyTorch baseline). ``simulate`` and
-``simulate_callable`` start a server for one job; fff.simulation_phase keeps one per core for a
+``simulate_callable`` start a server for one job; fff.explain.simulation_phase keeps one per core for a
 whole study.
 """
 
@@ -37,9 +37,9 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from fff.counters import CounterResult, CounterResults
+from fff.measure.counters import CounterResult, CounterResults
 from fff.errors import FffError, UsageError
-from fff.simulation_server import ISA_CAPS
+from fff.explain.simulation_server import ISA_CAPS
 
 __all__ = ["CacheGeometry", "SimulationResult", "cache_geometry", "parse_cache_spec", "simulate", "simulate_cache", "simulate_callable",
            "parse_callgrind_totals", "SIMULATED_COUNTERS"]
@@ -48,7 +48,7 @@ DUMP_LABEL = "fff-measured"
 CAVEAT = ("simulated by valgrind callgrind: its virtual CPU has no AVX-512, so the runtime picks different "
           "kernels than natively; LRU inclusive caches on virtual addresses, no prefetchers, user space only")
 
-# Capping the kernels' instruction set (fff.simulation_server.ISA_CAPS) makes the emulation 5-9x
+# Capping the kernels' instruction set (fff.explain.simulation_server.ISA_CAPS) makes the emulation 5-9x
 # faster (valgrind emulates a 256-bit FMA in ~66 ns). What a cap changes, per counter, as measured in
 # issue #13 (mobilenet_v2, resnet50, valgrind 3.19): LL misses -1.1%..+0.2% (resnet50), -0.7% (OpenVINO
 # mobilenet_v2 at 4 MiB), -19% (PyTorch mobilenet_v2); instructions about 3x; L1 misses about 2x (SSE41;
@@ -148,9 +148,9 @@ def parse_cache_spec(text: str) -> CacheLevel:
 
 
 def cache_geometry(ll: CacheLevel | None = None) -> CacheGeometry:
-    """I1, D1 and the last level of cpu0 (from sysfs, via fff.machine), in the form valgrind's
+    """I1, D1 and the last level of cpu0 (from sysfs, via fff.measure.machine), in the form valgrind's
     --I1/--D1/--LL take; ``ll`` replaces the last level (a what-if cache, parse_cache_spec)."""
-    from fff.machine import CPU_SYSFS, sysfs_caches
+    from fff.measure.machine import CPU_SYSFS, sysfs_caches
 
     levels = {}
     for name, cache in sysfs_caches(0).items():
@@ -241,8 +241,8 @@ def _valgrind() -> str:
 
 def _simulate_once(job: dict, iterations: int, warmup: int, timeout: float | None, ll: CacheLevel | None,
                    isa_cap: str | None) -> SimulationResult:
-    """One job in a server of its own (fff.simulation_server), which imports only what the job needs."""
-    from fff.simulation_server import SimulationServer
+    """One job in a server of its own (fff.explain.simulation_server), which imports only what the job needs."""
+    from fff.explain.simulation_server import SimulationServer
 
     if isa_cap is not None and isa_cap not in ISA_CAPS:
         raise UsageError(f"unknown ISA cap {isa_cap!r}; choose from {', '.join(ISA_CAPS)}")
@@ -294,7 +294,7 @@ def simulate_callable(factory: str, kwargs: dict | None = None, *, iterations: i
 # --- the child ------------------------------------------------------------------------------
 
 def torch_child_callable(**kwargs):
-    """The PyTorch baseline for the simulation child (fff.backends.torch_simulation_callable).
+    """The PyTorch baseline for the simulation child (fff.backends.torch_eager.torch_simulation_callable).
 
     With ``module_path`` (the module the parent built, saved whole by torch.save) nothing is
     built here: random initialisation under valgrind took 22 s for resnet50, loading 0.9 s.
@@ -302,14 +302,14 @@ def torch_child_callable(**kwargs):
     under valgrind it is a whole extra forward pass (17 s for mobilenet_v2), and the parent has
     already counted them."""
     if kwargs.get("module_path"):
-        from fff.backends import torch_simulation_callable
+        from fff.backends.torch_eager import torch_simulation_callable
 
         return torch_simulation_callable(**kwargs)
     import fff.models.targets as targets
     from fff.models.flops import FlopCount
 
     targets.count_flops = lambda module, example: FlopCount(flops=0, uncounted=())  # this child only
-    from fff.backends import torch_simulation_callable
+    from fff.backends.torch_eager import torch_simulation_callable
 
     return torch_simulation_callable(**kwargs)
 
@@ -329,7 +329,7 @@ def _warmups_after_first(job: dict) -> int:
 
 
 def _job_openvino(job: dict) -> dict:
-    from fff.runner import Runner
+    from fff.backends.openvino.runner import Runner
 
     runner = Runner(job["model"], job["input_shape"], precision=job["precision"], threads=1)
     # The runner's first inference runs before its warm-up; with instrumentation already on it is simulated.
@@ -357,4 +357,4 @@ def _job_callable(job: dict) -> dict:
     return {}
 
 
-JOBS = {"openvino": _job_openvino, "callable": _job_callable}  # what fff.simulation_server runs, by kind
+JOBS = {"openvino": _job_openvino, "callable": _job_callable}  # what fff.explain.simulation_server runs, by kind

@@ -28,7 +28,7 @@ class RunResult:
     warmup: int
     config: Mapping[str, str] = field(repr=False)
     clock: Mapping[str, object] = field(repr=False)
-    # fff.counters.CounterResults over the timed iterations (every thread), when asked for.
+    # fff.measure.counters.CounterResults over the timed iterations (every thread), when asked for.
     counters: object = field(default=None, repr=False)
 
     @property
@@ -112,20 +112,20 @@ class Runner:
         """``warmup`` untimed inferences, then ``iterations`` timed ones (GIL released).
 
         ``counters``: perf counter names counted over every thread around the timed loop (see
-        fff.counters); ``per_iteration_counters`` adds one reading per iteration, read between
+        fff.measure.counters); ``per_iteration_counters`` adds one reading per iteration, read between
         iterations outside the timed bracket. ``callgrind``: under valgrind's callgrind, simulate
-        caches from the warm-up on and keep costs of the timed loop only (see fff.cache_sim).
+        caches from the warm-up on and keep costs of the timed loop only (see fff.explain.cache_sim).
         """
         names = list(counters)
         if names:
-            from fff.counters import validate_names
+            from fff.measure.counters import validate_names
 
             validate_names(names)
         raw = self._native.run(_whole_number("warmup", warmup), _whole_number("iterations", iterations),
                                names, bool(per_iteration_counters), bool(callgrind))
         counted = None
         if raw["counters"] is not None:
-            from fff.counters import counter_results
+            from fff.measure.counters import counter_results
 
             counted = counter_results(raw["counters"], inferences=iterations)
         return RunResult(

@@ -4,7 +4,7 @@ accelerated runtime (OpenVINO through fff's C++ runner).
 Both sides share one shape so the profiler treats them alike: ``prepare`` runs the first
 inference and the warm-up and returns the output for the parity check; ``round`` returns raw
 per-iteration nanoseconds, warm-up excluded. Each backend lives in a worker process of its own
-(see fff.worker), so PyTorch's OpenMP pool and OpenVINO's TBB arena never share a process.
+(see fff.measure.worker), so PyTorch's OpenMP pool and OpenVINO's TBB arena never share a process.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from fff.contention import RoundMeter
+from fff.measure.contention import RoundMeter
 from fff.errors import UsageError
 
 __all__ = ["BACKENDS", "PRECISIONS", "TorchBackend", "OpenVINOBackend"]
@@ -74,10 +74,10 @@ class TorchBackend:
     def round(self, iterations: int, counters: tuple[str, ...] = (), warmup: int = 0,
               deadline_s: float | None = None) -> dict:
         """Raw nanoseconds per iteration after ``warmup`` untimed ones; counters (every thread of
-        this process, the OpenMP pool included) and the CPU accounting (fff.contention) read
+        this process, the OpenMP pool included) and the CPU accounting (fff.measure.contention) read
         outside the timed iterations. ``deadline_s``: stop timing after this many seconds (at
         least one iteration), so a round slowed down by contention cannot overrun the time cap."""
-        from fff.counters import count
+        from fff.measure.counters import count
 
         for _ in range(warmup):
             self._infer()
@@ -108,8 +108,8 @@ class TorchBackend:
         return len(samples)
 
     def breakdown(self, iterations: int) -> dict:
-        """Per-layer profile (forward hooks and a TorchFunctionMode), after the timed rounds (fff.layer_profiles)."""
-        from fff.layer_profiles import profile_torch
+        """Per-layer profile (forward hooks and a TorchFunctionMode), after the timed rounds (fff.explain.layer_profiles)."""
+        from fff.explain.layer_profiles import profile_torch
 
         return profile_torch(self._module, self._infer, iterations)
 
@@ -132,7 +132,7 @@ class OpenVINOBackend:
     name = "openvino"
 
     def __init__(self, *, xml: str, input_shape, device: str, threads: int, precision: str, **_):
-        from fff.runner import Runner, clock_info
+        from fff.backends.openvino.runner import Runner, clock_info
 
         self._runner = Runner(xml, input_shape, device=device, precision=precision, threads=threads)
         self._threads = threads
@@ -160,8 +160,8 @@ class OpenVINOBackend:
         return {"samples_ns": result.latencies_ns, "counters": result.counters, "usage": usage}
 
     def breakdown(self, iterations: int) -> dict:
-        """Per-node profile from a second, profiling-enabled compilation (fff.layer_profiles)."""
-        from fff.layer_profiles import profile_openvino
+        """Per-node profile from a second, profiling-enabled compilation (fff.explain.layer_profiles)."""
+        from fff.explain.layer_profiles import profile_openvino
 
         return profile_openvino(self._runner, iterations)
 
@@ -173,7 +173,7 @@ def _cpus_asked(threads: int) -> int:
 
 def torch_simulation_callable(target: str, build_options: dict, precision: str, input_shape: list[int],
                               module_path: str | None = None):
-    """The baseline's inference as a zero-argument callable, for fff.cache_sim's child under
+    """The baseline's inference as a zero-argument callable, for fff.explain.cache_sim's child under
     valgrind: same model (seeded build, or the parent's build loaded from ``module_path``), same
     fixed-seed input as the profiler, one thread."""
     backend = TorchBackend(target=target, build_options=build_options, threads=1, precision=precision,

@@ -1,6 +1,6 @@
 """Where each backend spends its time, layer by layer, and where the time saved comes from.
 
-fff.layer_profiles takes the raw profiles in the workers; this module turns them into one table
+fff.explain.layer_profiles takes the raw profiles in the workers; this module turns them into one table
 whose rows are layers of the user's PyTorch model, each with its time in each backend, its FLOPs
 and one category of a small taxonomy (CATEGORIES). Everything here is plain data in, plain data
 out: no torch, no openvino.
@@ -44,7 +44,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from fff.layer_profiles import median_by_key
+from fff.explain.layer_profiles import median_by_key
 
 __all__ = ["CATEGORIES", "OVERHEAD", "collect", "torch_breakdown", "openvino_breakdown", "window_means", "compare",
            "category_rows", "category_of_module", "category_of_op", "category_of_ov_type", "parse_ov_name"]
@@ -107,7 +107,7 @@ def _conv_category(groups: int, in_channels: int, out_channels: int, kernel) -> 
 
 
 def category_of_module(facts: dict) -> str:
-    """The category of a leaf module from fff.layer_profiles' facts (type name, conv geometry)."""
+    """The category of a leaf module from fff.explain.layer_profiles' facts (type name, conv geometry)."""
     if "groups" in facts:
         return _conv_category(facts["groups"], facts["in_channels"], facts["out_channels"], facts["kernel"])
     return _MODULE_CATEGORY.get(facts["module_type"], "other")
@@ -186,7 +186,7 @@ def _summary(layers: dict, latency_ns: list, layer_ns: list, reported_ms: float 
 
 
 def torch_breakdown(raw: dict, reported_ms: float | None = None) -> dict:
-    """A PyTorch profile (fff.layer_profiles.profile_torch) as layers, categories and honesty fields."""
+    """A PyTorch profile (fff.explain.layer_profiles.profile_torch) as layers, categories and honesty fields."""
     modules = raw["modules"]
     per_iteration, outside = [], []
     for rows in raw["iterations"]:
@@ -212,7 +212,7 @@ def torch_breakdown(raw: dict, reported_ms: float | None = None) -> dict:
     result.update({
         "backend": "torch",
         "source": "top-level torch functions timed on the calling thread (TorchFunctionMode), owned by the "
-                  "innermost module (forward hooks); fff.layer_profiles",
+                  "innermost module (forward hooks); fff.explain.layer_profiles",
         "iterations": len(raw["latencies_ns"]),
         "framework_overhead_ms": overhead_ms,
         "outside_modules_ms": loose_ms,
@@ -269,7 +269,7 @@ def window_means(raw: dict) -> tuple[dict[str, float], float]:
 
 
 def openvino_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float | None = None) -> dict:
-    """An OpenVINO profile (fff.layer_profiles.profile_openvino) attributed to the PyTorch model's
+    """An OpenVINO profile (fff.explain.layer_profiles.profile_openvino) attributed to the PyTorch model's
     layers; ``torch_raw`` (the PyTorch profile of the same model) supplies the modules and the
     convolution calls. Without it (a model file) every node is a row of its own."""
     modules = (torch_raw or {}).get("modules", {})
@@ -336,7 +336,7 @@ def openvino_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float | N
     result.update({
         "backend": "openvino",
         "source": "OpenVINO get_profiling_info() (real time per executed node) from a second compilation "
-                  "with ov::enable_profiling; nodes attributed by name, graph match or fusion (fff.breakdown)",
+                  "with ov::enable_profiling; nodes attributed by name, graph match or fusion (fff.explain.breakdown)",
         "iterations": len(raw["latencies_ns"]),
         "unattributed": sorted(unattributed, key=lambda row: -row["ms"]),
         "not_run": not_run,

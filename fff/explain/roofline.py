@@ -1,7 +1,7 @@
 """The machine's own limits, and how close each record comes to them (the roofline).
 
 Three figures, measured once per machine and thread count and cached with the machine's
-fingerprint (fff.machine) next to the conversion cache:
+fingerprint (fff.measure.machine) next to the conversion cache:
 
 - ``fma_peak``: f32 FLOP/s of independent FMA chains in registers on every thread (the native
   kernel in cpp/roofline.cpp, the widest ISA the CPU has): the compute roof no code can pass;
@@ -12,10 +12,10 @@ fingerprint (fff.machine) next to the conversion cache:
 
 A record's arithmetic intensity is its FLOPs per byte of LL traffic ((read + write misses) x
 line), from the best source it has: measured (PMU), simulated (valgrind) or modelled
-(fff.cache_model); the record says which. Its attainable FLOP/s is min(compute roof, intensity x
+(fff.explain.cache_model); the record says which. Its attainable FLOP/s is min(compute roof, intensity x
 bandwidth), and its attained fraction is its GFLOP/s over that.
 
-Each roof is measured in a round bracketed like a timed round (fff.contention: the process's CPU
+Each roof is measured in a round bracketed like a timed round (fff.measure.contention: the process's CPU
 time against wall x threads, and other processes' time from /proc/stat). A contended round is
 measured again, up to ATTEMPTS times; a roof still contended after that is returned with
 ``verdict: "contended"`` and its reason, and is not cached: a roof measured low would make
@@ -41,7 +41,7 @@ FREQUENCY_BOUND_HZ = 6.0e9
 FMA_PIPES_BOUND = 2
 # /2: each roof carries the contention verdict of the rounds that measured it; a /1 roof cached
 # before that may have been measured on a busy machine, so it is measured again.
-SCHEMA = "fff.roofline/2"
+SCHEMA = "fff.explain.roofline/2"
 ATTEMPTS = 3  # rounds per roof before it is called contended
 RETRY_PAUSE_S = 1.0  # lets a short burst of another process pass before the next attempt
 # A contended roof is not cached; within one process it is reused this long before fff tries again,
@@ -61,7 +61,7 @@ def gemm_kernel(threads: int, n: int = GEMM_SIZE, iterations: int = 5):
     import openvino as ov
     from openvino import opset13 as ops
 
-    from fff.runner import Runner
+    from fff.backends.openvino.runner import Runner
 
     weights = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
     x = ops.parameter([n, n], ov.Type.f32, name="x")
@@ -100,7 +100,7 @@ def _measured_clean(kernel, threads: int, meter) -> tuple[dict, dict]:
     """Run ``kernel`` in metered rounds until one is not contended (at most ATTEMPTS): its result
     and an account of the rounds (attempts, the kept round's CPU share and others' CPUs, and the
     problem when every round was contended; then the fastest round's result is kept)."""
-    from fff.contention import round_problem
+    from fff.measure.contention import round_problem
 
     cpus = max(1, min(threads, len(os.sched_getaffinity(0))))
     rounds = []
@@ -130,9 +130,9 @@ def _contention_reason(name: str, account: dict) -> str:
 
 def measure_roofline(threads: int, ll_bytes: int | None = None, *, meter=None) -> dict:
     """Measure the three roofs now (a few seconds; more when rounds are contended). ``meter``
-    replaces fff.contention.RoundMeter (tests inject contention readings with it)."""
-    from fff.contention import RoundMeter
-    from fff.machine import machine_fingerprint, sysfs_caches
+    replaces fff.measure.contention.RoundMeter (tests inject contention readings with it)."""
+    from fff.measure.contention import RoundMeter
+    from fff.measure.machine import machine_fingerprint, sysfs_caches
 
     if ll_bytes is None:
         sizes = [c["size_bytes"] for c in sysfs_caches(0).values() if c["size_bytes"]]
@@ -163,13 +163,13 @@ def measure_roofline(threads: int, ll_bytes: int | None = None, *, meter=None) -
                                  f"{_triad_bytes(ll_bytes) >> 20} MiB, best of 5 (STREAM's 24 B per element)",
         },
         "caveat": ("measured once per machine and thread count, in rounds checked for contention "
-                   "(fff.contention); a contended roof comes out low and is not cached"),
+                   "(fff.measure.contention); a contended roof comes out low and is not cached"),
     }
 
 
 def _cache_path(threads: int):
-    from fff.conversion import default_cache_dir
-    from fff.machine import machine_fingerprint
+    from fff.backends.openvino.conversion import default_cache_dir
+    from fff.measure.machine import machine_fingerprint
 
     return default_cache_dir() / f"roofline-{machine_fingerprint()}-{threads}t.json"
 
@@ -253,7 +253,7 @@ def roofline_point(record: dict, roof: dict) -> dict:
     notes = []
     if not trusted:
         notes.append(f"the roof is not trustworthy ({verdict}: {point['roof_verdict_reason']}); it comes out low on a "
-                     "busy machine, so no attained fraction is given (fff.roofline.machine_roofline(refresh=True) "
+                     "busy machine, so no attained fraction is given (fff.explain.roofline.machine_roofline(refresh=True) "
                      "measures it again)")
     gflops = record.get("gflops_per_s")
     if gflops and trusted:
@@ -271,7 +271,7 @@ def roofline_point(record: dict, roof: dict) -> dict:
     if trusted and gflops and gflops > point["fma_peak_gflops"]:
         notes.append("above the measured FMA peak: the kernels do fewer FLOPs than 2 x multiply-adds (Winograd), "
                      f"or the roof was measured low (measured {roof['measured_at']}; "
-                     "fff.roofline.machine_roofline(refresh=True) measures it again)")
+                     "fff.explain.roofline.machine_roofline(refresh=True) measures it again)")
     elif trusted and (point["attained_fraction"] or 0) > 1:
         notes.append(f"above the measured roof ({point['attained_fraction']:.2f} of min(FMA peak, intensity x triad)): "
                      f"the {point['intensity_source']} LL traffic overstates the bytes this run moved from memory, "

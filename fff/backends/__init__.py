@@ -1,0 +1,1 @@
+"""The acceleration stacks fff measures, one module each."""

@@ -1,0 +1,1 @@
+"""OpenVINO: the conversion to IR and the native C++ runner."""

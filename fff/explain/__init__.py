@@ -1,0 +1,1 @@
+"""Explaining a speed-up: per-layer breakdown, cache model and simulation, calibration, roofline, flame graphs."""

@@ -1,0 +1,1 @@
+"""Measurement: worker processes, counters, contention, statistics, parity and the machine's description."""
