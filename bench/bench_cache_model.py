@@ -49,7 +49,7 @@ def main(argv=None) -> int:
                 if backend == "openvino":
                     sim = simulate(xml, list(model.input_shape), iterations=1, warmup=1, ll=ll, timeout=1200)
                 else:
-                    sim = simulate_callable("fff.explain.cache_sim:torch_child_callable",
+                    sim = simulate_callable("fff.backends.torch_eager:simulated_baseline",
                                             {"target": target, "build_options": {}, "precision": "f32",
                                              "input_shape": list(model.input_shape)},
                                             iterations=1, warmup=1, ll=ll, timeout=1200)

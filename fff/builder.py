@@ -1,11 +1,12 @@
-"""Building, counting and converting a target in a child process: the main process does no risky work.
+"""Building a target and each stack's artifact in a child process: the main process does no risky work.
 
 A user's ``module:function`` may never return, call ``os._exit``, or allocate more memory than
 the machine has; ``ov.convert_model`` keeps about 14 MB per converted model for the life of the
-process. So the profiler's pipeline builds the model, counts its FLOPs and converts it to IR in a
-long-lived child (a Worker serving ``BuildService``), under the workers' time limit
-(FFF_WORKER_TIMEOUT) and crash containment, and gets back plain data: the input shape, FLOPs,
-parameters and the IR's path. A hang becomes a one-line error after the limit, a crash a one-line
+process. So the profiler's pipeline builds the model, counts its FLOPs and has every stack
+prepare its artifact (``Backend.prepare_artifact``: OpenVINO's IR, ...) in a long-lived child (a
+Worker serving ``BuildService``), under the workers' time limit (FFF_WORKER_TIMEOUT) and crash
+containment, and gets back plain data: the input shape, FLOPs, parameters and each stack's
+artifact. A hang becomes a one-line error after the limit, a crash a one-line
 error naming the exit status or signal, an allocation failure "input too large: ... needs N GB".
 
 One child is reused across targets because starting one costs an import of torch and openvino
@@ -19,12 +20,11 @@ from __future__ import annotations
 
 import atexit
 import os
-import re
 from dataclasses import dataclass, field
 
-from fff.errors import FffError, UsageError
+from fff.errors import FffError, UsageError, allocation_failure
 
-__all__ = ["Builder", "BuiltTarget", "BuildService", "shared_builder", "allocation_failure", "RESTART_GROWTH_BYTES"]
+__all__ = ["Builder", "BuiltTarget", "BuildService", "shared_builder", "RESTART_GROWTH_BYTES"]
 
 RESTART_GROWTH_BYTES = 1 << 30
 
@@ -38,30 +38,12 @@ class BuiltTarget:
     flops: int | None
     params: int
     has_module: bool  # False for model files: no PyTorch baseline
-    xml: str  # the IR to compile: the cache entry, or the model file itself
-    cached: bool  # the IR came from the conversion cache (a parity failure is re-checked afresh)
+    # backend name -> what Backend.prepare_artifact gave (plain data: an IR's path, "cached", "notes")
+    artifacts: dict = field(default_factory=dict)
     notes: tuple[str, ...] = field(default=())  # said once to the user (a rebuilt cache entry)
     uncounted_ops: tuple[str, ...] = ()  # what the FLOPs leave out (fff.models.Model)
     flops_counter: str = "torch.utils.flop_counter"
     input_shape_source: str | None = None
-
-
-# --- allocation failures -------------------------------------------------------------------------
-
-_TRIED = re.compile(r"tried to allocate (\d+) bytes")
-
-
-def allocation_failure(error: BaseException) -> int | None:
-    """The bytes an allocation asked for when ``error`` is an allocator's refusal (torch's
-    "can't allocate memory ... you tried to allocate N bytes", MemoryError); 0 when the size
-    is not said; None when ``error`` is something else."""
-    if isinstance(error, MemoryError):
-        return 0
-    text = str(error)
-    if not ("can't allocate memory" in text or "DefaultCPUAllocator" in text or "bad_alloc" in text):
-        return None
-    match = _TRIED.search(text)
-    return int(match.group(1)) if match else 0
 
 
 def _machine_memory() -> int:
@@ -79,6 +61,13 @@ def too_large(target: str, build_options: dict, needed: int) -> UsageError:
 
 # --- the child's side ----------------------------------------------------------------------------
 
+def _backend(where: str):
+    """The backend class at ``module:Class`` (resolved in the parent first, so a bad name never gets here)."""
+    from fff.backends import backend_class
+
+    return backend_class(where)
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -92,35 +81,41 @@ class BuildService:
     def __init__(self, **_):
         self._last = None  # (target, build_options, model): the cache model reuses the module just built
 
-    def build(self, target: str, build_options: dict, cache_dir: str | None = None, fresh: bool = False) -> dict:
-        from fff.backends.openvino.conversion import prepare_ir
+    def build(self, target: str, build_options: dict, backends: dict[str, str], cache_dir: str | None = None,
+              fresh: tuple[str, ...] = ()) -> dict:
+        """Build the target and the artifact of each of ``backends`` (name -> ``module:Class``) that can
+        run it; ``fresh``: the backends whose cached artifact is made again regardless."""
         from fff.models import build
 
         self._last = None
         try:
             model = build(target, **build_options)
             self._last = (target, build_options, model)
-            ir = prepare_ir(model, cache_dir=cache_dir, fresh=fresh) if model.module is not None else None
+            artifacts = {}
+            for name, where in backends.items():
+                cls = _backend(where)
+                if model.module is None and cls.needs_module:
+                    continue  # a model file: the stacks that need the PyTorch module sit it out
+                artifacts[name] = cls.prepare_artifact(model, cache_dir=cache_dir, fresh=name in fresh)
         except (RuntimeError, MemoryError) as error:
             needed = allocation_failure(error)
             if needed is None:
                 raise
             raise too_large(target, build_options, needed) from None
         return {"name": model.name, "input_shape": list(model.input_shape), "flops": model.flops,
-                "params": model.params, "has_module": model.module is not None,
-                "xml": str(ir.xml) if ir else str(model.path), "cached": bool(ir and ir.cached),
-                "notes": list(ir.notes) if ir else [], "rss_bytes": _rss_bytes(),
-                "uncounted_ops": list(model.uncounted_ops), "flops_counter": model.flops_counter,
-                "input_shape_source": model.input_shape_source}
+                "params": model.params, "has_module": model.module is not None, "artifacts": artifacts,
+                "rss_bytes": _rss_bytes(), "uncounted_ops": list(model.uncounted_ops),
+                "flops_counter": model.flops_counter, "input_shape_source": model.input_shape_source}
 
-    def model_caches(self, target: str, build_options: dict, backends: list[str], xml: str, precision: str,
-                     cache: str | None) -> dict:
-        """fff.explain.cache_model's tensor-level LL model of both backends, here rather than in the main
-        process: it runs the user's module once and compiles the IR."""
+    def model_caches(self, target: str, build_options: dict, backends: dict[str, str], artifacts: dict,
+                     precision: str, cache: str | None) -> dict:
+        """fff.explain.cache_model's tensor-level LL model of every backend, here rather than in the main
+        process: tracing runs the user's module once and compiles the artifacts."""
         from fff.explain.cache_model import record_fields
 
-        return record_fields(backends, precision=precision, cache=cache, model=self._model(target, build_options),
-                             xml=xml)
+        tracers = {name: _backend(where).cache_trace for name, where in backends.items()}
+        return record_fields(tracers, artifacts, precision=precision, cache=cache,
+                             model=self._model(target, build_options))
 
     def save_module(self, target: str, build_options: dict, path: str) -> bool:
         """The module just built, saved whole (torch.save) for the simulation child to load instead of
@@ -168,25 +163,28 @@ class Builder:
     def pid(self) -> int | None:
         return None if self._worker is None else self._worker.pid
 
-    def prepare(self, target: str, build_options: dict, *, cache_dir=None, fresh: bool = False) -> BuiltTarget:
-        reply = self._call("build", target, build_options=build_options,
-                           cache_dir=None if cache_dir is None else str(cache_dir), fresh=fresh)
+    def prepare(self, target: str, build_options: dict, backends: dict[str, str], *, cache_dir=None,
+                fresh: tuple[str, ...] = ()) -> BuiltTarget:
+        """Build ``target`` and the artifacts of ``backends`` (name -> ``module:Class``) in the child."""
+        reply = self._call("build", target, build_options=build_options, backends=dict(backends),
+                           cache_dir=None if cache_dir is None else str(cache_dir), fresh=tuple(fresh))
         rss = reply.pop("rss_bytes")
         if self._first_rss is None:
             self._first_rss = rss
         elif rss - self._first_rss > self.max_growth:
             self._discard()  # a fresh child next time: memory back to its start
+        notes = tuple(note for artifact in reply["artifacts"].values() for note in artifact.get("notes", ()))
         return BuiltTarget(name=reply["name"], input_shape=tuple(reply["input_shape"]), flops=reply["flops"],
-                           params=reply["params"], has_module=reply["has_module"], xml=reply["xml"],
-                           cached=reply["cached"], notes=tuple(reply["notes"]),
+                           params=reply["params"], has_module=reply["has_module"], artifacts=reply["artifacts"],
+                           notes=notes,
                            uncounted_ops=tuple(reply["uncounted_ops"]), flops_counter=reply["flops_counter"],
                            input_shape_source=reply["input_shape_source"])
 
-    def model_caches(self, target: str, build_options: dict, backends, xml: str, precision: str,
-                     cache: str | None) -> dict:
+    def model_caches(self, target: str, build_options: dict, backends: dict[str, str], artifacts: dict,
+                     precision: str, cache: str | None) -> dict:
         """The cache model's record fields per backend, computed in the builder child."""
-        return self._call("model_caches", target, build_options=build_options, backends=list(backends), xml=xml,
-                          precision=precision, cache=cache)
+        return self._call("model_caches", target, build_options=build_options, backends=dict(backends),
+                          artifacts=artifacts, precision=precision, cache=cache)
 
     def save_module(self, target: str, build_options: dict, path: str) -> bool:
         """Save the target's PyTorch module whole to ``path`` (BuildService.save_module)."""
@@ -196,7 +194,7 @@ class Builder:
         from fff.measure.worker import Worker
 
         if self._worker is None:
-            self._worker = Worker("builder")
+            self._worker = Worker("builder", served="fff.builder:BuildService")
             self._first_rss = None
         try:
             return self._worker.call(command, timeout=self.timeout, target=target, **kwargs)

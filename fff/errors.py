@@ -4,6 +4,8 @@ The CLI turns any ``FffError`` into a one-line message and exit code 2; anything
 else escaping is a bug in fff, not in the user's input.
 """
 
+import re
+
 __all__ = [
     "FffError",
     "UsageError",
@@ -15,6 +17,7 @@ __all__ = [
     "CompileError",
     "ParityError",
     "MeasurementWarning",
+    "allocation_failure",
 ]
 
 
@@ -71,3 +74,19 @@ def openvino_reason(error: BaseException) -> str:
     summary = [line for line in lines if "Conversion is failed for" in line]
     informative = [line for line in lines if not line.startswith(_OPENVINO_LOCATION_LINES)]
     return (summary or informative or lines or [type(error).__name__])[-1]
+
+
+_TRIED = re.compile(r"tried to allocate (\d+) bytes")
+
+
+def allocation_failure(error: BaseException) -> int | None:
+    """The bytes an allocation asked for when ``error`` is an allocator's refusal (torch's
+    "can't allocate memory ... you tried to allocate N bytes", MemoryError); 0 when the size
+    is not said; None when ``error`` is something else."""
+    if isinstance(error, MemoryError):
+        return 0
+    text = str(error)
+    if not ("can't allocate memory" in text or "DefaultCPUAllocator" in text or "bad_alloc" in text):
+        return None
+    match = _TRIED.search(text)
+    return int(match.group(1)) if match else 0

@@ -143,10 +143,10 @@ def test_torch_simulation_child_skips_the_flops_pass_but_runs_the_same_model():
     import subprocess
     import sys
 
-    code = ("import numpy as np, torch; from fff.explain.cache_sim import torch_child_callable; from fff.models import build\n"
+    code = ("import numpy as np, torch; from fff.backends.torch_eager import simulated_baseline; from fff.models import build\n"
             "kw = dict(target='plain:depth=1,width=0.25,resolution=32', build_options={}, precision='f32', "
             "input_shape=[1, 3, 32, 32])\n"
-            "fast = torch_child_callable(**kw)().numpy()\n"
+            "fast = simulated_baseline(**kw)().numpy()\n"
             "import fff.models.targets as t; print(t.build(kw['target']).flops)\n"
             "print(float(np.abs(fast).sum()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

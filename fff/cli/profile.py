@@ -11,7 +11,8 @@ PROG = "fff-profile"
 
 
 def build_parser() -> OneLineParser:
-    from fff.explain.simulation_server import ISA_CAPS  # names only: no numpy, --help stays instant
+    from fff.backends import BASELINE, DEFAULT_BACKENDS  # names only: --help stays instant
+    from fff.explain.simulation_server import ISA_CAPS
 
     parser = OneLineParser(
         prog=PROG,
@@ -27,7 +28,9 @@ def build_parser() -> OneLineParser:
     parser.add_argument("targets", nargs="*", metavar="TARGET",
                         help="what to measure (see below and --list); default: a small built-in model")
     parser.add_argument("--list", action="store_true", help="list models, design patterns and counters, then exit")
-    parser.add_argument("--backends", type=comma_list, default=["torch", "openvino"], help="default: torch,openvino")
+    parser.add_argument("--backends", type=comma_list, default=list(DEFAULT_BACKENDS),
+                        help=f"registry names or package.module:ClassName; the baseline is {BASELINE}; "
+                             f"default: {','.join(DEFAULT_BACKENDS)} (--list shows the registered ones)")
     parser.add_argument("--device", default="CPU", help="OpenVINO device (default CPU)")
     parser.add_argument("--precision", default="f32", help="f32 (default), bf16 or f16, on both sides")
     parser.add_argument("--threads", type=positive_int, help="threads on both sides (default: every available CPU)")
@@ -75,22 +78,25 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
 
 
 def format_table(records: list[dict]) -> str:
+    from fff.backends import BASELINE
+
     width = min(max([len("target")] + [len(r["target"]) for r in records]), 60)
-    header = f"{'target':<{width}} {'backend':<9} {'median ms':>10} {'+-CI':>6} {'p90 ms':>9} {'first ms':>9} " \
+    bw = max([9] + [len(r["backend"]) for r in records])  # a plugin's module:Class is longer than a built-in name
+    header = f"{'target':<{width}} {'backend':<{bw}} {'median ms':>10} {'+-CI':>6} {'p90 ms':>9} {'first ms':>9} " \
              f"{'speed-up [95% CI]':>22} {'verdict':<9} {'GFLOPs':>8} {'GFLOP/s':>8}  parity"
     lines = [header, "-" * len(header)]
     legend = "+-CI: half the median's 95% CI, in % of the median; first ms: the first inference, not in " \
-             "the statistics; speed-up: torch median / this median"
+             f"the statistics; speed-up: {BASELINE} median / this median"
     for r in records:
         lat = r["latency_ms"]
         ci = 100 * (lat["ci95_high"] - lat["ci95_low"]) / 2 / lat["median"]
         if r["speedup"] is not None:
             speedup = f"{r['speedup']:.2f}x [{r['speedup_ci95'][0]:.2f}, {r['speedup_ci95'][1]:.2f}]"
-        else:  # no PyTorch row to compare against: a model file, or --backends without torch
-            speedup = "baseline" if r["backend"] == "torch" else "no baseline"
+        else:  # no baseline row to compare against: a model file, or --backends without the baseline
+            speedup = "baseline" if r["backend"] == BASELINE else "no baseline"
         parity = "-" if r["parity"] is None else \
             f"{'ok' if r['parity']['ok'] else 'FAILED'} (rel {r['parity']['max_rel_err']:.1e})"
-        lines.append(f"{r['target'][:width]:<{width}} {r['backend']:<9} {lat['median']:>10.3f} {ci:>5.1f}% {lat['p90']:>9.3f} "
+        lines.append(f"{r['target'][:width]:<{width}} {r['backend']:<{bw}} {lat['median']:>10.3f} {ci:>5.1f}% {lat['p90']:>9.3f} "
                      f"{r['first_inference_ms']:>9.2f} {speedup:>22} {r['verdict']:<9} "
                      f"{_fmt(r['flops'] and r['flops'] / 1e9, '.3f'):>8} "
                      f"{_fmt(r['gflops_per_s'], '.1f'):>8}  {parity}")
@@ -103,14 +109,14 @@ def format_table(records: list[dict]) -> str:
                 value = "not counted" if c.get("per_inference") is None else f"{c['per_inference']:,.0f} per inference"
                 if c.get("reason"):
                     reasons.setdefault((name, c["status"]), set()).add(c["reason"])
-                counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<9} {kind:<9} {name:<18} {value} "
+                counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<{bw}} {kind:<9} {name:<18} {value} "
                                      f"({c['status']})")
         for name, d in (r.get("derived_counters") or {}).items():
             if d["value"] is not None:
-                counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<9} {'derived':<9} {name:<18} {d['value']:.3f}")
+                counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<{bw}} {'derived':<9} {name:<18} {d['value']:.3f}")
     from fff.measure.contention import NOISY_CI
 
-    doubtful = [f"  {r['target'][:width]:<{width}} {r['backend']:<9} {r['verdict']}: {r['verdict_reason']}"
+    doubtful = [f"  {r['target'][:width]:<{width}} {r['backend']:<{bw}} {r['verdict']}: {r['verdict_reason']}"
                 for r in records if r["verdict"] != "ok"]
     if doubtful:
         lines += ["", "verdicts other than ok (contended: too few rounds got their CPUs; noisy: CI wider than "
@@ -127,6 +133,7 @@ def format_table(records: list[dict]) -> str:
 
 def list_everything() -> str:
     # Static tables only: listing names must not import torch or build anything.
+    from fff.backends import BASELINE, backend_label, registered_names
     from fff.measure.counters import KNOWN_COUNTERS
     from fff.models.names import list_targets
 
@@ -136,6 +143,9 @@ def list_everything() -> str:
         lines += [f"  {name:<22} {description}" for name, description in entries.items()]
     lines.append("counters:")
     lines += [f"  {name:<22} {description}" for name, description in KNOWN_COUNTERS.items()]
+    lines.append("backends (--backends; also package.module:ClassName):")
+    lines += [f"  {name:<22} {backend_label(name)}" + (" (the baseline)" if name == BASELINE else "")
+              for name in registered_names()]
     return "\n".join(lines)
 
 

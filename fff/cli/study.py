@@ -90,7 +90,7 @@ def build_parser() -> OneLineParser:
 
 def _cache(text):
     if text is not None:  # a bad spec is a UsageError: one line, exit 2
-        from fff.explain.cache_sim import parse_cache_spec
+        from fff.explain.cache_geometry import parse_cache_spec
 
         parse_cache_spec(text)
     return text

@@ -392,11 +392,12 @@ BREAKDOWN_SECONDS = 1.0  # profiled inferences per backend: about this long, wit
 MIN_ITERATIONS, MAX_ITERATIONS = 3, 20
 
 
-def collect(workers: dict, reported_ms: dict[str, float], baseline: str = "torch",
+def collect(workers: dict, reported_ms: dict[str, float], attributors: dict, baseline: str,
             progress=lambda _: None, label: str = "") -> dict[str, dict]:
-    """Profile every backend's worker (after its timed rounds) and build each one's breakdown; the
-    accelerated ones also get ``comparison`` against the baseline. A backend whose profile fails
-    gets ``{"error": ...}``: the latencies already measured are kept either way."""
+    """Profile every backend's worker (after its timed rounds) and build each one's breakdown with
+    its ``attributors[name]`` (Backend.attribute: raw profile, the baseline's raw profile, reported
+    ms); the accelerated ones also get ``comparison`` against the baseline. A backend whose profile
+    fails gets ``{"error": ...}``: the latencies already measured are kept either way."""
     from fff.errors import FffError
 
     raw, out = {}, {}
@@ -411,10 +412,9 @@ def collect(workers: dict, reported_ms: dict[str, float], baseline: str = "torch
             out[name] = {"backend": name, "error": str(error).splitlines()[0]}
             continue
         try:
-            if name == baseline:
-                out[name] = torch_breakdown(raw[name], reported_ms[name])
-            else:
-                out[name] = openvino_breakdown(raw[name], raw.get(baseline), reported_ms[name])
+            out[name] = attributors[name](raw[name], raw.get(baseline) if name != baseline else None,
+                                          reported_ms[name])
+            out[name]["backend"] = name
         except Exception as error:  # a model the attribution does not handle must not cost its latencies
             out[name] = {"backend": name, "error": f"attribution failed: {type(error).__name__}: {error}"}
             progress(f"{label}: {out[name]['error']}")

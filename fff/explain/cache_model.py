@@ -340,37 +340,21 @@ def modelled_counters(warmup: Trace, counted: Trace, size: int, line: int, block
     }
 
 
-def model_caches(backends, *, module=None, xml=None, input_shape, precision: str = "f32", ll=None,
-                 block: int = DEFAULT_BLOCK) -> dict[str, dict]:
-    """Per backend: ``{"modelled_counters": ..., "cache_model": {...}}`` for a profile record.
+def model_caches(traces: dict, *, ll=None, block: int = DEFAULT_BLOCK) -> dict[str, dict]:
+    """Per backend: ``{"modelled_counters": ..., "cache_model": {...}}`` for a profile record, from
+    ``traces``: backend -> (warm-up Trace, counted Trace, seconds the trace took).
 
-    ``ll`` is a fff.explain.cache_sim.CacheLevel (default: this machine's LL from sysfs). The PyTorch
-    side needs ``module``, the OpenVINO side ``xml``; a backend without either is left out.
+    ``ll`` is a fff.explain.cache_geometry.CacheLevel (default: this machine's LL from sysfs).
     """
     if ll is None:
-        from fff.explain.cache_sim import cache_geometry
+        from fff.explain.cache_geometry import cache_geometry
 
         ll = cache_geometry().LL
     sizes = {**_machine_cache_sizes(), "LL (modelled)": ll.size}
     block = max(ll.line, min(block, ll.size // 64 // ll.line * ll.line))  # at least 64 blocks in a small what-if LL
     results = {}
-    for backend in backends:
+    for backend, (warm, counted, trace_seconds) in traces.items():
         start = time.monotonic()
-        if backend == "torch" and module is not None:
-            import torch
-
-            from fff.backends.torch_eager import fixed_seed_input
-
-            example = torch.from_numpy(fixed_seed_input(input_shape))
-            if precision != "f32":
-                continue  # autocast traffic would need the autocast trace; not modelled
-            # One traced pass serves as warm-up and counted inference: eager PyTorch hands the same
-            # buffers out again on the next pass (glibc reuses freed chunks), and a trace costs seconds.
-            warm = counted = trace_torch(module, example)
-        elif backend == "openvino" and xml is not None:
-            warm = counted = trace_openvino(xml, input_shape, precision)
-        else:
-            continue
         results[backend] = {
             "modelled_counters": modelled_counters(warm, counted, ll.size, ll.line, block),
             "cache_model": {
@@ -378,24 +362,36 @@ def model_caches(backends, *, module=None, xml=None, input_shape, precision: str
                 "ll": {"size": ll.size, "assoc": ll.assoc, "line": ll.line, "note": ll.note,
                        "modelled_as": f"fully associative LRU of {block} B blocks"},
                 "working_set": working_set(counted, sizes),
-                "elapsed_s": round(time.monotonic() - start, 3),
+                "elapsed_s": round(trace_seconds + time.monotonic() - start, 3),
             },
         }
     return results
 
 
-def record_fields(backends, *, precision: str, cache: str | None, model, xml) -> dict[str, dict]:
+def record_fields(tracers: dict, artifacts: dict, *, precision: str, cache: str | None, model) -> dict[str, dict]:
     """The builder child's hook (fff.builder): the model for one target, what-if LL included.
-    A model that cannot be traced is reported in the record, never fatal to the measurement."""
-    from fff.explain.cache_sim import cache_geometry, parse_cache_spec
+    ``tracers``: backend -> its Backend.cache_trace. A stack the model cannot trace says why
+    (``not_modelled``); a model that fails is reported in the record, never fatal to the measurement."""
+    from fff.backends.base import NotModelled
     from fff.errors import FffError
+    from fff.explain.cache_geometry import cache_geometry, parse_cache_spec
 
     try:
         ll = parse_cache_spec(cache) if cache else cache_geometry().LL
-        return model_caches(backends, module=model.module, xml=xml, input_shape=model.input_shape,
-                            precision=precision, ll=ll)
+        traces, skipped = {}, {}
+        for backend, trace in tracers.items():
+            if backend not in artifacts:
+                continue  # the stack does not run this target (a model file and a stack needing PyTorch)
+            start = time.monotonic()
+            try:
+                warm, counted = trace(model, artifacts[backend], precision)
+            except NotModelled as reason:
+                skipped[backend] = {"cache_model": {"source": "modelled", "not_modelled": str(reason)}}
+                continue
+            traces[backend] = (warm, counted, time.monotonic() - start)
+        return {**model_caches(traces, ll=ll), **skipped}
     except (FffError, RuntimeError, ValueError) as error:
-        return model_error(backends, error)
+        return model_error([b for b in tracers if b in artifacts], error)
 
 
 def model_error(backends, error: BaseException) -> dict[str, dict]:

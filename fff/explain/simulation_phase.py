@@ -28,7 +28,6 @@ from fff.errors import FffError
 
 __all__ = ["SimulationTarget", "simulate_targets", "record_fields", "error_fields", "simulation_timeout", "SIMULATED_ITERATIONS", "SIMULATED_WARMUP"]
 
-BASELINE = "torch"
 # After one warm-up (the cold pass), successive inferences agree within 0.3% and fresh processes
 # give the same counts (issue #13), so one measured inference suffices.
 SIMULATED_ITERATIONS = 1
@@ -55,13 +54,12 @@ def simulation_timeout(flops: float | None) -> float:
     return 600.0 + 2 * 5 * 20.0 * gigaflops
 
 
-def record_fields(result, isa_cap: str | None, weights: str, first_call_warms: bool = False) -> dict:
+def record_fields(result, isa_cap: str | None, weights: str) -> dict:
     """What a record gets from one simulation (the same fields fff-profile and fff-study write)."""
     return {
         "simulated_counters": result.counters.as_record(),
         "simulation": {"tool": "valgrind callgrind --cache-sim=yes", "iterations": result.iterations,
                        "warmup": result.warmup, "threads": 1, "geometry": result.geometry.as_dict(),
-                       "warmup_is_first_call": first_call_warms,  # lazy initialisation simulated as the warm-up
                        "elapsed_s": round(result.elapsed_s, 2), "caveat": result.caveat,
                        "isa": "valgrind's virtual CPU (AVX2, no AVX-512)" + (
                            f", kernels capped at {isa_cap.upper()}" if isa_cap else ""),
@@ -73,7 +71,7 @@ def record_fields(result, isa_cap: str | None, weights: str, first_call_warms: b
 def error_fields(error: dict) -> dict:
     """What a record gets when its simulation failed: every simulated counter "error", with why;
     never a zero."""
-    from fff.explain.cache_sim import SIMULATED_COUNTERS
+    from fff.explain.callgrind import SIMULATED_COUNTERS
 
     why = f"the simulation failed: {error['type']}: {error['message']}"
     return {"simulated_counters": {name: {"per_inference": None, "total": None, "status": "error", "reason": why, "scaled": False}
@@ -90,44 +88,53 @@ class _Job:
     cleanup: str | None = None  # a saved module, removed once simulated
 
 
-def _jobs_for(item: SimulationTarget, directory: str) -> list[_Job]:
-    """Build (natively, in the builder child) what the jobs of ``item`` need: the IR and the saved module."""
+def _jobs_for(item: SimulationTarget, directory: str) -> tuple[list[_Job], dict[str, dict]]:
+    """Build (natively, in the builder child) what the jobs of ``item`` need: each stack's artifact,
+    and the PyTorch module saved whole for the stacks whose simulated child loads it. Also returns
+    the failure of each stack that cannot be simulated (NotSimulated), by name."""
+    from fff.backends import backend_class, class_path
+    from fff.backends.base import NotSimulated
     from fff.builder import shared_builder
 
-    model = shared_builder().prepare(item.target, item.build_options)
-    jobs = []
-    for backend in item.backends:
-        if backend == BASELINE:
+    classes = {name: backend_class(name) for name in item.backends}
+    model = shared_builder().prepare(item.target, item.build_options,
+                                     {name: class_path(cls) for name, cls in classes.items()})
+    jobs, refused = [], {}
+    for name, cls in classes.items():
+        if name not in model.artifacts:
+            continue  # the stack does not run this target (a model file and a stack needing PyTorch)
+        path = None
+        if cls.simulation_needs_module:
             # A name of its own: a count of the files present would repeat the name of a file in use once
             # an earlier job's file was removed (that deleted a queued job's module, once in 83 cells).
             handle, path = tempfile.mkstemp(prefix="module-", suffix=".pt", dir=directory)
             os.close(handle)
-            saved = shared_builder().save_module(item.target, item.build_options, path)
-            kwargs = {"target": item.target, "build_options": item.build_options, "precision": item.precision,
-                      "input_shape": list(model.input_shape), "module_path": path if saved else None}
-            jobs.append(_Job(item, backend, {"kind": "callable", "factory": "fff.explain.cache_sim:torch_child_callable",
-                                             "kwargs": kwargs},
-                             "the parent's build, saved whole and loaded (torch.save)" if saved else
-                             "built again in the simulated process from the same seed (the module could not be saved)",
-                             path if saved else None))
-        else:
-            jobs.append(_Job(item, backend, {"kind": "openvino", "model": model.xml,
-                                             "input_shape": [list(model.input_shape)], "precision": item.precision},
-                             "the IR the timed run compiled"))
-    return jobs
+            if not shared_builder().save_module(item.target, item.build_options, path):
+                os.unlink(path)
+                path = None
+        try:
+            job = cls.simulation_job(target=item.target, build_options=item.build_options,
+                                     input_shape=model.input_shape, artifact=model.artifacts[name],
+                                     precision=item.precision, module_path=path)
+        except NotSimulated as error:
+            refused[name] = _failure(error)
+            if path:
+                os.unlink(path)
+            continue
+        jobs.append(_Job(item, name, {"run": job["run"], "kwargs": job["kwargs"]}, job["weights"], path))
+    return jobs, refused
 
 
 def simulate_targets(items: Iterable[SimulationTarget], *, cache: str | None = None, isa_cap: str | None = None,
                      workers: int | None = None, progress: Callable[[str], None] = lambda _: None,
-                     on_done: Callable[[SimulationTarget, dict, dict], None], first_call_warms: bool = False) -> None:
+                     on_done: Callable[[SimulationTarget, dict, dict], None]) -> None:
     """Simulate every backend of every item, ``workers`` jobs at once (default: every CPU this process
     may use). ``on_done(item, fields, errors)`` is called in this thread as each item finishes, with
     the record fields per backend (record_fields, or error_fields for a backend that failed) and,
-    for backends that failed, {"type", "message"}. ``first_call_warms``: the first inference is
-    simulated and is the warm-up (fff.explain.cache_sim). Off: it saved no time (valgrind's translation of
-    new code dominates either way) and PyTorch's second inference still writes to fresh memory
-    (LL store misses 1.8-2x those of the third; bench/bench_simulation_warmup.py)."""
-    from fff.explain.cache_sim import parse_cache_spec, unavailable_reason
+    for backends that failed, {"type", "message"}. A backend whose stack cannot be simulated
+    (NotSimulated) is one of those failures, with its reason."""
+    from fff.explain.cache_geometry import parse_cache_spec
+    from fff.explain.callgrind import unavailable_reason
     from fff.explain.simulation_server import PRELOAD, SimulationServer
 
     reason = unavailable_reason()
@@ -153,9 +160,8 @@ def simulate_targets(items: Iterable[SimulationTarget], *, cache: str | None = N
                 if server is None or not server.running:
                     server = SimulationServer(ll, isa_cap, preload=PRELOAD)
                     servers.append(server)
-                result = server.run(job.job, SIMULATED_ITERATIONS, SIMULATED_WARMUP, simulation_timeout(job.item.flops),
-                                    first_call_warms)
-                fields = record_fields(result, isa_cap, job.weights, first_call_warms)
+                result = server.run(job.job, SIMULATED_ITERATIONS, SIMULATED_WARMUP, simulation_timeout(job.item.flops))
+                fields = record_fields(result, isa_cap, job.weights)
                 fields["simulation"]["server_start_s"] = round(server.start_seconds, 2)  # once per server, not per job
                 done.put((job, fields, None))
             except Exception as error:  # noqa: BLE001 - one job's failure is that job's result
@@ -179,12 +185,13 @@ def simulate_targets(items: Iterable[SimulationTarget], *, cache: str | None = N
             while in_flight > workers:  # one item prepared ahead: saved modules do not pile up on disk
                 in_flight -= _collect(done, pending, on_done)
             try:
-                jobs = _jobs_for(item, directory)
+                jobs, refused = _jobs_for(item, directory)
             except FffError as error:
-                errors = {b: _failure(error) for b in item.backends}
-                on_done(item, {b: error_fields(e) for b, e in errors.items()}, errors)
+                refused, jobs = {b: _failure(error) for b in item.backends}, []
+            if not jobs:
+                on_done(item, {b: error_fields(e) for b, e in refused.items()}, refused)
                 continue
-            pending[item.key] = [item, len(jobs), {}, {}]
+            pending[item.key] = [item, len(jobs), {b: error_fields(e) for b, e in refused.items()}, dict(refused)]
             for job in jobs:
                 todo.put(job)
             in_flight += len(jobs)

@@ -13,8 +13,9 @@ Callgrind follows the fork: with ``%p`` in the output file name every child writ
 ``callgrind.out.<pid>.N`` dumps, so a job's counts are found by the child's pid. Instrumentation
 is off in the server (``--instr-atstart=no``), so it simulates nothing while it waits.
 
-Protocol: the parent writes one JSON request per line on the server's stdin ({"id", "job"}; the
-job is a fff.explain.cache_sim job and names the file the child writes its outcome to); the server
+Protocol: the parent writes one JSON request per line on the server's stdin ({"id", "job"}; a
+job names its run function, ``{"run": "module:function", "kwargs": {...}}``, which a backend's
+``simulation_job`` gives, and the file the child writes its outcome to); the server
 answers on its stdout, one JSON line per event ({"event": "ready"} once its imports are done; per
 job {"id", "pid", "event": "started"}, then {"id", "pid", "exit": code}). Anything the runtimes print goes to stderr, never into the answers.
 The server leaves when its stdin closes (its parent finished or died).
@@ -32,32 +33,53 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fff.errors import FffError
 
-__all__ = ["SimulationServer", "PRELOAD", "ISA_CAPS"]
+__all__ = ["SimulationServer", "SimulationResult", "PRELOAD", "ISA_CAPS"]
 
 # The ISA caps a server can put on the kernels it simulates, by name: oneDNN's (OpenVINO's CPU
 # plugin and PyTorch's oneDNN kernels honour ONEDNN_MAX_CPU_ISA) and MKL's (PyTorch's BLAS).
-# ATEN_CPU_CAPABILITY is left alone: it changes PyTorch's seeded weights. Here, not in fff.explain.cache_sim,
-# so the command lines and the study file can name them without importing numpy.
+# ATEN_CPU_CAPABILITY is left alone: it changes PyTorch's seeded weights. Here, where they are
+# applied, and importing nothing heavy, so the command lines and the study file can name them.
 ISA_CAPS = {"sse41": ("SSE41", "SSE4_2"), "avx": ("AVX", "AVX"), "avx2": ("AVX2", "AVX2")}
 
 # What a study's servers import once: every job then starts from an interpreter that has them.
-PRELOAD = ("torch", "torchvision", "openvino", "fff.models", "fff.backends.torch_eager", "fff.backends.openvino.runner")
+PRELOAD = ("torch", "torchvision", "openvino", "fff.models", "fff.backends.torch_eager", "fff.backends.openvino.backend")
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Simulated counters for ``iterations`` inferences (warm-up excluded, simulated caches warm)."""
+
+    counters: CounterResults
+    events: dict[str, int]  # callgrind's totals over the measured inferences (Ir, D1mr, DLmr, ...)
+    iterations: int
+    warmup: int
+    geometry: object
+    elapsed_s: float
+    caveat: str = ""
+    isa_cap: str | None = None  # ISA_CAPS key the kernels were capped at; None: what valgrind's CPU offers
+    command: list[str] = field(default_factory=list, repr=False)
+    child: dict = field(default_factory=dict, repr=False)  # what the child reported (config, ...)
+
+    def per_inference(self, name: str) -> float | None:
+        return self.counters[name].per_inference()
+
 
 _USER_ERRORS = ("UsageError", "ModelFileError", "ShapeError", "DeviceError", "CompileError", "TargetError")
 
 
 class SimulationServer:
-    """Parent side of one server: ``run(job)`` -> fff.explain.cache_sim.SimulationResult. One job at a time."""
+    """Parent side of one server: ``run(job)`` -> SimulationResult. One job at a time."""
 
     def __init__(self, ll=None, isa_cap: str | None = None, preload: tuple[str, ...] = ()):
-        from fff.explain.cache_sim import _valgrind, cache_geometry
+        from fff.explain.cache_geometry import cache_geometry
+        from fff.explain.callgrind import valgrind_path
         from fff.measure.child_process import child_environment, python_module_command
 
-        valgrind = _valgrind()  # before anything is created: a missing valgrind leaves nothing behind
+        valgrind = valgrind_path()  # before anything is created: a missing valgrind leaves nothing behind
         self.geometry = cache_geometry(ll)
         self.isa_cap = isa_cap
         self._directory = tempfile.TemporaryDirectory(prefix="fff-simserver-")
@@ -84,9 +106,9 @@ class SimulationServer:
     def running(self) -> bool:
         return self._process.poll() is None
 
-    def run(self, job: dict, iterations: int, warmup: int, timeout: float | None, first_call_warms: bool = False):
-        """Simulate ``job`` (a fff.explain.cache_sim job: "openvino" or "callable") in a fork of the server."""
-        from fff.explain.cache_sim import DUMP_LABEL, SimulationResult, counters_from_events, parse_callgrind_totals
+    def run(self, job: dict, iterations: int, warmup: int, timeout: float | None) -> SimulationResult:
+        """Simulate ``job`` (``{"run": "module:function", "kwargs": {...}}``) in a fork of the server."""
+        from fff.explain.callgrind import CAVEAT, DUMP_LABEL, counters_from_events, parse_callgrind_totals
 
         if self.start_seconds is None:  # not part of the job's time: a server serves many
             while self._answer(None if timeout is None else time.monotonic() + timeout, timeout).get("event") != "ready":
@@ -95,8 +117,8 @@ class SimulationServer:
         self._next_id += 1
         request_id = self._next_id
         result_path = self.directory / f"result-{request_id}.json"
-        job = {**job, "iterations": iterations, "warmup": warmup, "result": str(result_path),
-               "first_call_warms": first_call_warms}
+        job = {"run": job["run"], "kwargs": {**job.get("kwargs", {}), "iterations": iterations, "warmup": warmup},
+               "result": str(result_path)}
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
         try:
@@ -135,8 +157,8 @@ class SimulationServer:
             for path in dumps:
                 path.unlink(missing_ok=True)
         return SimulationResult(counters_from_events(events, iterations, self.geometry, self.isa_cap), events,
-                                iterations, warmup, self.geometry, elapsed, command=self.command, child=child,
-                                isa_cap=self.isa_cap)
+                                iterations, warmup, self.geometry, elapsed, caveat=CAVEAT, command=self.command,
+                                child=child, isa_cap=self.isa_cap)
 
     def _answer(self, deadline: float | None, timeout: float | None) -> dict:
         """The server's next answer line; FffError (and the server stopped) when it died or time ran out."""
@@ -196,13 +218,15 @@ def _exit_text(code: int) -> str:
 
 def _run_job(job: dict) -> int:
     """In the forked child: the job between the client requests, its outcome written to a file."""
+    from importlib import import_module
+
     from fff import _native
-    from fff.explain.cache_sim import JOBS
 
     out = {"running_on_valgrind": bool(_native.running_on_valgrind())}
     status = 0
     try:
-        out.update(JOBS[job["kind"]](job))
+        module, _, function = job["run"].partition(":")
+        out.update(getattr(import_module(module), function)(**job["kwargs"]) or {})
     except FffError as error:
         out.update(error=str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
                    error_class=type(error).__name__)

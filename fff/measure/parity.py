@@ -25,14 +25,29 @@ RTOL = 1e-4
 
 
 @dataclass(frozen=True)
+class Tolerance:
+    metric: str
+    limit: float
+    reason: str
+
+
+def tolerance_for(precision: str, baseline_precision: str) -> Tolerance:  # placeholder until the parity branch lands
+    return Tolerance("max_rel_err", RTOL, "f32")
+
+
+@dataclass(frozen=True)
 class Parity:
     max_abs_err: float
     max_rel_err: float  # max_abs_err / max |reference|
     ok: bool
     rtol: float = RTOL
 
+    def as_record(self) -> dict:
+        return {"max_abs_err": self.max_abs_err, "max_rel_err": self.max_rel_err, "ok": self.ok}
 
-def compare(reference: np.ndarray, candidate: np.ndarray, *, rtol: float = RTOL) -> Parity:
+
+def compare(reference: np.ndarray, candidate: np.ndarray, *, rtol: float = RTOL, tolerance=None) -> Parity:
+    rtol = tolerance.limit if tolerance is not None else rtol
     """Compare any output pair; NaN or infinity anywhere is never ok."""
     reference = np.asarray(reference, dtype=np.float64)
     candidate = np.asarray(candidate, dtype=np.float64)

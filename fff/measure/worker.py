@@ -5,6 +5,10 @@ them in interleaved rounds, so each backend's thread pool (OpenMP for PyTorch, T
 OpenVINO) lives alone in its process and only one backend computes at a time. Messages are
 pickled over a dedicated pipe, leaving the worker's stdout and stderr to the libraries.
 
+The worker serves one object, named by ``module:Class`` (a backend's class from fff.backends'
+registry, or fff.builder's build service): it knows no backend by name, so a stack written
+outside fff is served exactly as the built-in ones are.
+
 Protocol: the parent sends (command, kwargs); the worker answers ("ok", value),
 ("error", FffError class name, message) or ("crash", exception class name, its informative
 line, traceback text).
@@ -52,7 +56,8 @@ def _answer_timeout() -> float:
 class Worker:
     """Parent side: a backend in a child process. Use as a context manager."""
 
-    def __init__(self, backend: str, env: dict | None = None, **options):
+    def __init__(self, backend: str, served: str, env: dict | None = None, **options):
+        """``backend``: the name errors give it; ``served``: ``module:Class`` built in the child with ``options``."""
         parent_read, child_write = os.pipe()
         child_read, parent_write = os.pipe()
         self.backend = backend
@@ -68,7 +73,7 @@ class Worker:
         self._send = Connection(parent_write, readable=False)
         self._receive = Connection(parent_read, writable=False)
         try:
-            self.call("init", backend=backend, options=options)
+            self.call("init", served=served, options=options)
         except BaseException:
             self.close()
             raise
@@ -157,15 +162,15 @@ class Worker:
         self.close()
 
 
-def _served(name: str):
-    """The object a worker serves: a backend, or fff.builder's build service."""
-    if name == "builder":
-        from fff.builder import BuildService
+def _served(where: str):
+    """The class ``module:Class`` names (the parent resolved it already: a failure here is a bug)."""
+    from importlib import import_module
 
-        return BuildService
-    from fff.backends.torch_eager import BACKENDS
-
-    return BACKENDS[name]
+    module, _, name = where.partition(":")
+    served = import_module(module)
+    for part in name.split("."):
+        served = getattr(served, part)
+    return served
 
 
 def _stop_if_orphaned(*_):
@@ -190,7 +195,7 @@ def _serve(receive: Connection, send: Connection) -> None:
             return
         try:
             if command == "init":
-                backend = _served(kwargs["backend"])(**kwargs["options"])
+                backend = _served(kwargs["served"])(**kwargs["options"])
                 result = None
             else:
                 result = getattr(backend, command)(**kwargs)

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 
+from fff.backends import DEFAULT_BACKENDS
 from fff.errors import UsageError
 from fff.explain.simulation_server import ISA_CAPS
 
@@ -88,7 +89,7 @@ class StudyConfig:
     name: str = "custom"
     description: str = ""
     # [measure]
-    backends: tuple[str, ...] = ("torch", "openvino")
+    backends: tuple[str, ...] = DEFAULT_BACKENDS  # registry names or module:Class (fff.backends)
     device: str = "CPU"
     precisions: tuple[str, ...] = ("f32",)
     threads: tuple[int | None, ...] = (None,)
@@ -211,7 +212,7 @@ def _scalar(check, what: str):
 
 
 def _cache_spec(value):
-    from fff.explain.cache_sim import CACHE_SPEC_USAGE, parse_cache_spec
+    from fff.explain.cache_geometry import CACHE_SPEC_USAGE, parse_cache_spec
 
     try:
         parse_cache_spec(value)

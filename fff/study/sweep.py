@@ -198,10 +198,9 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
     busy = None
     if measure is profile_target:  # a test's fake profiler measures made-up targets
         check_targets(cells)
-        if "openvino" in config.backends:
-            from fff.profiling import check_device
+        from fff.profiling import check_available
 
-            check_device(config.device)
+        check_available(config.profile_options(cells[0]))
         from fff.measure.contention import preflight
 
         busy = preflight()  # half a second: are other processes using the CPUs?

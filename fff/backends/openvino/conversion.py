@@ -31,7 +31,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from fff.errors import CompileError, FffError, UsageError, openvino_reason
+from fff.errors import CompileError, FffError, UsageError, allocation_failure, openvino_reason
 
 __all__ = ["convert", "prepare_ir", "IrEntry", "is_cached", "cache_key", "default_cache_dir", "IR_NAME",
            "CHECKSUM_NAME"]
@@ -123,8 +123,6 @@ def _convert_static(model):
         try:
             ov_model = ov.convert_model(model.module, example_input=example, input=[list(model.input_shape)])
         except Exception as error:  # the frontends raise plain Exceptions for unsupported ops
-            from fff.builder import allocation_failure
-
             if allocation_failure(error) is not None:
                 raise  # the builder turns it into "input too large"
             raise CompileError(f"{model.name}: OpenVINO could not convert it ({openvino_reason(error)})") from None
