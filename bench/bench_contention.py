@@ -84,20 +84,22 @@ def measure(target: str, threads: int, seconds: float) -> dict:
 
 
 def first_iteration(targets: list[str], threads: int, rounds: int = 12) -> None:
-    from fff.backends.torch_eager import fixed_seed_input
+    from fff.backends import backend_class, class_path
+    from fff.backends.base import fixed_seed_input
     from fff.backends.openvino.conversion import convert
-    from fff.models import build
-    from fff.profiling import _worker_env
     from fff.measure.worker import Worker
+    from fff.models import build
 
     print(f"\nfirst inference of a round / median of the rest of the round (no per-round warm-up, "
           f"{rounds} interleaved rounds of ~0.2 s, medians over rounds)")
     for target in targets:
         model = build(target)
         common = dict(target=target, build_options={"batch": None, "resolution": None, "input_shape": None},
-                      xml=str(convert(model)), input_shape=list(model.input_shape), device="CPU", threads=threads,
-                      precision="f32")
-        workers = {b: Worker(b, env=_worker_env(b, threads), **common) for b in ("torch", "openvino")}
+                      artifact={"xml": str(convert(model))}, input_shape=list(model.input_shape), device="CPU",
+                      threads=threads, precision="f32")
+        classes = {b: backend_class(b) for b in ("torch", "openvino")}
+        workers = {b: Worker(b, served=class_path(cls), env=cls.environment(threads), **common)
+                   for b, cls in classes.items()}
         try:
             iterations = {}
             for name, worker in workers.items():

@@ -1,7 +1,7 @@
 """fff — form follows function.
 
-How much does hardware-specific acceleration (OpenVINO) speed a neural network up
-over its native framework (PyTorch), and why?
+How much does hardware-specific acceleration (OpenVINO, or any stack behind
+fff.Backend) speed a neural network up over its native framework (PyTorch), and why?
 
 Heavy modules (torch, openvino, matplotlib) are imported only where they are used,
 so that importing fff, and ``fff-profile --help``, stay instant.
@@ -34,6 +34,7 @@ _LAZY = {
     "known_counters": "fff.measure.counters",
     "simulate_cache": "fff.explain.cache_sim",
     "SimulationResult": "fff.explain.cache_sim",
+    "Backend": "fff.backends.base",
     "profile": "fff.profiling",
     "ProfileOptions": "fff.profiling",
     "build": "fff.models",

@@ -149,7 +149,8 @@ def _parity(job: _Target, baseline: Side, side: Side) -> dict:
 
 def _fresh_artifact(job: _Target, name: str, progress, why: str) -> None:
     """``name``'s artifact made afresh (its cache entry replaced), saying why."""
-    note = f"{job.model.name}: the cached {backend_label(name)} artifact {why.splitlines()[0]}; made afresh to check again"
+    note = (f"{job.model.name}: the cached {job.classes[name].artifact_name} of {backend_label(name)} "
+            f"{why.splitlines()[0]}; made afresh to check again")
     progress(note)
     fresh = _build(job, progress, fresh=(name,))
     job.model = replace(fresh, notes=job.model.notes + (note,))
@@ -187,8 +188,9 @@ def _recheck_cached_parity(job: _Target, sides: list[Side], inputs, progress) ->
         side.worker = _start_worker(job, side.name)
         side.prepared = side.worker.call("prepare", inputs=inputs, warmup=job.options.warmup)
         agree = _parity(job, baseline, side)["ok"]
-        note = f"{job.model.name}: " + (f"the fresh artifact agrees with {backend_label(BASELINE)}" if agree else
-                                        "the fresh artifact disagrees too: the parity failure is not the cache's")
+        made = job.classes[side.name].artifact_name
+        note = f"{job.model.name}: " + (f"the fresh {made} agrees with {backend_label(BASELINE)}" if agree else
+                                        f"the fresh {made} disagrees too: the parity failure is not the cache's")
         progress(note)
         job.model = replace(job.model, notes=job.model.notes + (note,))
 
@@ -310,9 +312,10 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
     if not names:
         raise UsageError(f"{target}: a model file has no PyTorch module, and every backend asked for needs one; "
                          "add one that runs model files (openvino)")
-    if left_out:
-        progress(f"{target}: a model file has no PyTorch module: {', '.join(left_out)} left out"
-                 + ("; no baseline, so no speed-up" if BASELINE in left_out else ""))
+    if left_out:  # a model file
+        progress(f"{target}: " + ("no PyTorch baseline" if BASELINE in left_out else "no PyTorch module")
+                 + f" (a model file has no PyTorch module); timing {', '.join(names)} alone"
+                 + (f" ({', '.join(b for b in left_out if b != BASELINE)} need one too)" if set(left_out) - {BASELINE} else ""))
     inputs = [fixed_seed_input(job.model.input_shape)]
     sides: list[Side] = []
     try:

@@ -27,7 +27,8 @@ DW_BOTTLENECK_LAYERS = {"dense conv kxk": 1, "pointwise conv 1x1": 8, "depthwise
 def _profiles(target, tmp_path_factory):
     """Both backends' raw profiles of one small model, one thread each, each in a worker process of
     its own as fff-profile runs them (in one process, OpenVINO's threads would slow PyTorch's)."""
-    from fff.backends.torch_eager import fixed_seed_input
+    from fff.backends import BUILTIN
+    from fff.backends.base import fixed_seed_input
     from fff.backends.openvino.conversion import convert
     from fff.models import build
     from fff.measure.worker import Worker
@@ -37,11 +38,11 @@ def _profiles(target, tmp_path_factory):
     build_options = {"resolution": 64}
     model = build(target, **build_options)
     xml = convert(model, cache_dir=tmp_path_factory.mktemp("ir"))
-    common = dict(target=target, build_options=build_options, xml=str(xml), input_shape=list(model.input_shape),
-                  device="CPU", threads=1, precision="f32")
+    common = dict(target=target, build_options=build_options, artifact={"xml": str(xml)},
+                  input_shape=list(model.input_shape), device="CPU", threads=1, precision="f32")
     profiles = []
     for backend in ("torch", "openvino"):
-        with Worker(backend, env={"OMP_NUM_THREADS": "1"}, **common) as worker:
+        with Worker(backend, served=BUILTIN[backend], env={"OMP_NUM_THREADS": "1"}, **common) as worker:
             worker.call("prepare", inputs=[fixed_seed_input(model.input_shape)], warmup=2)
             profiles.append(worker.call("breakdown", iterations=5))
     return profiles

@@ -6,10 +6,12 @@ import textwrap
 
 import pytest
 
-from fff.builder import Builder, allocation_failure
-from fff.errors import FffError, UsageError
+from fff.backends import BUILTIN
+from fff.builder import Builder
+from fff.errors import FffError, UsageError, allocation_failure
 
 TINY = "plain:depth=1,width=0.25,resolution=32"
+STACKS = dict(BUILTIN)  # name -> module:Class, as fff.profiling passes them
 FAULTS = textwrap.dedent("""
     import os, time
     import torch
@@ -56,32 +58,35 @@ def _rss_bytes() -> int:
 def test_a_target_is_built_counted_and_converted_in_the_child(builder, tmp_path):
     from fff.models import build
 
-    first = builder.prepare(TINY, {}, cache_dir=tmp_path)
+    first = builder.prepare(TINY, {}, STACKS, cache_dir=tmp_path)
     expected = build(TINY)
     assert first.input_shape == (1, 3, 32, 32) and first.flops == expected.flops and first.params == expected.params
-    assert first.has_module and not first.cached and first.xml.startswith(str(tmp_path))
+    ir, torch_side = first.artifacts["openvino"], first.artifacts["torch"]
+    assert first.has_module and not ir["cached"] and ir["xml"].startswith(str(tmp_path))
+    assert torch_side == {"cached": False, "notes": []}  # the baseline builds its module in its worker
     pid = builder.pid
-    again = builder.prepare(TINY, {}, cache_dir=tmp_path)
-    assert again.cached and again.xml == first.xml and builder.pid == pid  # one child, reused
+    again = builder.prepare(TINY, {}, STACKS, cache_dir=tmp_path)
+    assert again.artifacts["openvino"]["cached"] and again.artifacts["openvino"]["xml"] == ir["xml"]
+    assert builder.pid == pid  # one child, reused
 
 
 def test_a_hang_a_crash_and_an_allocation_failure_are_one_line_errors(builder, faults, tmp_path):
-    builder.prepare(TINY, {}, cache_dir=tmp_path)  # the child is up (torch imported): the limit times the build
+    builder.prepare(TINY, {}, STACKS, cache_dir=tmp_path)  # the child is up (torch imported): the limit times the build
     restarts, builder.timeout = builder.restarts, 3
     try:
         with pytest.raises(FffError) as hung:
-            builder.prepare(f"{faults}:hang", {}, cache_dir=tmp_path)
+            builder.prepare(f"{faults}:hang", {}, STACKS, cache_dir=tmp_path)
     finally:
         builder.timeout = None
     assert str(hung.value).startswith(f"{faults}:hang: builder worker did not answer 'build' within 3 s")
     assert "\n" not in str(hung.value)
 
     with pytest.raises(FffError, match=r"exits: builder worker died \(exit status 3\) during 'build'$"):
-        builder.prepare(f"{faults}:exits", {}, cache_dir=tmp_path)
+        builder.prepare(f"{faults}:exits", {}, STACKS, cache_dir=tmp_path)
     with pytest.raises(UsageError, match=r"^input too large: .* \(resolution 1000000\) needs 12,000 GB for one tensor"):
-        builder.prepare(TINY, {"resolution": 1_000_000}, cache_dir=tmp_path)
+        builder.prepare(TINY, {"resolution": 1_000_000}, STACKS, cache_dir=tmp_path)
     assert builder.restarts == restarts + 2  # after the hang and the crash; a refused allocation keeps the child
-    assert builder.prepare(f"{faults}:doubles", {}, cache_dir=tmp_path).input_shape == (1, 3, 8, 8)
+    assert builder.prepare(f"{faults}:doubles", {}, STACKS, cache_dir=tmp_path).input_shape == (1, 3, 8, 8)
 
 
 def test_allocation_failures_are_recognised():
@@ -95,11 +100,11 @@ def test_allocation_failures_are_recognised():
 def test_the_child_is_replaced_when_its_memory_grows(tmp_path):
     builder = Builder(max_growth=-1)  # any growth at all: a new child after every target but the first
     try:
-        builder.prepare(TINY, {}, cache_dir=tmp_path)
+        builder.prepare(TINY, {}, STACKS, cache_dir=tmp_path)
         first = builder.pid
-        builder.prepare(TINY, {}, cache_dir=tmp_path)
+        builder.prepare(TINY, {}, STACKS, cache_dir=tmp_path)
         assert builder.pid is None and builder.restarts == 1  # closed: the next target starts a fresh one
-        builder.prepare(TINY, {}, cache_dir=tmp_path)
+        builder.prepare(TINY, {}, STACKS, cache_dir=tmp_path)
         assert builder.pid not in (None, first)
     finally:
         builder.close()
@@ -111,10 +116,10 @@ def test_the_main_process_memory_stays_flat_over_many_targets(builder, faults, t
     the smallest models that still go through tracing and conversion), each converted anew."""
     shapes = [{"input_shape": [1, 3, 8 + i, 8 + i]} for i in range(30)]
     for shape in shapes[:5]:
-        builder.prepare(f"{faults}:conv", shape, cache_dir=tmp_path)
+        builder.prepare(f"{faults}:conv", shape, STACKS, cache_dir=tmp_path)
     after_5 = _rss_bytes()
     for shape in shapes[5:]:
-        assert not builder.prepare(f"{faults}:conv", shape, cache_dir=tmp_path).cached
+        assert not builder.prepare(f"{faults}:conv", shape, STACKS, cache_dir=tmp_path).artifacts["openvino"]["cached"]
     after_30 = _rss_bytes()
     assert after_30 - after_5 < 20e6, f"main process grew {(after_30 - after_5) / 1e6:.0f} MB over 25 targets"
 
@@ -171,7 +176,7 @@ def test_a_parity_failure_on_a_cached_ir_is_checked_again_from_a_fresh_conversio
         fff.builder._shared.close()
     openvino = records[1]
     assert openvino["parity"]["ok"]
-    assert any("the cached IR gave outputs that disagree with PyTorch; converted afresh" in w
+    assert any("the cached IR of OpenVINO gave outputs that disagree with PyTorch eager; made afresh" in w
                for w in openvino["warnings"])
-    assert any(w.endswith("the fresh conversion agrees with PyTorch") for w in openvino["warnings"])
+    assert any(w.endswith("the fresh IR agrees with PyTorch eager") for w in openvino["warnings"])
     assert prepare_ir(build(TINY)).cached and (entry / "model.bin").read_bytes() != (other / "model.bin").read_bytes()

@@ -50,12 +50,25 @@ def test_lru_hits_what_fits_and_misses_a_stream_that_does_not():
         cache_model.LRUCache(1024, block=4096)
 
 
+def modelled_fields(backend, *, module=None, xml=None, width, ll):
+    """The cache model's record fields for one stack, traced as its Backend.cache_trace traces it."""
+    if backend == "torch":
+        import torch
+
+        from fff.backends.base import fixed_seed_input
+
+        trace = cache_model.trace_torch(module, torch.from_numpy(fixed_seed_input((1, width))))
+    else:
+        trace = cache_model.trace_openvino(xml, (1, width))
+    return cache_model.model_caches({backend: (trace, trace, 0.0)}, ll=ll)
+
+
 @pytest.mark.parametrize("backend", ["torch", "openvino"])
 def test_modelled_counts_obey_the_physical_bounds(backend, tmp_path):
     width, layers = 256, 4  # 1 MiB of weights: 4x the small LL, 1/32 of the large one
     module = torch_mlp(width, layers) if backend == "torch" else None
     xml = ov_mlp(tmp_path / "mlp.xml", width, layers) if backend == "openvino" else None
-    results = {ll.size: cache_model.model_caches([backend], module=module, xml=xml, input_shape=(1, width), ll=ll)
+    results = {ll.size: modelled_fields(backend, module=module, xml=xml, width=width, ll=ll)
                for ll in (SMALL_LL, LARGE_LL)}
     small, large = results[SMALL_LL.size][backend], results[LARGE_LL.size][backend]
     weight_bytes = small["cache_model"]["working_set"]["weight_bytes"]
@@ -118,7 +131,7 @@ def test_model_agrees_with_simulation_on_a_tiny_model(tmp_path):
 
     width, layers = 256, 4
     xml = ov_mlp(tmp_path / "mlp.xml", width, layers)
-    modelled = cache_model.model_caches(["openvino"], xml=xml, input_shape=(1, width), ll=SMALL_LL)["openvino"]
+    modelled = modelled_fields("openvino", xml=xml, width=width, ll=SMALL_LL)["openvino"]
     simulated = simulate(xml, [1, width], iterations=1, warmup=1, ll=SMALL_LL)
     assert simulated.geometry.LL == SMALL_LL
     model_misses = modelled["modelled_counters"]["llc-misses"]["per_inference"]
@@ -155,11 +168,12 @@ def test_torch_simulation_child_skips_the_flops_pass_but_runs_the_same_model():
     assert flops == "0"  # the child never counted
     import torch
 
-    from fff.backends.torch_eager import TorchBackend, fixed_seed_input
+    from fff.backends.base import fixed_seed_input
+    from fff.backends.torch_eager import TorchBackend
 
     backend = TorchBackend(target="plain:depth=1,width=0.25,resolution=32", build_options={}, threads=1, precision="f32")
-    backend._input = torch.from_numpy(fixed_seed_input([1, 3, 32, 32]))
-    assert float(total) == pytest.approx(float(backend._infer().abs().sum()), rel=1e-5)  # same weights, same input
+    backend.set_input(fixed_seed_input([1, 3, 32, 32]))
+    assert float(total) == pytest.approx(float(backend.infer().abs().sum()), rel=1e-5)  # same weights, same input
 
 
 def test_study_simulates_a_calibration_subset():

@@ -194,8 +194,10 @@ def test_a_job_that_crashes_or_hangs_is_one_clear_error_and_the_server_is_gone()
 
     with SimulationServer() as server:
         with pytest.raises(fff.FffError, match="killed by SIGABRT"):
-            server.run({"kind": "callable", "factory": "os:abort", "kwargs": {}}, 1, 0, timeout=300)
+            server.run({"run": "fff.explain.callgrind:measure_factory",
+                        "kwargs": {"factory": "os:abort", "kwargs": {}}}, 1, 0, timeout=300)
         assert server.running  # only the job's fork died: the next job runs in the same server
         with pytest.raises(fff.FffError, match="took longer than 5 s"):
-            server.run({"kind": "callable", "factory": "signal:pause", "kwargs": {}}, 1, 0, timeout=5)
+            server.run({"run": "fff.explain.callgrind:measure_factory",
+                        "kwargs": {"factory": "signal:pause", "kwargs": {}}}, 1, 0, timeout=5)
         assert not server.running  # a hang stops the server (and its job) rather than leaving it spinning

@@ -113,10 +113,10 @@ class ScriptedWorker:
 
 
 def sides_for(torch_script, openvino_script):
-    from fff.profiling import _Side
+    from fff.measure.rounds import Side
 
-    return [_Side("torch", ScriptedWorker("torch", 2.0, torch_script), {}),
-            _Side("openvino", ScriptedWorker("openvino", 1.0, openvino_script), {})]
+    return [Side("torch", ScriptedWorker("torch", 2.0, torch_script), {}),
+            Side("openvino", ScriptedWorker("openvino", 1.0, openvino_script), {})]
 
 
 def options(**changes):
@@ -129,10 +129,10 @@ CLEAN, BUSY = usage(0.98, 0.02), usage(0.3, 1.5)
 
 
 def test_contended_rounds_are_left_out_and_measured_again():
-    from fff.profiling import ROUND_WARMUP, _measure_rounds
+    from fff.measure.rounds import ROUND_WARMUP, measure_rounds
 
     sides = sides_for([CLEAN, CLEAN, BUSY, BUSY, CLEAN], [CLEAN])  # the first answers the calibration
-    _measure_rounds(sides, options(), lambda _: None, "t")
+    measure_rounds(sides, options(), lambda _: None, "t")
     torch, openvino = sides
     # torch rounds 1 (clean), 2 and 3 (busy), 4, 5 and on (clean): 3 clean rounds take 5
     assert torch.problems[:4] == [None, "other-processes", "other-processes", None]
@@ -143,10 +143,10 @@ def test_contended_rounds_are_left_out_and_measured_again():
 
 
 def test_a_backend_that_never_gets_a_clean_round_is_measured_until_the_cap_then_called_contended():
-    from fff.profiling import _measure_rounds
+    from fff.measure.rounds import measure_rounds
 
     sides = sides_for([BUSY], [CLEAN])
-    result = _measure_rounds(sides, options(max_seconds=0.5, min_rounds=2), lambda _: None, "t")
+    result = measure_rounds(sides, options(max_seconds=0.5, min_rounds=2), lambda _: None, "t")
     torch, openvino = sides
     assert torch.clean_rounds == 0 and openvino.clean_rounds == len(openvino.problems)
     assert not result["converged"]
@@ -154,19 +154,19 @@ def test_a_backend_that_never_gets_a_clean_round_is_measured_until_the_cap_then_
 
 
 def test_rounds_are_sized_to_fit_the_cap_and_a_cap_too_small_for_min_rounds_is_an_error():
-    from fff.profiling import MIN_ITERATIONS, ROUND_WARMUP, _size_rounds
+    from fff.measure.rounds import MIN_ITERATIONS, ROUND_WARMUP, size_rounds
 
     sides = sides_for([CLEAN], [CLEAN])
-    _size_rounds(sides, options(max_seconds=0.3, min_rounds=3), "t")
+    size_rounds(sides, options(max_seconds=0.3, min_rounds=3), "t")
     cycle = sum((s.iterations_per_round + ROUND_WARMUP) * s.worker.ms / 1e3 for s in sides)
     assert 3 * cycle <= 0.3 + 1e-9 and min(s.iterations_per_round for s in sides) >= MIN_ITERATIONS
     with pytest.raises(UsageError, match=r"time cap of 0\.05 s cannot hold 3 rounds of 5 iterations"):
-        _size_rounds(sides_for([CLEAN], [CLEAN]), options(max_seconds=0.05, min_rounds=3), "t")
+        size_rounds(sides_for([CLEAN], [CLEAN]), options(max_seconds=0.05, min_rounds=3), "t")
     busy = sides_for([BUSY], [CLEAN])  # a contended calibration measured the load, not the model
-    _size_rounds(busy, options(max_seconds=0.05, min_rounds=3), "t")
+    size_rounds(busy, options(max_seconds=0.05, min_rounds=3), "t")
     assert busy[0].iterations_per_round == MIN_ITERATIONS <= busy[1].iterations_per_round
     fixed = sides_for([CLEAN], [CLEAN])
-    _size_rounds(fixed, options(iterations=7), "t")
+    size_rounds(fixed, options(iterations=7), "t")
     assert [s.iterations_per_round for s in fixed] == [7, 7]
 
 

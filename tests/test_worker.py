@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 from fff.errors import FffError, ShapeError, UsageError
+from fff.backends import BUILTIN
 from fff.measure.worker import Worker
 
 
 def openvino_worker(xml, shape=(1, 3, 32, 32)):
-    return Worker("openvino", xml=str(xml), input_shape=list(shape), device="CPU", threads=1, precision="f32")
+    return Worker("openvino", served=BUILTIN["openvino"], target=str(xml), build_options={}, artifact={"xml": str(xml)},
+                  input_shape=list(shape), device="CPU", threads=1, precision="f32")
 
 
 def test_a_round_returns_one_sample_per_iteration(tiny_ir, fixed_input):

@@ -68,6 +68,7 @@ class Backend:
     needs_module: ClassVar[bool] = True  # False: it can run a model file (.onnx, .xml) without PyTorch
     honours_device: ClassVar[bool] = False  # False: it always runs on the CPU, whatever --device says
     simulation_needs_module: ClassVar[bool] = False  # the simulated child loads the module the builder saved
+    artifact_name: ClassVar[str] = "artifact"  # what notes call prepare_artifact's product ("IR")
 
     # --- the parent ------------------------------------------------------------------------------
 

@@ -62,8 +62,9 @@ class Side:
 
 
 def size_rounds(sides: list[Side], options, label: str) -> None:
-    """Iterations per round from a short calibration (``options``: a fff.profiling.ProfileOptions), so that ``min_rounds`` rounds of every
-    backend fit in the time cap; a cap that cannot hold them is a usage error, never overridden."""
+    """Iterations per round from a short calibration (``options``: fff.profiling.ProfileOptions), so
+    that ``min_rounds`` rounds of every backend fit in the time cap; a cap that cannot hold them is a
+    usage error, never overridden."""
     per_inference, contended = {}, False
     for side in sides:
         probe = side.worker.call("round", iterations=3, warmup=ROUND_WARMUP)

@@ -23,6 +23,7 @@ class OpenVINOBackend(Backend):
     precisions = ("f32", "bf16", "f16")
     needs_module = False  # runs .onnx and .xml files as they are
     honours_device = True
+    artifact_name = "IR"
 
     @classmethod
     def check_available(cls, device: str) -> None:
