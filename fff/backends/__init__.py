@@ -1,1 +1,128 @@
-"""The acceleration stacks fff measures, one module each."""
+"""The acceleration stacks fff measures, found by name: the registry.
+
+A stack is one class implementing fff.backends.base.Backend. It is named on the command line and
+in study files by
+
+- a built-in name (``BUILTIN``: ``torch``, the baseline, and ``openvino``),
+- a name an installed package registers in the entry-point group ``fff.backends``
+  (``[project.entry-points."fff.backends"] mystack = "mypackage.stack:MyStack"``), or
+- ``package.module:ClassName`` for a stack written outside fff, the spelling targets use.
+
+Everything above the backends (rounds, verdicts, statistics, studies, reports) knows a stack only
+through this module: by its name, its class (``backend_class``) and how it is shown
+(``backend_label``, ``backend_color``). Modules are imported when a stack is first asked for, so
+``fff-profile --help`` and the report never import torch or openvino for a name.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import import_module
+
+from fff.errors import UsageError
+
+__all__ = ["BASELINE", "DEFAULT_BACKENDS", "BUILTIN", "ENTRY_POINT_GROUP", "backend_class", "class_path",
+           "registered_names", "backend_label", "backend_color", "check_backend_names"]
+
+BASELINE = "torch"  # the native framework every other stack's speed-up is measured against
+DEFAULT_BACKENDS = ("torch", "openvino")
+BUILTIN = {
+    "torch": "fff.backends.torch_eager:TorchBackend",
+    "openvino": "fff.backends.openvino.backend:OpenVINOBackend",
+}
+ENTRY_POINT_GROUP = "fff.backends"
+
+# Figures give a stack its class's colour; a name whose class cannot be imported where the report
+# is made (a plugin installed elsewhere) gets one of these, the same one every time.
+_FALLBACK_COLORS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#ff7f0e")
+
+
+def _entry_points() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {point.name: point.value for point in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def registered_names() -> list[str]:
+    """Built-in names first, then those installed packages register."""
+    return [*BUILTIN, *(name for name in sorted(_entry_points()) if name not in BUILTIN)]
+
+
+def _where(name: str) -> str:
+    """``module:Class`` for a registry name or a ``module:Class`` spelling; UsageError otherwise."""
+    if name in BUILTIN:
+        return BUILTIN[name]
+    registered = _entry_points()
+    if name in registered:
+        return registered[name]
+    if ":" in name:
+        return name
+    raise UsageError(f"unknown backend {name!r}; choose from {', '.join(registered_names())}, "
+                     "or name a class as package.module:ClassName")
+
+
+@lru_cache(maxsize=None)
+def backend_class(name: str):
+    """The Backend class ``name`` stands for; a one-line UsageError when there is none, it cannot be
+    imported, or it is not a backend."""
+    from fff.backends.base import Backend
+
+    where = _where(name)
+    module_name, _, class_name = where.partition(":")
+    if not module_name or not class_name or ":" in class_name:
+        raise UsageError(f"backend {name!r}: expected package.module:ClassName")
+    try:
+        module = import_module(module_name)
+    except ImportError as error:
+        raise UsageError(f"backend {name!r}: cannot import module {module_name!r} ({error})") from None
+    except Exception as error:  # noqa: BLE001 - a plugin that crashes on import is the plugin's fault
+        raise UsageError(f"backend {name!r}: importing {module_name!r} failed: {type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''}") from None
+    cls = module
+    for part in class_name.split("."):
+        cls = getattr(cls, part, None)
+        if cls is None:
+            raise UsageError(f"backend {name!r}: module {module_name!r} has no {class_name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise UsageError(f"backend {name!r}: {where} is not a backend (a subclass of fff.backends.base.Backend)")
+    if not getattr(cls, "name", None):
+        raise UsageError(f"backend {name!r}: {where} has no name")
+    return cls
+
+
+def class_path(cls) -> str:
+    """``module:Class`` by which a worker process imports ``cls``."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def check_backend_names(names) -> tuple[str, ...]:
+    """The stacks asked for, each resolved once (a bad one is a one-line error before anything runs)."""
+    names = tuple(names)
+    if not names:
+        raise UsageError(f"no backend given; choose from {', '.join(registered_names())}")
+    if len(set(names)) != len(names):
+        raise UsageError(f"backend listed twice: {','.join(names)}")
+    for name in names:
+        backend_class(name)
+    return names
+
+
+def _class_or_none(name: str):
+    try:
+        return backend_class(name)
+    except UsageError:
+        return None
+
+
+def backend_label(name: str) -> str:
+    """How a report names the stack (``PyTorch eager``); the name itself when its class is not here."""
+    cls = _class_or_none(name)
+    return getattr(cls, "label", None) or name
+
+
+def backend_color(name: str) -> str:
+    """The stack's colour in every figure."""
+    cls = _class_or_none(name)
+    if cls is not None and getattr(cls, "color", None):
+        return cls.color
+    return _FALLBACK_COLORS[sum(map(ord, name)) % len(_FALLBACK_COLORS)]
