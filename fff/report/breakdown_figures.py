@@ -17,7 +17,7 @@ from matplotlib import colormaps
 
 from fff.analysis import BASELINE
 from fff.explain.breakdown import CATEGORIES
-from fff.report.figures import _empty, _new_figure, _save
+from fff.report.plotting import empty_figure, new_figure, save
 
 __all__ = ["draw_breakdown", "category_shares", "saved_shares"]
 
@@ -77,14 +77,14 @@ def time_per_category(breakdowns: pd.DataFrame, path: Path) -> Path:
     title = "Where each backend spends its time, per design pattern"
     table = category_shares(breakdowns)
     if table.empty:
-        return _empty(path, title, NO_BREAKDOWN)
+        return empty_figure(path, title, NO_BREAKDOWN)
     groups = sorted(table["group"].unique())
     backends = sorted(table["backend"].unique(), key=lambda b: b != BASELINE)
     # one horizontal bar per group and backend: a study has 20-30 groups, which side by side in
     # columns made a figure too wide to read on a page
     rows = [(group, backend) for group in groups for backend in backends]
     positions = np.array([i * (len(backends) + 0.6) + j for i in range(len(groups)) for j in range(len(backends))])
-    figure = _new_figure(10, 0.28 * len(rows) + 2)
+    figure = new_figure(10, 0.28 * len(rows) + 2)
     axes = figure.add_subplot()
     left = np.zeros(len(rows))
     for category in CATEGORIES:
@@ -108,17 +108,17 @@ def time_per_category(breakdowns: pd.DataFrame, path: Path) -> Path:
     handles, names = axes.get_legend_handles_labels()
     unique = dict(zip(names, handles))
     figure.legend(unique.values(), unique.keys(), fontsize=7, loc="outside right upper", frameon=False)
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def where_time_saved(breakdowns: pd.DataFrame, path: Path) -> Path:
     title = "Where the time saved comes from: share of (PyTorch - accelerated) time per layer category"
     table = saved_shares(breakdowns)
     if table.empty:
-        return _empty(path, title, NO_BREAKDOWN if breakdowns.empty else
+        return empty_figure(path, title, NO_BREAKDOWN if breakdowns.empty else
                       "No cell with both backends profiled saved time.")
     groups = sorted(table["group"].unique())
-    figure = _new_figure(10, 0.45 * len(groups) + 2)
+    figure = new_figure(10, 0.45 * len(groups) + 2)
     axes = figure.add_subplot()
     positions = np.arange(len(groups))
     right, left = np.zeros(len(groups)), np.zeros(len(groups))
@@ -138,7 +138,7 @@ def where_time_saved(breakdowns: pd.DataFrame, path: Path) -> Path:
     axes.set_xlabel("share of the time saved (%); mean over cells; left of 0: categories that got slower")
     axes.set_title(title, fontsize=9)
     figure.legend(fontsize=7, loc="outside right upper", frameon=False)
-    return _save(figure, path)
+    return save(figure, path)
 
 
 BREAKDOWN_FIGURES = {

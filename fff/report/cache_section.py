@@ -14,6 +14,8 @@ import pandas as pd
 from fff.explain.cache_analysis import cache_sources
 from fff.explain.cache_calibration import (FLOOR_LINES, KNOWN_ERROR, KNOWN_ERROR_SOURCE, calibration_factors,
                                    calibration_validation)
+from fff.backends import backend_color
+from fff.report.plotting import empty_figure, new_figure, save
 
 __all__ = ["roofline_figure", "intensity_axis", "cache_section_html"]
 
@@ -68,13 +70,11 @@ def _arrow(figure, start: tuple, end: tuple) -> None:
 def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
     from matplotlib.lines import Line2D
 
-    from fff.report.figures import _color, _empty, _new_figure, _save
-
     title = "Roofline: attained GFLOP/s against arithmetic intensity (FLOPs per byte of LL traffic)"
     rows = records[records["arithmetic_intensity"].notna() & records["gflops_per_s"].notna()
                    & records["fma_peak_gflops"].notna()].copy()
     if rows.empty:
-        return _empty(path, title, "No record has both an arithmetic intensity and a measured roof\n"
+        return empty_figure(path, title, "No record has both an arithmetic intensity and a measured roof\n"
                                    "(profiles made before fff measured the machine's roofline).")
     fma, gemm, bandwidth = (rows[c].median() for c in ("fma_peak_gflops", "gemm_peak_gflops", "triad_gbytes_per_s"))
     ridge = fma / bandwidth  # FLOPs per byte where the memory roof meets the compute roof
@@ -85,7 +85,7 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
     trusted = verdicts == {"ok"}
     roof_style = {"color": "black" if trusted else "#e69f00", "linestyle": "-" if trusted else (0, (6, 3))}
 
-    figure = _new_figure(8.5, 6)
+    figure = new_figure(8.5, 6)
     resident = rows[rows["resident"]]
     if resident.empty:
         axes, side = figure.add_subplot(), None
@@ -107,7 +107,7 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
             panel, x = where[index]
             modelled = str(row["intensity_source"] or "").startswith("modelled")
             panel.scatter([x], [row["gflops_per_s"]], s=18, marker="o", zorder=3,
-                          facecolors="none" if modelled else _color(backend), edgecolors=_color(backend), linewidths=1.1)
+                          facecolors="none" if modelled else backend_color(backend), edgecolors=backend_color(backend), linewidths=1.1)
     for _, cell in rows.groupby("cell_id"):
         first = {b: i for b, i in zip(cell["backend"], cell.index)}
         if "torch" in first and len(first) >= 2:
@@ -123,7 +123,7 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
     axes.set_xlabel("FLOPs per byte of LL traffic")
     axes.set_ylabel("GFLOP/s (2 x multiply-adds / median latency)")
     handles, _ = axes.get_legend_handles_labels()
-    handles += [Line2D([], [], marker="o", linestyle="", color=_color(b), label=b) for b in backends]
+    handles += [Line2D([], [], marker="o", linestyle="", color=backend_color(b), label=b) for b in backends]
     if rows["intensity_source"].fillna("").str.startswith("modelled").any():
         handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="gray",
                               label="hollow: modelled LL traffic; filled: measured or simulated"))
@@ -145,7 +145,7 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
                     "grey arrows: PyTorch -> OpenVINO"
                     + (f"\n{above} point(s) above the roof: fewer FLOPs than counted (Winograd), traffic overstated, "
                        "or a low roof" if above else ""), fontsize=8.5)
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def _calibration_html(records: pd.DataFrame, table) -> list[str]:
