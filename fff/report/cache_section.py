@@ -1,6 +1,6 @@
 """The report's cache section: where each LLC figure comes from, the cache model's error against
-simulation, and the roofline figure (each cell's PyTorch and OpenVINO points joined, so
-acceleration shows as a move toward the roof)."""
+simulation, and the roofline figure (each cell's baseline point joined to each accelerated stack's,
+so acceleration shows as a move toward the roof)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pandas as pd
 from fff.explain.cache_analysis import cache_sources
 from fff.backends.cache_model_error import SOURCE as BENCH_SOURCE, cache_model_error
 from fff.explain.cache_calibration import FLOOR_LINES, calibration_factors, calibration_validation
-from fff.backends import backend_color
-from fff.report.plotting import empty_figure, new_figure, save
+from fff.backends import BASELINE, backend_color, backend_label
+from fff.report.plotting import empty_figure, new_figure, save, stack_order
 
 __all__ = ["roofline_figure", "intensity_axis", "cache_section_html"]
 
@@ -58,8 +58,8 @@ def _source_counts(rows: pd.DataFrame) -> str:
 
 
 def _arrow(figure, start: tuple, end: tuple) -> None:
-    """PyTorch -> OpenVINO, so acceleration reads as a move toward the roof; ``start`` and ``end``
-    are (axes, x, y), on the same panel or across the two."""
+    """Baseline -> accelerated stack, so acceleration reads as a move toward the roof; ``start`` and
+    ``end`` are (axes, x, y), on the same panel or across the two."""
     from matplotlib.patches import ConnectionPatch
 
     (axes_a, xa, ya), (axes_b, xb, yb) = start, end
@@ -75,7 +75,7 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
                    & records["fma_peak_gflops"].notna()].copy()
     if rows.empty:
         return empty_figure(path, title, "No record has both an arithmetic intensity and a measured roof\n"
-                                   "(profiles made before fff measured the machine's roofline).")
+                                         "(profiles made before fff measured the machine's roofline).")
     fma, gemm, bandwidth = (rows[c].median() for c in ("fma_peak_gflops", "gemm_peak_gflops", "triad_gbytes_per_s"))
     ridge = fma / bandwidth  # FLOPs per byte where the memory roof meets the compute roof
     measured = rows["arithmetic_intensity"]
@@ -97,8 +97,9 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
         why = {"contended": "measured while other processes took CPU", "unchecked": "measured before fff checked that"}
         roof_label += "\nNOT TRUSTED, may be low: " + "; ".join(why.get(v, v) for v in sorted(verdicts - {"ok"}))
     axes.plot(intensity, np.minimum(fma, intensity * bandwidth), label=roof_label, **roof_style)
-    axes.axhline(gemm, color="gray", linestyle="--", label=f"OpenVINO GEMM {gemm:.0f} GFLOP/s")
-    backends = sorted(rows["backend"].unique(), key=lambda b: (b != "torch", b))  # the baseline first
+    # a fact about the machine whatever stacks the records compare; the label says how it was measured
+    axes.axhline(gemm, color="gray", linestyle="--", label=f"GEMM {gemm:.0f} GFLOP/s (measured through OpenVINO)")
+    backends = stack_order(rows["backend"])
     # where each point is drawn: (panel, x); a resident point's x is its backend's column in the side panel
     where = {index: (side, backends.index(row["backend"])) if row["resident"] else (axes, row["arithmetic_intensity"])
              for index, row in rows.iterrows()}
@@ -110,10 +111,10 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
                           facecolors="none" if modelled else backend_color(backend), edgecolors=backend_color(backend), linewidths=1.1)
     for _, cell in rows.groupby("cell_id"):
         first = {b: i for b, i in zip(cell["backend"], cell.index)}
-        if "torch" in first and len(first) >= 2:
-            start = first["torch"]
+        if BASELINE in first:
+            start = first[BASELINE]
             for backend, end in first.items():
-                if backend != "torch":
+                if backend != BASELINE:
                     _arrow(figure, (*where[start], rows.at[start, "gflops_per_s"]),
                            (*where[end], rows.at[end, "gflops_per_s"]))
     axes.set_xscale("log")
@@ -142,7 +143,8 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
     figure.legend(handles=handles, fontsize=7.5, loc="outside lower center", ncols=2, frameon=False)
     above = int((rows["gflops_per_s"] > np.minimum(fma, rows["arithmetic_intensity"] * bandwidth)).sum())
     figure.suptitle(f"{title}{'' if trusted else ' (roof NOT TRUSTED)'}\nLL traffic per point: {_source_counts(rows)}; "
-                    "grey arrows: PyTorch -> OpenVINO"
+                    f"grey arrows: {backend_label(BASELINE)} -> "
+                    f"{', '.join(backend_label(b) for b in backends if b != BASELINE) or 'no accelerated stack'}"
                     + (f"\n{above} point(s) above the roof: fewer FLOPs than counted (Winograd), traffic overstated, "
                        "or a low roof" if above else ""), fontsize=8.5)
     return save(figure, path)

@@ -15,10 +15,10 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from fff.analysis import BASELINE, PAPER, accelerated, speedup_by_pattern, speedup_trend, suspect_cells
+from fff.analysis import PAPER, accelerated, speedup_by_pattern, speedup_trend, suspect_cells
 from fff.report.cache_section import roofline_figure
-from fff.backends import backend_color
-from fff.report.plotting import empty_figure, new_figure, plain_log_scale, save
+from fff.backends import BASELINE, backend_color, backend_label
+from fff.report.plotting import empty_figure, new_figure, plain_log_scale, save, stack_order
 
 __all__ = ["FIGURES", "draw_all"]
 
@@ -37,22 +37,41 @@ def _pattern_grid(patterns: list[str]):
     return figure, axes
 
 
+def _flagged(cells: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``cells`` that suspect_cells flags: matched by stack too, since the stacks of one
+    cell share its cell_id and one stack's odd speed-up says nothing of another's."""
+    keys = ["machine", "cell_id", "backend"]
+    suspects = suspect_cells(records)[keys].drop_duplicates()
+    return cells[pd.MultiIndex.from_frame(cells[keys]).isin(pd.MultiIndex.from_frame(suspects))]
+
+
 def speedup_per_pattern(records: pd.DataFrame, path: Path) -> Path:
-    title = "Speed-up over PyTorch per design pattern"
+    title = f"Speed-up over {backend_label(BASELINE)} per design pattern"
     table = speedup_by_pattern(records)
     if table.empty:
         measured = accelerated(records)["kind"].eq("pattern").sum()
-        return empty_figure(path, title, f"None of the {measured} design-pattern cells has the verdict ok (contended, noisy, "
-                                   "or measured before fff checked contention)." if measured
-                      else "No successful design-pattern cells.")
+        return empty_figure(path, title, f"None of the {measured} design-pattern cells has the verdict ok (contended, "
+                                         "noisy, or measured before fff checked contention)." if measured
+                            else "No successful design-pattern cells.")
     figure = new_figure(max(6, 0.8 * table["pattern"].nunique() + 3), 4.5)
     axes = figure.add_subplot()
     every = accelerated(records)
     every = every[every["kind"] == "pattern"]
     cells = every[every["verdict"] == "ok"]
+    flagged = _flagged(cells, records)
     order = list(table.groupby("pattern")["geomean"].max().sort_values(ascending=False).index)
-    backends = sorted(table["backend"].unique())
-    for offset, backend in zip(np.linspace(-0.15, 0.15, len(backends)) if len(backends) > 1 else [0.0], backends):
+    backends = stack_order(table["backend"])
+    # each stack's bars side by side around the pattern's tick; its single cells on its own bar
+    offsets = dict(zip(backends, np.linspace(-0.15, 0.15, len(backends)) if len(backends) > 1 else [0.0]))
+    marked = set()  # a legend entry once, however many stacks draw it
+
+    def once(label):
+        if label in marked:
+            return "_nolegend_"
+        marked.add(label)
+        return label
+
+    for backend, offset in offsets.items():
         rows = table[table["backend"] == backend]
         positions = np.array([order.index(p) for p in rows["pattern"]])
         axes.bar(positions + offset, rows["geomean"], width=0.6 / len(backends), color=backend_color(backend),
@@ -60,20 +79,21 @@ def speedup_per_pattern(records: pd.DataFrame, path: Path) -> Path:
         for position, pattern in zip(positions, rows["pattern"]):
             values = cells[(cells["backend"] == backend) & (cells["pattern"] == pattern)]["speedup"]
             axes.scatter(np.full(len(values), position + offset), values, s=10, color="black", zorder=3)
+        left_out = every[(every["backend"] == backend) & (every["verdict"] != "ok") & every["pattern"].isin(order)]
+        if len(left_out):
+            axes.scatter([order.index(p) + offset for p in left_out["pattern"]], left_out["speedup"], s=18,
+                         facecolors="none", edgecolors="grey", zorder=3,
+                         label=once("left out: contended, noisy or unchecked"))
+        suspect = flagged[flagged["backend"] == backend]
+        if len(suspect):
+            axes.scatter([order.index(p) + offset for p in suspect["pattern"]], suspect["speedup"], s=50, marker="x",
+                         color="#d62728", zorder=4, label=once("suspect cell (see the report)"))
     axes.set_xticks(np.arange(len(order)), order, rotation=35, ha="right")
     axes.axhline(1.0, color="grey", linewidth=1, linestyle=":", label="no speed-up")
     axes.axhline(PAPER["average_speedup_percent"] / 100, color="grey", linestyle="--", linewidth=1,
                  label=f"paper's average ({PAPER['average_speedup_percent']:.0f}% read as 3.8x)")
-    left_out = every[(every["verdict"] != "ok") & every["pattern"].isin(order)]
-    if len(left_out):
-        axes.scatter([order.index(p) for p in left_out["pattern"]], left_out["speedup"], s=18, facecolors="none",
-                     edgecolors="grey", zorder=3, label="left out: contended, noisy or unchecked")
-    flagged = cells[cells["cell_id"].isin(suspect_cells(records)["cell_id"])]
-    if len(flagged):
-        axes.scatter([order.index(p) for p in flagged["pattern"]], flagged["speedup"], s=50, marker="x",
-                     color="#d62728", zorder=4, label="suspect cell (see the report)")
     plain_log_scale(axes)  # speed-ups are ratios: 0.5x and 2x sit equally far from 1x
-    axes.set_ylabel("speed-up (PyTorch median / accelerated median)")
+    axes.set_ylabel(f"speed-up ({backend_label(BASELINE)} median / accelerated median)")
     axes.set_title(title + " (dots: single cells)")  # the dots are the spread of the cells
     axes.legend(fontsize=8)
     return save(figure, path)
@@ -86,7 +106,7 @@ def speedup_against_depth_and_width(records: pd.DataFrame, path: Path) -> Path:
         return empty_figure(path, title, "No design-pattern cells with the verdict ok.")
     cells = accelerated(records)
     cells = cells[cells["kind"] == "pattern"]
-    flagged = cells[cells["cell_id"].isin(suspect_cells(records)["cell_id"])]
+    flagged = _flagged(cells, records)
     figure = new_figure(11, 4.5)
     left, right = figure.subplots(1, 2)
     drawn = {}
@@ -149,14 +169,17 @@ def latency_against_flops(records: pd.DataFrame, path: Path) -> Path:
     axes = figure.add_subplot()
     patterns = sorted(rows.loc[rows["kind"] == "pattern", "pattern"].dropna().unique())
     colors = dict(zip(patterns, PATTERN_COLORS * 2))
-    backends = sorted(rows["backend"].unique(), key=lambda b: (b != BASELINE, b))
+    backends = stack_order(rows["backend"])
+    # the baseline hollow, the accelerated stacks filled, each in a shape of its own: stacks apart in every colour
+    shapes = {BASELINE: "o", **dict(zip([b for b in backends if b != BASELINE], ["o", "s", "D", "v", "P", "*"] * 2))}
 
-    def style(backend, color):  # the baseline hollow, the accelerated filled: backends apart in every colour
+    def style(backend, color):
         return dict(facecolors="none", edgecolors=color) if backend == BASELINE else dict(color=color)
 
     for backend, cells in rows.groupby("backend"):
         for pattern, group in cells[cells["kind"] == "pattern"].groupby("pattern"):
-            axes.scatter(group["flops"], group["latency_ms"], s=16, alpha=0.8, **style(backend, colors[pattern]))
+            axes.scatter(group["flops"], group["latency_ms"], s=16, alpha=0.8, marker=shapes[backend],
+                         **style(backend, colors[pattern]))
         zoo = cells[cells["kind"] == "zoo"]
         axes.scatter(zoo["flops"], zoo["latency_ms"], s=45, marker="^", linewidths=1.2, **style(backend, "#333333"))
         for _, model in zoo.iterrows():
@@ -169,7 +192,7 @@ def latency_against_flops(records: pd.DataFrame, path: Path) -> Path:
     axes.set_title(title)
     legend = [Line2D([], [], linestyle="", marker="o", color=colors[p], label=p) for p in patterns]
     legend += [Line2D([], [], linestyle="", marker="^", color="#333333", label="zoo model (named)")]
-    legend += [Line2D([], [], linestyle="", marker="o", color="grey",
+    legend += [Line2D([], [], linestyle="", marker=shapes[b], color="grey",
                       markerfacecolor="none" if b == BASELINE else "grey", label=f"{b}: " + (
                           "hollow" if b == BASELINE else "filled")) for b in backends]
     figure.legend(handles=legend, fontsize=7, loc="outside right center")
@@ -182,9 +205,9 @@ def llc_misses_against_depth(records: pd.DataFrame, path: Path) -> Path:
     if rows.empty:
         notes = records["llc_note"].dropna().unique()
         reason = textwrap.shorten(notes[0] if len(notes) else "no cells", 150, placeholder=" ...")
-        return empty_figure(path, title, "\n".join(textwrap.wrap(f"No LLC-miss counts in these results ({reason}).", 90)) +
-                      "\nHardware counters need a PMU; without one, simulate the caches:\n"
-                      "fff-study --counters llc-misses --simulate-cache (in a study file: simulate_cache = true).")
+        return empty_figure(path, title, "\n".join(textwrap.wrap(f"No LLC-miss counts in these results ({reason}).", 90))
+                            + "\nHardware counters need a PMU; without one, simulate the caches:\n"
+                            "fff-study --counters llc-misses --simulate-cache (in a study file: simulate_cache = true).")
     patterns = sorted(rows["pattern"].unique())
     figure, axes = _pattern_grid(patterns)
     for ax, pattern in zip(axes, patterns):
@@ -207,28 +230,39 @@ def architectures(records: pd.DataFrame, path: Path) -> Path:
     from fff.analysis import architecture_table
 
     table = architecture_table(records)
-    fast = ", ".join(sorted(table["backend"].unique()))  # the backends' own names, as in every other figure
-    title = f"Architectures: median latency, {BASELINE} against {fast or 'the accelerated backend'}"
+    fast = stack_order(table["backend"])
+    title = (f"Architectures: median latency, {backend_label(BASELINE)} against "
+             f"{', '.join(map(backend_label, fast)) or 'the accelerated stacks'}")
     if table.empty:
         return empty_figure(path, title, "No successful zoo-model cells.")
-    table = table.sort_values("speedup")
-    figure = new_figure(9, 0.38 * len(table) + 1.6)
+    # one group of bars per model (and setting, where a model was measured in several): the baseline's
+    # on top, then each accelerated stack's, labelled with its speed-up
+    settings = table.drop_duplicates(["model", "resolution", "precision", "threads"]).groupby("model").size()
+    table = table.assign(group=[f"{r.model} ({r.resolution} px, {r.precision}, {r.threads} threads)"
+                                if settings[r.model] > 1 else r.model for r in table.itertuples()])
+    groups = list(table.groupby("group")["speedup"].max().sort_values().index)
+    height = 0.8 / (len(fast) + 1)
+    offsets = 0.4 - height / 2 - height * np.arange(len(fast) + 1)  # 0.2, -0.2 for one accelerated stack
+    figure = new_figure(9, 0.38 * len(groups) * (len(fast) + 1) / 2 + 1.6)
     axes = figure.add_subplot()
-    positions = np.arange(len(table))
-    labels = [f"{m} ({b})" if table["backend"].nunique() > 1 else m for m, b in zip(table["model"], table["backend"])]
-    axes.barh(positions + 0.2, table["baseline_ms"], height=0.4, color=backend_color(BASELINE), label=BASELINE)
-    axes.barh(positions - 0.2, table["accelerated_ms"], height=0.4, color=backend_color(fast), label=fast)
-    for position, (_, row) in zip(positions, table.iterrows()):
-        verdict = "" if row["verdict"] == "ok" else f" ({row['verdict']})"
-        axes.annotate(f"{row['speedup']:.2f}x{verdict}", (row["baseline_ms"], position + 0.2), fontsize=7,
-                      xytext=(3, -3), textcoords="offset points")
-    axes.set_yticks(positions, labels, fontsize=8)
+    positions = np.arange(len(groups))
+    baseline = table.groupby("group")["baseline_ms"].first().reindex(groups)
+    axes.barh(positions + offsets[0], baseline, height=height, color=backend_color(BASELINE), label=BASELINE)
+    for offset, backend in zip(offsets[1:], fast):
+        rows = table[table["backend"] == backend].set_index("group")
+        at = np.array([groups.index(g) for g in rows.index]) + offset
+        axes.barh(at, rows["accelerated_ms"], height=height, color=backend_color(backend), label=backend)
+        for y, (_, row) in zip(at, rows.iterrows()):
+            verdict = "" if row["verdict"] == "ok" else f" ({row['verdict']})"
+            axes.annotate(f"{row['speedup']:.2f}x{verdict}", (row["baseline_ms"], y), fontsize=7,
+                          xytext=(3, -3), textcoords="offset points")
+    axes.set_yticks(positions, groups, fontsize=8)
     plain_log_scale(axes, "x")
     axes.set_xlabel("median latency (ms); label: speed-up")
     axes.set_title(title)
     low = min(table["accelerated_ms"].min(), table["baseline_ms"].min())
     axes.set_xlim(low / 2, table["baseline_ms"].max() * 2)  # room for the speed-up labels
-    figure.legend(fontsize=8, loc="outside lower center", ncols=2, frameon=False)
+    figure.legend(fontsize=8, loc="outside lower center", ncols=min(len(fast) + 1, 4), frameon=False)
     return save(figure, path)
 
 
@@ -240,7 +274,7 @@ FIGURES = {
     "latency_vs_flops": ("Latency against FLOPs", latency_against_flops),
     "llc_vs_depth": ("LLC misses against depth", llc_misses_against_depth),
     "architectures": ("Architectures", architectures),
-    "roofline": ("Roofline: each cell's PyTorch and OpenVINO points, joined", roofline_figure),
+    "roofline": ("Roofline: each cell's points, the baseline's joined to each accelerated stack's", roofline_figure),
 }
 
 
