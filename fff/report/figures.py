@@ -252,10 +252,11 @@ def architectures(records: pd.DataFrame, path: Path) -> Path:
         rows = table[table["backend"] == backend].set_index("group")
         at = np.array([groups.index(g) for g in rows.index]) + offset
         axes.barh(at, rows["accelerated_ms"], height=height, color=backend_color(backend), label=backend)
-        for y, (_, row) in zip(at, rows.iterrows()):
+        for y, (group, row) in zip(at, rows.iterrows()):
             verdict = "" if row["verdict"] == "ok" else f" ({row['verdict']})"
-            axes.annotate(f"{row['speedup']:.2f}x{verdict}", (row["baseline_ms"], y), fontsize=7,
-                          xytext=(3, -3), textcoords="offset points")
+            # one stack: beside the baseline's bar, the longer one; several: each at the end of its own bar
+            where = (row["baseline_ms"], groups.index(group) + offsets[0]) if len(fast) == 1 else (row["accelerated_ms"], y)
+            axes.annotate(f"{row['speedup']:.2f}x{verdict}", where, fontsize=7, xytext=(3, -3), textcoords="offset points")
     axes.set_yticks(positions, groups, fontsize=8)
     plain_log_scale(axes, "x")
     axes.set_xlabel("median latency (ms); label: speed-up")
