@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fff.study.config import StudyConfig
@@ -142,3 +143,79 @@ def test_bad_report_inputs_are_one_line_errors_with_exit_code_2(tmp_path, capsys
         code, _, stderr = run_cli(list(argv), capsys)
         assert code == 2, argv
         assert stderr.count("\n") == 1 and stderr.startswith("fff-report: error: ") and expected in stderr, stderr
+
+
+def _with_a_third_stack(target, options, progress=lambda _: None):
+    """The fake's torch and openvino records, and an "onnxruntime" copy of openvino's at half its speed-up:
+    a stack with no class here, so the report must take its name, label and colour from the registry's fallback."""
+    import copy
+
+    records = fakes.fake_measure(target, options, progress)
+    base, fast = records
+    third = copy.deepcopy(fast)
+    speedup = fast["speedup"] / 2
+    third.update(backend="onnxruntime", speedup=speedup, speedup_ci95=[speedup * 0.97, speedup * 1.03])
+    third["latency_ms"]["median"] = base["latency_ms"]["median"] / speedup
+    return records + [third]
+
+
+def test_a_third_stack_gets_its_own_numbers_colour_and_label_everywhere(tmp_path, monkeypatch):
+    import matplotlib.figure
+    from matplotlib.colors import to_hex
+
+    from fff.analysis import architecture_table, headline, load_results, speedup_by_pattern
+    from fff.backends import backend_color, backend_label
+    from fff.report import report
+
+    results = tmp_path / "three.jsonl"
+    run_study(StudyConfig(patterns=("plain", "dw-bottleneck"), depths=(1, 2), widths=(1.0,), zoo=("darts", "resnet18")),
+              results, measure=_with_a_third_stack, fingerprint="dddddddd44444444")
+    records = load_results([results]).records
+    assert sorted(records["backend"].unique()) == ["onnxruntime", "openvino", "torch"]
+
+    # each accelerated stack against the baseline, never pooled: openvino 2, 2.5 (plain) 5, 5.5 (dw), darts 12,
+    # resnet18 3; onnxruntime half of each
+    patterns = speedup_by_pattern(records).set_index(["backend", "pattern"])["geomean"]
+    assert patterns[("onnxruntime", "plain")] == pytest.approx((1.0 * 1.25) ** 0.5)
+    assert patterns[("openvino", "plain")] == pytest.approx((2.0 * 2.5) ** 0.5)
+    table = headline(records).set_index(["backend", "finding"])
+    openvino = [2.0, 2.5, 5.0, 5.5, 12.0, 3.0]
+    for stack, speedups in (("openvino", openvino), ("onnxruntime", [s / 2 for s in openvino])):
+        average = table.loc[(stack, "average speed-up over the native framework")]
+        assert average["ratio"] == pytest.approx(float(np.exp(np.mean(np.log(speedups)))))
+        assert average["this_machine"].startswith("geometric mean over 6 ok cells")
+        assert table.loc[(stack, "architecture with the largest speed-up"), "ratio"] == pytest.approx(speedups[4])
+    assert table.loc[("onnxruntime", "design pattern with the largest speed-up"), "ratio"] == \
+        pytest.approx((2.5 * 2.75) ** 0.5)
+    zoo = architecture_table(records).set_index(["backend", "model"])
+    assert (zoo.loc[("onnxruntime", "darts"), "speedup"], zoo.loc[("onnxruntime", "darts"), "accelerated_ms"]) == \
+        pytest.approx((6.0, 50 / 6))
+
+    drawn = {}
+    save = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda figure, path, *a, **k: (drawn.setdefault(Path(path).stem, figure), save(figure, path, *a, **k)))
+    page = report([results], tmp_path / "report").read_text()
+    for stack in ("onnxruntime", "openvino"):  # a headline column per stack, named by its label
+        assert f"[dddddddd]: {backend_label(stack)}</th>" in page
+    assert page.count("<td>onnxruntime</td>") >= 2 + 2  # its rows in the per-pattern and architecture tables
+
+    def bars(figure, label):  # bottom to top, left to right
+        [container] = [c for c in figure.axes[0].containers if c.get_label() == label]
+        return sorted(container, key=lambda bar: (bar.get_y(), bar.get_x()))
+
+    per_pattern = bars(drawn["speedup_per_pattern"], "onnxruntime: geometric mean over its ok cells")
+    assert {to_hex(bar.get_facecolor(), keep_alpha=False) for bar in per_pattern} == {backend_color("onnxruntime")}
+    # patterns ordered by their best stack's speed-up: dw-bottleneck, then plain
+    assert [bar.get_height() for bar in per_pattern] == pytest.approx([(2.5 * 2.75) ** 0.5, (1.0 * 1.25) ** 0.5])
+    figure = drawn["architectures"]
+    for stack in ("openvino", "onnxruntime"):
+        assert backend_label(stack) in figure.axes[0].get_title()
+        assert {to_hex(bar.get_facecolor()) for bar in bars(figure, stack)} == {backend_color(stack)}
+    # models in order of their largest speed-up, resnet18 (3x) under darts (12x); one bar per stack each
+    assert [bar.get_width() for bar in bars(figure, "onnxruntime")] == pytest.approx([60 / 1.5, 50 / 6])
+    assert [bar.get_width() for bar in bars(figure, "torch")] == pytest.approx([60.0, 50.0])
+    annotations = [text.get_text() for text in figure.axes[0].texts]
+    assert sorted(annotations) == ["1.50x", "12.00x", "3.00x", "6.00x"]
+    lines = {line.get_label(): to_hex(line.get_color()) for line in drawn["latency_vs_depth"].axes[0].lines}
+    assert lines["onnxruntime w=1"] == backend_color("onnxruntime") and lines["openvino w=1"] == backend_color("openvino")

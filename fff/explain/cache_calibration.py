@@ -3,7 +3,8 @@
 A study simulates a subset of its cells under valgrind (``calibrate_every = N``) and models every
 cell (fff.explain.cache_model). The model errs low (it streams each tensor once per operation; kernels
 re-read some), by an amount that depends mostly on the backend: bench/bench_cache_model.py
-measured OpenVINO -5% to -20% and PyTorch -19% to -46% per pattern. So a scale factor per
+measured OpenVINO -5% to -20% and PyTorch -19% to -46% per pattern (the figures the report quotes
+for an uncalibrated stack: fff.backends.cache_model_error). So a scale factor per
 backend and pattern, simulated / modelled LL misses over the simulated cells, corrects most of
 it; the validation says how much is left, per pattern, from cells the factor was not fitted on.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["KNOWN_ERROR", "calibrate", "calibration_factors", "calibration_validation"]
+__all__ = ["FLOOR_LINES", "calibrate", "calibration_factors", "calibration_validation"]
 
 # Below this many simulated lines a cell's misses are the interpreter's and the runtime's own data
 # (~125 lines when the network fits the LL): no ratio to the model means anything there, and the
@@ -33,15 +34,6 @@ FLOOR_LINES = 1000
 # both: a pattern with two or more simulated cells validates its own factor, a pattern with one
 # validates the pooled fallback an unsimulated pattern gets.
 MIN_PATTERN_CELLS = 1
-
-# The model's error where a study simulated nothing: bench/bench_cache_model.py, bench/README.md
-# (depth 1, width 0.5, 64 px, 1 MiB LL, valgrind 3.19, 2026-11-25). (modelled - simulated) / simulated.
-KNOWN_ERROR = {
-    "openvino": "-5% to -20% per pattern (plain -5.4%, residual -6.0%, dw-bottleneck -9.2%, inception -19.9%)",
-    "torch": "-19% to -46% per pattern (plain -18.6%, dw-bottleneck -46.0%)",
-}
-KNOWN_ERROR_SOURCE = ("bench/bench_cache_model.py against valgrind (bench/README.md; depth 1, width 0.5, 64 px, "
-                      "1 MiB LL): the model errs low")
 
 
 def _pattern(records: pd.DataFrame) -> pd.Series:

@@ -24,11 +24,11 @@ def report(results, out) -> Path:
     """Merge the results files, draw every figure per machine, write ``out/index.html`` and
     ``out/records.csv`` (one row per cell x backend); returns the page's path."""
     from fff.analysis import load_results
-    from fff.cli.common import write_atomically
     from fff.errors import UsageError
     from fff.report.breakdown_figures import draw_breakdown
     from fff.report.figures import draw_all
     from fff.report.html import render_report
+    from fff.safe_write import write_text  # the layer below both report and cli: report never imports cli
 
     sources = [Path(p) for p in ([results] if isinstance(results, (str, Path)) else results)]
     if not sources:
@@ -48,8 +48,8 @@ def report(results, out) -> Path:
         breakdowns = loaded.breakdowns[loaded.breakdowns["machine"] == fingerprint]
         figures[fingerprint] += draw_breakdown(breakdowns, directory, suffix=f".{str(fingerprint)[:8]}" if several else "")
     page = directory / REPORT_PAGE
-    write_atomically(directory / RECORDS_CSV, loaded.records.to_csv(index=False))
-    write_atomically(page, render_report(loaded, figures, directory, sources))
+    write_text(directory / RECORDS_CSV, loaded.records.to_csv(index=False))
+    write_text(page, render_report(loaded, figures, directory, sources))
     umask = os.umask(0)
     os.umask(umask)
     for written in (page, directory / RECORDS_CSV):  # a report is for sharing: the PNGs' permissions, not 0600

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 
-from fff.analysis import BASELINE
+from fff.backends import BASELINE, backend_label
 from fff.explain.breakdown import CATEGORIES
-from fff.report.figures import _empty, _new_figure, _save
+from fff.report.plotting import empty_figure, new_figure, save, stack_order
 
 __all__ = ["draw_breakdown", "category_shares", "saved_shares"]
 
@@ -49,9 +49,11 @@ def category_shares(breakdowns: pd.DataFrame) -> pd.DataFrame:
 
 
 def saved_shares(breakdowns: pd.DataFrame) -> pd.DataFrame:
-    """group x category -> mean over cells of (baseline ms - accelerated ms) / the cell's saved total."""
+    """group x accelerated stack x category -> mean over cells of (baseline ms - the stack's ms) / the
+    time the stack saved in that cell; each stack against the baseline, never pooled with another."""
+    columns = ["group", "backend", "category", "share", "cells"]
     if breakdowns.empty or BASELINE not in set(breakdowns["backend"]):
-        return pd.DataFrame(columns=["group", "category", "share", "cells"])
+        return pd.DataFrame(columns=columns)
     frame = breakdowns.assign(group=_group(breakdowns))
     wide = frame.pivot_table(index=["group", "cell_id", "backend"], columns="category", values="ms",
                              aggfunc="sum", fill_value=0.0)
@@ -64,27 +66,28 @@ def saved_shares(breakdowns: pd.DataFrame) -> pd.DataFrame:
             saved = per_backend.loc[BASELINE] - per_backend.loc[backend]
             if saved.sum() <= 0:
                 continue  # no time saved: no share to split
-            rows += [{"group": group, "cell_id": cell, "category": c, "share": s / saved.sum()}
+            rows += [{"group": group, "backend": backend, "cell_id": cell, "category": c, "share": s / saved.sum()}
                      for c, s in saved.items()]
     if not rows:
-        return pd.DataFrame(columns=["group", "category", "share", "cells"])
+        return pd.DataFrame(columns=columns)
     shares = pd.DataFrame(rows)
-    out = shares.groupby(["group", "category"])["share"].mean().reset_index()
-    return out.merge(shares.groupby("group")["cell_id"].nunique().rename("cells").reset_index(), on="group")
+    out = shares.groupby(["group", "backend", "category"])["share"].mean().reset_index()
+    cells = shares.groupby(["group", "backend"])["cell_id"].nunique().rename("cells").reset_index()
+    return out.merge(cells, on=["group", "backend"])[columns]
 
 
 def time_per_category(breakdowns: pd.DataFrame, path: Path) -> Path:
     title = "Where each backend spends its time, per design pattern"
     table = category_shares(breakdowns)
     if table.empty:
-        return _empty(path, title, NO_BREAKDOWN)
+        return empty_figure(path, title, NO_BREAKDOWN)
     groups = sorted(table["group"].unique())
-    backends = sorted(table["backend"].unique(), key=lambda b: b != BASELINE)
+    backends = stack_order(table["backend"])
     # one horizontal bar per group and backend: a study has 20-30 groups, which side by side in
     # columns made a figure too wide to read on a page
     rows = [(group, backend) for group in groups for backend in backends]
     positions = np.array([i * (len(backends) + 0.6) + j for i in range(len(groups)) for j in range(len(backends))])
-    figure = _new_figure(10, 0.28 * len(rows) + 2)
+    figure = new_figure(10, 0.28 * len(rows) + 2)
     axes = figure.add_subplot()
     left = np.zeros(len(rows))
     for category in CATEGORIES:
@@ -108,23 +111,26 @@ def time_per_category(breakdowns: pd.DataFrame, path: Path) -> Path:
     handles, names = axes.get_legend_handles_labels()
     unique = dict(zip(names, handles))
     figure.legend(unique.values(), unique.keys(), fontsize=7, loc="outside right upper", frameon=False)
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def where_time_saved(breakdowns: pd.DataFrame, path: Path) -> Path:
-    title = "Where the time saved comes from: share of (PyTorch - accelerated) time per layer category"
+    title = (f"Where the time saved comes from: share of ({backend_label(BASELINE)} - accelerated) time per layer "
+             "category")
     table = saved_shares(breakdowns)
     if table.empty:
-        return _empty(path, title, NO_BREAKDOWN if breakdowns.empty else
-                      "No cell with both backends profiled saved time.")
-    groups = sorted(table["group"].unique())
-    figure = _new_figure(10, 0.45 * len(groups) + 2)
+        return empty_figure(path, title, NO_BREAKDOWN if breakdowns.empty else
+                            "No cell with both backends profiled saved time.")
+    # a bar per group, or per group and stack where more than one stack saved time
+    keys = sorted(set(zip(table["group"], table["backend"])))  # the baseline saves nothing: no row of its own
+    several = len({backend for _, backend in keys}) > 1
+    figure = new_figure(10, 0.45 * len(keys) + 2)
     axes = figure.add_subplot()
-    positions = np.arange(len(groups))
-    right, left = np.zeros(len(groups)), np.zeros(len(groups))
+    positions = np.arange(len(keys))
+    right, left = np.zeros(len(keys)), np.zeros(len(keys))
     for category in CATEGORIES:
-        values = table[table["category"] == category].set_index("group")["share"].reindex(groups).fillna(0.0)
-        values = values.to_numpy() * 100
+        values = table[table["category"] == category].set_index(["group", "backend"])["share"]
+        values = values.reindex(keys).fillna(0.0).to_numpy() * 100
         if not values.any():
             continue
         start = np.where(values >= 0, right, left)  # a category that got slower extends to the left of 0
@@ -132,13 +138,14 @@ def where_time_saved(breakdowns: pd.DataFrame, path: Path) -> Path:
                   linewidth=0.4)
         right += np.where(values >= 0, values, 0)
         left += np.where(values < 0, values, 0)
-    cells = table.groupby("group")["cells"].first().reindex(groups)
-    axes.set_yticks(positions, [f"{g} ({n} cell{'s' if n != 1 else ''})" for g, n in zip(groups, cells)], fontsize=8)
+    cells = table.groupby(["group", "backend"])["cells"].first().reindex(keys)
+    axes.set_yticks(positions, [f"{g}{f', {b}' if several else ''} ({n} cell{'s' if n != 1 else ''})"
+                                for (g, b), n in zip(keys, cells)], fontsize=8)
     axes.axvline(0, color="black", linewidth=0.6)
     axes.set_xlabel("share of the time saved (%); mean over cells; left of 0: categories that got slower")
     axes.set_title(title, fontsize=9)
     figure.legend(fontsize=7, loc="outside right upper", frameon=False)
-    return _save(figure, path)
+    return save(figure, path)
 
 
 BREAKDOWN_FIGURES = {

@@ -1,6 +1,6 @@
 """The report's cache section: where each LLC figure comes from, the cache model's error against
-simulation, and the roofline figure (each cell's PyTorch and OpenVINO points joined, so
-acceleration shows as a move toward the roof)."""
+simulation, and the roofline figure (each cell's baseline point joined to each accelerated stack's,
+so acceleration shows as a move toward the roof)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import numpy as np
 import pandas as pd
 
 from fff.explain.cache_analysis import cache_sources
-from fff.explain.cache_calibration import (FLOOR_LINES, KNOWN_ERROR, KNOWN_ERROR_SOURCE, calibration_factors,
-                                   calibration_validation)
+from fff.backends.cache_model_error import SOURCE as BENCH_SOURCE, cache_model_error
+from fff.explain.cache_calibration import FLOOR_LINES, calibration_factors, calibration_validation
+from fff.backends import BASELINE, backend_color, backend_label
+from fff.report.plotting import empty_figure, new_figure, save, stack_order
 
 __all__ = ["roofline_figure", "intensity_axis", "cache_section_html"]
 
@@ -56,8 +58,8 @@ def _source_counts(rows: pd.DataFrame) -> str:
 
 
 def _arrow(figure, start: tuple, end: tuple) -> None:
-    """PyTorch -> OpenVINO, so acceleration reads as a move toward the roof; ``start`` and ``end``
-    are (axes, x, y), on the same panel or across the two."""
+    """Baseline -> accelerated stack, so acceleration reads as a move toward the roof; ``start`` and
+    ``end`` are (axes, x, y), on the same panel or across the two."""
     from matplotlib.patches import ConnectionPatch
 
     (axes_a, xa, ya), (axes_b, xb, yb) = start, end
@@ -68,14 +70,12 @@ def _arrow(figure, start: tuple, end: tuple) -> None:
 def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
     from matplotlib.lines import Line2D
 
-    from fff.report.figures import _color, _empty, _new_figure, _save
-
     title = "Roofline: attained GFLOP/s against arithmetic intensity (FLOPs per byte of LL traffic)"
     rows = records[records["arithmetic_intensity"].notna() & records["gflops_per_s"].notna()
                    & records["fma_peak_gflops"].notna()].copy()
     if rows.empty:
-        return _empty(path, title, "No record has both an arithmetic intensity and a measured roof\n"
-                                   "(profiles made before fff measured the machine's roofline).")
+        return empty_figure(path, title, "No record has both an arithmetic intensity and a measured roof\n"
+                                         "(profiles made before fff measured the machine's roofline).")
     fma, gemm, bandwidth = (rows[c].median() for c in ("fma_peak_gflops", "gemm_peak_gflops", "triad_gbytes_per_s"))
     ridge = fma / bandwidth  # FLOPs per byte where the memory roof meets the compute roof
     measured = rows["arithmetic_intensity"]
@@ -85,7 +85,7 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
     trusted = verdicts == {"ok"}
     roof_style = {"color": "black" if trusted else "#e69f00", "linestyle": "-" if trusted else (0, (6, 3))}
 
-    figure = _new_figure(8.5, 6)
+    figure = new_figure(8.5, 6)
     resident = rows[rows["resident"]]
     if resident.empty:
         axes, side = figure.add_subplot(), None
@@ -97,8 +97,9 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
         why = {"contended": "measured while other processes took CPU", "unchecked": "measured before fff checked that"}
         roof_label += "\nNOT TRUSTED, may be low: " + "; ".join(why.get(v, v) for v in sorted(verdicts - {"ok"}))
     axes.plot(intensity, np.minimum(fma, intensity * bandwidth), label=roof_label, **roof_style)
-    axes.axhline(gemm, color="gray", linestyle="--", label=f"OpenVINO GEMM {gemm:.0f} GFLOP/s")
-    backends = sorted(rows["backend"].unique(), key=lambda b: (b != "torch", b))  # the baseline first
+    # a fact about the machine whatever stacks the records compare; the label says how it was measured
+    axes.axhline(gemm, color="gray", linestyle="--", label=f"GEMM {gemm:.0f} GFLOP/s (measured through OpenVINO)")
+    backends = stack_order(rows["backend"])
     # where each point is drawn: (panel, x); a resident point's x is its backend's column in the side panel
     where = {index: (side, backends.index(row["backend"])) if row["resident"] else (axes, row["arithmetic_intensity"])
              for index, row in rows.iterrows()}
@@ -107,13 +108,13 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
             panel, x = where[index]
             modelled = str(row["intensity_source"] or "").startswith("modelled")
             panel.scatter([x], [row["gflops_per_s"]], s=18, marker="o", zorder=3,
-                          facecolors="none" if modelled else _color(backend), edgecolors=_color(backend), linewidths=1.1)
+                          facecolors="none" if modelled else backend_color(backend), edgecolors=backend_color(backend), linewidths=1.1)
     for _, cell in rows.groupby("cell_id"):
         first = {b: i for b, i in zip(cell["backend"], cell.index)}
-        if "torch" in first and len(first) >= 2:
-            start = first["torch"]
+        if BASELINE in first:
+            start = first[BASELINE]
             for backend, end in first.items():
-                if backend != "torch":
+                if backend != BASELINE:
                     _arrow(figure, (*where[start], rows.at[start, "gflops_per_s"]),
                            (*where[end], rows.at[end, "gflops_per_s"]))
     axes.set_xscale("log")
@@ -123,7 +124,7 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
     axes.set_xlabel("FLOPs per byte of LL traffic")
     axes.set_ylabel("GFLOP/s (2 x multiply-adds / median latency)")
     handles, _ = axes.get_legend_handles_labels()
-    handles += [Line2D([], [], marker="o", linestyle="", color=_color(b), label=b) for b in backends]
+    handles += [Line2D([], [], marker="o", linestyle="", color=backend_color(b), label=b) for b in backends]
     if rows["intensity_source"].fillna("").str.startswith("modelled").any():
         handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="gray",
                               label="hollow: modelled LL traffic; filled: measured or simulated"))
@@ -142,10 +143,11 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
     figure.legend(handles=handles, fontsize=7.5, loc="outside lower center", ncols=2, frameon=False)
     above = int((rows["gflops_per_s"] > np.minimum(fma, rows["arithmetic_intensity"] * bandwidth)).sum())
     figure.suptitle(f"{title}{'' if trusted else ' (roof NOT TRUSTED)'}\nLL traffic per point: {_source_counts(rows)}; "
-                    "grey arrows: PyTorch -> OpenVINO"
+                    f"grey arrows: {backend_label(BASELINE)} -> "
+                    f"{', '.join(backend_label(b) for b in backends if b != BASELINE) or 'no accelerated stack'}"
                     + (f"\n{above} point(s) above the roof: fewer FLOPs than counted (Winograd), traffic overstated, "
                        "or a low roof" if above else ""), fontsize=8.5)
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def _calibration_html(records: pd.DataFrame, table) -> list[str]:
@@ -165,11 +167,10 @@ def _calibration_html(records: pd.DataFrame, table) -> list[str]:
     modelled = records[records["llc_modelled"].notna()]
     uncalibrated = [b for b in sorted(modelled["backend"].dropna().unique()) if b not in calibrated]
     if uncalibrated:
-        lines = "; ".join(f"{html.escape(b)}: {html.escape(KNOWN_ERROR.get(b, 'not measured by the bench'))}"
-                          for b in uncalibrated)
+        lines = "; ".join(f"{html.escape(b)}: {html.escape(cache_model_error(b))}" for b in uncalibrated)
         parts.append(f'<p class="note"><b>Uncalibrated:</b> no cell of {html.escape(", ".join(uncalibrated))} was '
                      f'simulated here (set calibrate_every in the study file), so its modelled LLC figures are the raw '
-                     f'model. Its known error, from {html.escape(KNOWN_ERROR_SOURCE)}: {lines}.</p>')
+                     f'model. Its known error, from {html.escape(BENCH_SOURCE)}: {lines}.</p>')
     validation = calibration_validation(records).drop(columns=["machine"]).round(1)
     if validation.empty:
         return parts + ['<p class="note">No cell was both simulated and modelled: nothing validates the model '

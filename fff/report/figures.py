@@ -12,117 +12,102 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator
+from matplotlib.ticker import FuncFormatter
 
-from fff.analysis import BASELINE, PAPER, accelerated, speedup_by_pattern, speedup_trend, suspect_cells
+from fff.analysis import PAPER, accelerated, speedup_by_pattern, speedup_trend, suspect_cells
 from fff.report.cache_section import roofline_figure
+from fff.backends import BASELINE, backend_color, backend_label
+from fff.report.plotting import empty_figure, new_figure, plain_log_scale, save, stack_order
 
 __all__ = ["FIGURES", "draw_all"]
 
-BACKEND_COLORS = {"torch": "#d62728", "openvino": "#1f77b4"}
 # One colour per design pattern where patterns share a plot (matplotlib's tab10, in order).
 PATTERN_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
                   "#17becf"]
-DPI = 110
-
-
-def _new_figure(width: float = 8, height: float = 4.5) -> Figure:
-    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _save(figure: Figure, path: Path) -> Path:
-    figure.savefig(path, format="png")
-    return path
-
-
-def _empty(path: Path, title: str, reason: str) -> Path:
-    figure = _new_figure(8, 3)
-    axes = figure.add_subplot()
-    axes.set_axis_off()
-    axes.set_title(title)
-    axes.text(0.5, 0.5, reason, ha="center", va="center", wrap=True, fontsize=11)
-    return _save(figure, path)
-
-
-def _plain_log_scale(axes, which: str = "y") -> None:
-    """Log scale labelled 0.5, 2, 10 rather than 5x10^-1: latencies are read, not admired."""
-    getattr(axes, f"set_{which}scale")("log")
-    axis = axes.yaxis if which == "y" else axes.xaxis
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.set_minor_formatter(FuncFormatter(lambda *_: ""))
-
-
-def _color(backend: str) -> str:
-    return BACKEND_COLORS.get(backend, "#2ca02c")
 
 
 def _pattern_grid(patterns: list[str]):
     columns = min(5, len(patterns))
     rows = int(np.ceil(len(patterns) / columns))
-    figure = _new_figure(max(3.2 * columns, 6.4), 2.7 * rows + 0.6)  # wide enough for the title over one panel
+    figure = new_figure(max(3.2 * columns, 6.4), 2.7 * rows + 0.6)  # wide enough for the title over one panel
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for extra in axes[len(patterns):]:
         extra.set_axis_off()
     return figure, axes
 
 
+def _flagged(cells: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``cells`` that suspect_cells flags: matched by stack too, since the stacks of one
+    cell share its cell_id and one stack's odd speed-up says nothing of another's."""
+    keys = ["machine", "cell_id", "backend"]
+    suspects = suspect_cells(records)[keys].drop_duplicates()
+    return cells[pd.MultiIndex.from_frame(cells[keys]).isin(pd.MultiIndex.from_frame(suspects))]
+
+
 def speedup_per_pattern(records: pd.DataFrame, path: Path) -> Path:
-    title = "Speed-up over PyTorch per design pattern"
+    title = f"Speed-up over {backend_label(BASELINE)} per design pattern"
     table = speedup_by_pattern(records)
     if table.empty:
         measured = accelerated(records)["kind"].eq("pattern").sum()
-        return _empty(path, title, f"None of the {measured} design-pattern cells has the verdict ok (contended, noisy, "
-                                   "or measured before fff checked contention)." if measured
-                      else "No successful design-pattern cells.")
-    figure = _new_figure(max(6, 0.8 * table["pattern"].nunique() + 3), 4.5)
+        return empty_figure(path, title, f"None of the {measured} design-pattern cells has the verdict ok (contended, "
+                                         "noisy, or measured before fff checked contention)." if measured
+                            else "No successful design-pattern cells.")
+    figure = new_figure(max(6, 0.8 * table["pattern"].nunique() + 3), 4.5)
     axes = figure.add_subplot()
     every = accelerated(records)
     every = every[every["kind"] == "pattern"]
     cells = every[every["verdict"] == "ok"]
+    flagged = _flagged(cells, records)
     order = list(table.groupby("pattern")["geomean"].max().sort_values(ascending=False).index)
-    backends = sorted(table["backend"].unique())
-    for offset, backend in zip(np.linspace(-0.15, 0.15, len(backends)) if len(backends) > 1 else [0.0], backends):
+    backends = stack_order(table["backend"])
+    # each stack's bars side by side around the pattern's tick; its single cells on its own bar
+    offsets = dict(zip(backends, np.linspace(-0.15, 0.15, len(backends)) if len(backends) > 1 else [0.0]))
+    marked = set()  # a legend entry once, however many stacks draw it
+
+    def once(label):
+        if label in marked:
+            return "_nolegend_"
+        marked.add(label)
+        return label
+
+    for backend, offset in offsets.items():
         rows = table[table["backend"] == backend]
         positions = np.array([order.index(p) for p in rows["pattern"]])
-        axes.bar(positions + offset, rows["geomean"], width=0.6 / len(backends), color=_color(backend),
+        axes.bar(positions + offset, rows["geomean"], width=0.6 / len(backends), color=backend_color(backend),
                  alpha=0.75, label=f"{backend}: geometric mean over its ok cells")
         for position, pattern in zip(positions, rows["pattern"]):
             values = cells[(cells["backend"] == backend) & (cells["pattern"] == pattern)]["speedup"]
             axes.scatter(np.full(len(values), position + offset), values, s=10, color="black", zorder=3)
+        left_out = every[(every["backend"] == backend) & (every["verdict"] != "ok") & every["pattern"].isin(order)]
+        if len(left_out):
+            axes.scatter([order.index(p) + offset for p in left_out["pattern"]], left_out["speedup"], s=18,
+                         facecolors="none", edgecolors="grey", zorder=3,
+                         label=once("left out: contended, noisy or unchecked"))
+        suspect = flagged[flagged["backend"] == backend]
+        if len(suspect):
+            axes.scatter([order.index(p) + offset for p in suspect["pattern"]], suspect["speedup"], s=50, marker="x",
+                         color="#d62728", zorder=4, label=once("suspect cell (see the report)"))
     axes.set_xticks(np.arange(len(order)), order, rotation=35, ha="right")
     axes.axhline(1.0, color="grey", linewidth=1, linestyle=":", label="no speed-up")
     axes.axhline(PAPER["average_speedup_percent"] / 100, color="grey", linestyle="--", linewidth=1,
                  label=f"paper's average ({PAPER['average_speedup_percent']:.0f}% read as 3.8x)")
-    left_out = every[(every["verdict"] != "ok") & every["pattern"].isin(order)]
-    if len(left_out):
-        axes.scatter([order.index(p) for p in left_out["pattern"]], left_out["speedup"], s=18, facecolors="none",
-                     edgecolors="grey", zorder=3, label="left out: contended, noisy or unchecked")
-    flagged = cells[cells["cell_id"].isin(suspect_cells(records)["cell_id"])]
-    if len(flagged):
-        axes.scatter([order.index(p) for p in flagged["pattern"]], flagged["speedup"], s=50, marker="x",
-                     color="#d62728", zorder=4, label="suspect cell (see the report)")
-    _plain_log_scale(axes)  # speed-ups are ratios: 0.5x and 2x sit equally far from 1x
-    axes.set_ylabel("speed-up (PyTorch median / accelerated median)")
+    plain_log_scale(axes)  # speed-ups are ratios: 0.5x and 2x sit equally far from 1x
+    axes.set_ylabel(f"speed-up ({backend_label(BASELINE)} median / accelerated median)")
     axes.set_title(title + " (dots: single cells)")  # the dots are the spread of the cells
     axes.legend(fontsize=8)
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def speedup_against_depth_and_width(records: pd.DataFrame, path: Path) -> Path:
     title = "Speed-up against depth and width"
     by_depth, by_width = speedup_trend(records, "depth"), speedup_trend(records, "width")
     if by_depth.empty:
-        return _empty(path, title, "No design-pattern cells with the verdict ok.")
+        return empty_figure(path, title, "No design-pattern cells with the verdict ok.")
     cells = accelerated(records)
     cells = cells[cells["kind"] == "pattern"]
-    flagged = cells[cells["cell_id"].isin(suspect_cells(records)["cell_id"])]
-    figure = _new_figure(11, 4.5)
+    flagged = _flagged(cells, records)
+    figure = new_figure(11, 4.5)
     left, right = figure.subplots(1, 2)
     drawn = {}
     for axes, table, axis in ((left, by_depth, "depth"), (right, by_width, "width")):
@@ -139,7 +124,7 @@ def speedup_against_depth_and_width(records: pd.DataFrame, path: Path) -> Path:
         if len(flagged):
             drawn["suspect cell (see the report)"] = axes.scatter(
                 flagged[axis], flagged["speedup"], s=50, marker="x", color="#d62728", zorder=4)
-        _plain_log_scale(axes)  # ratios: one large cell must not flatten every other line
+        plain_log_scale(axes)  # ratios: one large cell must not flatten every other line
         axes.set_xticks(values)
         axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         axes.set_xlabel(axis + (" (blocks)" if axis == "depth" else " (channel multiplier)"))
@@ -147,14 +132,14 @@ def speedup_against_depth_and_width(records: pd.DataFrame, path: Path) -> Path:
         axes.axhline(1.0, color="grey", linewidth=1, linestyle=":")
     if drawn:
         figure.legend(list(drawn.values()), list(drawn), fontsize=7, loc="outside right center")
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def latency_against_depth(records: pd.DataFrame, path: Path) -> Path:
     title = "Median latency against depth, per pattern"
     rows = records[records["kind"] == "pattern"]
     if rows.empty:
-        return _empty(path, title, "No successful design-pattern cells.")
+        return empty_figure(path, title, "No successful design-pattern cells.")
     patterns = sorted(rows["pattern"].unique())
     figure, axes = _pattern_grid(patterns)
     widths = sorted(rows["width"].dropna().unique())
@@ -163,52 +148,55 @@ def latency_against_depth(records: pd.DataFrame, path: Path) -> Path:
         cells = rows[rows["pattern"] == pattern]
         for (backend, width), line in cells.groupby(["backend", "width"]):
             line = line.groupby("depth")["latency_ms"].median()
-            ax.plot(line.index, line.values, marker="o", color=_color(backend), linestyle=styles.get(width, "-"),
+            ax.plot(line.index, line.values, marker="o", color=backend_color(backend), linestyle=styles.get(width, "-"),
                     label=f"{backend} w={width:g}")
         ax.set_title(pattern, fontsize=10)
-        _plain_log_scale(ax)
+        plain_log_scale(ax)
         ax.set_xticks(sorted(cells["depth"].unique()))
         ax.set_xlabel("depth")
         ax.set_ylabel("ms")
     axes[0].legend(fontsize=7)
     figure.suptitle(title + " (medians over resolutions)")
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def latency_against_flops(records: pd.DataFrame, path: Path) -> Path:
     title = "Median latency against FLOPs (2 x multiply-adds)"
     rows = records[records["flops"].notna() & (records["flops"] > 0)]
     if rows.empty:
-        return _empty(path, title, "No cells with a FLOP count.")
-    figure = _new_figure(9.5, 5.5)
+        return empty_figure(path, title, "No cells with a FLOP count.")
+    figure = new_figure(9.5, 5.5)
     axes = figure.add_subplot()
     patterns = sorted(rows.loc[rows["kind"] == "pattern", "pattern"].dropna().unique())
     colors = dict(zip(patterns, PATTERN_COLORS * 2))
-    backends = sorted(rows["backend"].unique(), key=lambda b: (b != BASELINE, b))
+    backends = stack_order(rows["backend"])
+    # the baseline hollow, the accelerated stacks filled, each in a shape of its own: stacks apart in every colour
+    shapes = {BASELINE: "o", **dict(zip([b for b in backends if b != BASELINE], ["o", "s", "D", "v", "P", "*"] * 2))}
 
-    def style(backend, color):  # the baseline hollow, the accelerated filled: backends apart in every colour
+    def style(backend, color):
         return dict(facecolors="none", edgecolors=color) if backend == BASELINE else dict(color=color)
 
     for backend, cells in rows.groupby("backend"):
         for pattern, group in cells[cells["kind"] == "pattern"].groupby("pattern"):
-            axes.scatter(group["flops"], group["latency_ms"], s=16, alpha=0.8, **style(backend, colors[pattern]))
+            axes.scatter(group["flops"], group["latency_ms"], s=16, alpha=0.8, marker=shapes[backend],
+                         **style(backend, colors[pattern]))
         zoo = cells[cells["kind"] == "zoo"]
         axes.scatter(zoo["flops"], zoo["latency_ms"], s=45, marker="^", linewidths=1.2, **style(backend, "#333333"))
         for _, model in zoo.iterrows():
             axes.annotate(model["model"], (model["flops"], model["latency_ms"]), fontsize=6,
                           xytext=(4, 2), textcoords="offset points", color="#555555" if backend == BASELINE else "black")
     axes.set_xscale("log")
-    _plain_log_scale(axes)
+    plain_log_scale(axes)
     axes.set_xlabel("FLOPs per inference")
     axes.set_ylabel("median latency (ms)")
     axes.set_title(title)
     legend = [Line2D([], [], linestyle="", marker="o", color=colors[p], label=p) for p in patterns]
     legend += [Line2D([], [], linestyle="", marker="^", color="#333333", label="zoo model (named)")]
-    legend += [Line2D([], [], linestyle="", marker="o", color="grey",
+    legend += [Line2D([], [], linestyle="", marker=shapes[b], color="grey",
                       markerfacecolor="none" if b == BASELINE else "grey", label=f"{b}: " + (
                           "hollow" if b == BASELINE else "filled")) for b in backends]
     figure.legend(handles=legend, fontsize=7, loc="outside right center")
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def llc_misses_against_depth(records: pd.DataFrame, path: Path) -> Path:
@@ -217,16 +205,16 @@ def llc_misses_against_depth(records: pd.DataFrame, path: Path) -> Path:
     if rows.empty:
         notes = records["llc_note"].dropna().unique()
         reason = textwrap.shorten(notes[0] if len(notes) else "no cells", 150, placeholder=" ...")
-        return _empty(path, title, "\n".join(textwrap.wrap(f"No LLC-miss counts in these results ({reason}).", 90)) +
-                      "\nHardware counters need a PMU; without one, simulate the caches:\n"
-                      "fff-study --counters llc-misses --simulate-cache (in a study file: simulate_cache = true).")
+        return empty_figure(path, title, "\n".join(textwrap.wrap(f"No LLC-miss counts in these results ({reason}).", 90))
+                            + "\nHardware counters need a PMU; without one, simulate the caches:\n"
+                            "fff-study --counters llc-misses --simulate-cache (in a study file: simulate_cache = true).")
     patterns = sorted(rows["pattern"].unique())
     figure, axes = _pattern_grid(patterns)
     for ax, pattern in zip(axes, patterns):
         cells = rows[rows["pattern"] == pattern]
         for backend, line in cells.groupby("backend"):
             line = line.groupby("depth")["llc_misses"].median()
-            ax.plot(line.index, line.values, marker="o", color=_color(backend), label=backend)
+            ax.plot(line.index, line.values, marker="o", color=backend_color(backend), label=backend)
         ax.set_title(pattern, fontsize=10)
         ax.set_xticks(sorted(cells["depth"].unique()))
         ax.set_xlabel("depth")
@@ -235,36 +223,48 @@ def llc_misses_against_depth(records: pd.DataFrame, path: Path) -> Path:
     sources = ", ".join(sorted(rows["llc_source"].dropna().unique()))
     figure.suptitle("\n".join(textwrap.wrap(f"{title} ({sources}; medians over width and resolution)",
                                              int(figure.get_figwidth() * 11))))
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def architectures(records: pd.DataFrame, path: Path) -> Path:
     from fff.analysis import architecture_table
 
     table = architecture_table(records)
-    fast = ", ".join(sorted(table["backend"].unique()))  # the backends' own names, as in every other figure
-    title = f"Architectures: median latency, {BASELINE} against {fast or 'the accelerated backend'}"
+    fast = stack_order(table["backend"])
+    title = (f"Architectures: median latency, {backend_label(BASELINE)} against "
+             f"{', '.join(map(backend_label, fast)) or 'the accelerated stacks'}")
     if table.empty:
-        return _empty(path, title, "No successful zoo-model cells.")
-    table = table.sort_values("speedup")
-    figure = _new_figure(9, 0.38 * len(table) + 1.6)
+        return empty_figure(path, title, "No successful zoo-model cells.")
+    # one group of bars per model (and setting, where a model was measured in several): the baseline's
+    # on top, then each accelerated stack's, labelled with its speed-up
+    settings = table.drop_duplicates(["model", "resolution", "precision", "threads"]).groupby("model").size()
+    table = table.assign(group=[f"{r.model} ({r.resolution} px, {r.precision}, {r.threads} threads)"
+                                if settings[r.model] > 1 else r.model for r in table.itertuples()])
+    groups = list(table.groupby("group")["speedup"].max().sort_values().index)
+    height = 0.8 / (len(fast) + 1)
+    offsets = 0.4 - height / 2 - height * np.arange(len(fast) + 1)  # 0.2, -0.2 for one accelerated stack
+    figure = new_figure(9, 0.38 * len(groups) * (len(fast) + 1) / 2 + 1.6)
     axes = figure.add_subplot()
-    positions = np.arange(len(table))
-    labels = [f"{m} ({b})" if table["backend"].nunique() > 1 else m for m, b in zip(table["model"], table["backend"])]
-    axes.barh(positions + 0.2, table["baseline_ms"], height=0.4, color=_color(BASELINE), label=BASELINE)
-    axes.barh(positions - 0.2, table["accelerated_ms"], height=0.4, color=_color(fast), label=fast)
-    for position, (_, row) in zip(positions, table.iterrows()):
-        verdict = "" if row["verdict"] == "ok" else f" ({row['verdict']})"
-        axes.annotate(f"{row['speedup']:.2f}x{verdict}", (row["baseline_ms"], position + 0.2), fontsize=7,
-                      xytext=(3, -3), textcoords="offset points")
-    axes.set_yticks(positions, labels, fontsize=8)
-    _plain_log_scale(axes, "x")
+    positions = np.arange(len(groups))
+    baseline = table.groupby("group")["baseline_ms"].first().reindex(groups)
+    axes.barh(positions + offsets[0], baseline, height=height, color=backend_color(BASELINE), label=BASELINE)
+    for offset, backend in zip(offsets[1:], fast):
+        rows = table[table["backend"] == backend].set_index("group")
+        at = np.array([groups.index(g) for g in rows.index]) + offset
+        axes.barh(at, rows["accelerated_ms"], height=height, color=backend_color(backend), label=backend)
+        for y, (group, row) in zip(at, rows.iterrows()):
+            verdict = "" if row["verdict"] == "ok" else f" ({row['verdict']})"
+            # one stack: beside the baseline's bar, the longer one; several: each at the end of its own bar
+            where = (row["baseline_ms"], groups.index(group) + offsets[0]) if len(fast) == 1 else (row["accelerated_ms"], y)
+            axes.annotate(f"{row['speedup']:.2f}x{verdict}", where, fontsize=7, xytext=(3, -3), textcoords="offset points")
+    axes.set_yticks(positions, groups, fontsize=8)
+    plain_log_scale(axes, "x")
     axes.set_xlabel("median latency (ms); label: speed-up")
     axes.set_title(title)
     low = min(table["accelerated_ms"].min(), table["baseline_ms"].min())
     axes.set_xlim(low / 2, table["baseline_ms"].max() * 2)  # room for the speed-up labels
-    figure.legend(fontsize=8, loc="outside lower center", ncols=2, frameon=False)
-    return _save(figure, path)
+    figure.legend(fontsize=8, loc="outside lower center", ncols=min(len(fast) + 1, 4), frameon=False)
+    return save(figure, path)
 
 
 # file stem -> (caption, drawing function); the report shows them in this order
@@ -275,7 +275,7 @@ FIGURES = {
     "latency_vs_flops": ("Latency against FLOPs", latency_against_flops),
     "llc_vs_depth": ("LLC misses against depth", llc_misses_against_depth),
     "architectures": ("Architectures", architectures),
-    "roofline": ("Roofline: each cell's PyTorch and OpenVINO points, joined", roofline_figure),
+    "roofline": ("Roofline: each cell's points, the baseline's joined to each accelerated stack's", roofline_figure),
 }
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from fff.analysis import (PAPER, SPEEDUP_CONVENTION, SUSPECT_FACTOR, StudyResults, accelerated, architecture_table,
                           correlations, gflops_by_pattern, headline, speedup_by_pattern, speedup_trend, suspect_cells)
 
+from fff.backends import BASELINE, backend_label
 from fff.measure.contention import NOISY_CI
 
 from fff.report.cache_section import cache_section_html
@@ -68,8 +69,12 @@ def _headline_side_by_side(results: StudyResults) -> pd.DataFrame:
     side = table.groupby("finding", sort=False).first()[["paper", "paper_ratio"]].rename(
         columns={"paper": "paper says", "paper_ratio": "paper as ratio (x)"})
     side.insert(2, "paper as gain: ratio (x)", side["paper as ratio (x)"] + 1)
-    for fingerprint, rows in table.groupby("machine", sort=False):
+    # a column per machine; with more than one accelerated stack, per machine and stack
+    several = table["backend"].nunique() > 1
+    for (fingerprint, stack), rows in table.groupby(["machine", "backend"], sort=False, dropna=False):
         label = machine_label(fingerprint, results.machines.get(fingerprint, {}))
+        if several and isinstance(stack, str):
+            label += f": {backend_label(stack)}"
         rows = rows.set_index("finding")
 
         def cell(row):
@@ -188,9 +193,10 @@ def render_report(results: StudyResults, figures: dict[str, list[tuple[str, Path
                      f"{len(results.machines)} machine(s)."]),
         "<h2>The paper's headline findings beside this study's</h2>",
         _paragraphs([SPEEDUP_CONVENTION,
-                     "Speed-up is the PyTorch median latency over the accelerated median latency, same weights, "
-                     "input, precision and threads; FLOPs are 2 x multiply-adds. Machines are never pooled: "
-                     "each has its own column and section.",
+                     f"Speed-up is the {backend_label(BASELINE)} median latency over the accelerated median "
+                     "latency, same weights, input, precision and threads; FLOPs are 2 x multiply-adds. Machines "
+                     "are never pooled: each has its own column and section; nor are accelerated stacks: each is "
+                     "compared with the baseline on its own.",
                      _flops_note(results.records),
                      f"The paper's lowest inference time ({PAPER['fastest_model']}, about {PAPER['fastest_model_ms']} ms) "
                      "was measured on its own hardware; compare the ranking more than the milliseconds."]),
@@ -205,9 +211,9 @@ def render_report(results: StudyResults, figures: dict[str, list[tuple[str, Path
     suspects = suspect_cells(results.records)
     parts.append(f"<h2>Suspect cells ({len(suspects)})</h2>")
     parts.append(_paragraphs([
-        f"Speed-ups more than {SUSPECT_FACTOR:g}x above or below their machine's median. They stay in every table "
-        "(means are sensitive to them; medians much less). The usual cause on a small shared machine is another "
-        "process competing for the cores while PyTorch's OpenMP threads spin at barriers; measure these targets "
+        f"Speed-ups more than {SUSPECT_FACTOR:g}x above or below their stack's median on their machine. They stay in "
+        "every table (means are sensitive to them; medians much less). The usual cause on a small shared machine is "
+        "another process competing for the cores while a stack's threads spin at barriers; measure these targets "
         "again on a quiet machine (a new study file naming them) before trusting them."]))
     suspects["machine"] = suspects["machine"].astype(str).str[:8]
     parts.append(_table(suspects.drop(columns=["cell_id"]), "none"))
