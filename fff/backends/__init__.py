@@ -22,7 +22,7 @@ from importlib import import_module
 from fff.errors import UsageError
 
 __all__ = ["BASELINE", "DEFAULT_BACKENDS", "BUILTIN", "ENTRY_POINT_GROUP", "backend_class", "class_path",
-           "registered_names", "backend_label", "backend_color", "check_backend_names"]
+           "registered_names", "backend_label", "backend_color", "backend_cache_model_error", "check_backend_names"]
 
 BASELINE = "torch"  # the native framework every other stack's speed-up is measured against
 DEFAULT_BACKENDS = ("torch", "openvino")
@@ -118,6 +118,12 @@ def backend_label(name: str) -> str:
     """How a report names the stack (``PyTorch eager``); the name itself when its class is not here."""
     cls = _class_or_none(name)
     return getattr(cls, "label", None) or name
+
+
+def backend_cache_model_error(name: str) -> str:
+    """The bench's figure of the cache model's error on the stack (Backend.cache_model_error)."""
+    cls = _class_or_none(name)
+    return getattr(cls, "cache_model_error", "") or "no bench figure for this stack"
 
 
 def backend_color(name: str) -> str:

@@ -69,6 +69,9 @@ class Backend:
     honours_device: ClassVar[bool] = False  # False: it always runs on the CPU, whatever --device says
     simulation_needs_module: ClassVar[bool] = False  # the simulated child loads the module the builder saved
     artifact_name: ClassVar[str] = "artifact"  # what notes call prepare_artifact's product ("IR")
+    # The cache model's error against simulation on this stack, as bench/bench_cache_model.py measured
+    # it; a report quotes it where no simulated cell calibrated the model. Empty: never measured.
+    cache_model_error: ClassVar[str] = ""
 
     # --- the parent ------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ A study simulates a subset of its cells under valgrind (``calibrate_every = N``)
 cell (fff.explain.cache_model). The model errs low (it streams each tensor once per operation; kernels
 re-read some), by an amount that depends mostly on the backend: bench/bench_cache_model.py
 measured OpenVINO -5% to -20% and PyTorch -19% to -46% per pattern (the figures the report quotes
-for an uncalibrated stack: fff.backends.cache_model_error). So a scale factor per
+for an uncalibrated stack: each Backend's cache_model_error). So a scale factor per
 backend and pattern, simulated / modelled LL misses over the simulated cells, corrects most of
 it; the validation says how much is left, per pattern, from cells the factor was not fitted on.
 
@@ -17,7 +17,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["FLOOR_LINES", "calibrate", "calibration_factors", "calibration_validation"]
+__all__ = ["FLOOR_LINES", "BENCH_SOURCE", "calibrate", "calibration_factors", "calibration_validation"]
+
+# Where each stack's cache_model_error (quoted for an uncalibrated stack) was measured.
+BENCH_SOURCE = ("bench/bench_cache_model.py against valgrind (bench/README.md; depth 1, width 0.5, 64 px, "
+                "1 MiB LL): the model errs low")
 
 # Below this many simulated lines a cell's misses are the interpreter's and the runtime's own data
 # (~125 lines when the network fits the LL): no ratio to the model means anything there, and the

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from fff.explain.cache_analysis import cache_sources
-from fff.backends.cache_model_error import SOURCE as BENCH_SOURCE, cache_model_error
+from fff.backends import backend_cache_model_error
+from fff.explain.cache_calibration import BENCH_SOURCE
 from fff.explain.cache_calibration import FLOOR_LINES, calibration_factors, calibration_validation
 from fff.backends import BASELINE, backend_color, backend_label
 from fff.report.plotting import empty_figure, new_figure, save, stack_order
@@ -167,7 +168,7 @@ def _calibration_html(records: pd.DataFrame, table) -> list[str]:
     modelled = records[records["llc_modelled"].notna()]
     uncalibrated = [b for b in sorted(modelled["backend"].dropna().unique()) if b not in calibrated]
     if uncalibrated:
-        lines = "; ".join(f"{html.escape(b)}: {html.escape(cache_model_error(b))}" for b in uncalibrated)
+        lines = "; ".join(f"{html.escape(b)}: {html.escape(backend_cache_model_error(b))}" for b in uncalibrated)
         parts.append(f'<p class="note"><b>Uncalibrated:</b> no cell of {html.escape(", ".join(uncalibrated))} was '
                      f'simulated here (set calibrate_every in the study file), so its modelled LLC figures are the raw '
                      f'model. Its known error, from {html.escape(BENCH_SOURCE)}: {lines}.</p>')
