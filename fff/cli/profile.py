@@ -172,7 +172,6 @@ def main(argv=None) -> int:
 def _profile(args, output) -> int:
     from fff.measure.contention import preflight
     from fff.errors import FffError
-    from fff.models import DEFAULT_TARGET
     from fff.profiling import ProfileOptions, profile_records
 
     options = ProfileOptions(
@@ -181,7 +180,9 @@ def _profile(args, output) -> int:
         simulate_cache=args.simulate_cache, simulate_isa=args.simulate_isa, cache=args.cache, target_ci=args.target_ci / 100,
         max_seconds=args.max_time, min_rounds=args.min_rounds, iterations=args.iterations, warmup=args.warmup,
         flamegraph=str(args.flamegraph) if args.flamegraph else None, breakdown=args.breakdown,
-    ).validated()  # every option checked before the first measurement
+    ).validated()  # every option checked before the first measurement, and before torch is imported
+    from fff.models import DEFAULT_TARGET
+
     targets = args.targets or [DEFAULT_TARGET]
     output.targets = targets
     busy = preflight()
