@@ -17,7 +17,6 @@ through this module: by its name, its class (``backend_class``) and how it is sh
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import import_module
 
 from fff.errors import UsageError
 
@@ -66,13 +65,14 @@ def backend_class(name: str):
     """The Backend class ``name`` stands for; a one-line UsageError when there is none, it cannot be
     imported, or it is not a backend."""
     from fff.backends.base import Backend
+    from fff.measure.child_process import import_user_module
 
     where = _where(name)
     module_name, _, class_name = where.partition(":")
     if not module_name or not class_name or ":" in class_name:
         raise UsageError(f"backend {name!r}: expected package.module:ClassName")
     try:
-        module = import_module(module_name)
+        module = import_user_module(module_name)  # also from the working directory, and for the workers
     except ImportError as error:
         raise UsageError(f"backend {name!r}: cannot import module {module_name!r} ({error})") from None
     except Exception as error:  # noqa: BLE001 - a plugin that crashes on import is the plugin's fault

@@ -31,7 +31,7 @@ import traceback
 from multiprocessing.connection import Connection
 
 import fff.errors
-from fff.measure.child_process import child_environment, python_module_command
+from fff.measure.child_process import child_environment, import_user_module, python_module_command
 from fff.errors import FffError, openvino_reason
 
 __all__ = ["Worker", "TIMEOUT_VARIABLE"]
@@ -164,10 +164,8 @@ class Worker:
 
 def _served(where: str):
     """The class ``module:Class`` names (the parent resolved it already: a failure here is a bug)."""
-    from importlib import import_module
-
     module, _, name = where.partition(":")
-    served = import_module(module)
+    served = import_user_module(module)  # a plugin in the working directory, which -P left off sys.path
     for part in name.split("."):
         served = getattr(served, part)
     return served

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import re
-import sys
 from pathlib import Path
 
 from fff.errors import ModelFileError, ShapeError, TargetError, openvino_reason
@@ -102,15 +100,11 @@ def _import(target: str, module_name: str):
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        # Console scripts, and fff's workers (started with -P), do not put the working directory on
-        # sys.path; a user's `module:function` in it is still found.
-        if error.name != module_name.split(".")[0] or os.getcwd() in sys.path:
-            raise
-        sys.path.insert(0, os.getcwd())
-        return importlib.import_module(module_name)
+    from fff.measure.child_process import import_user_module
+
+    # Console scripts, and fff's workers (started with -P), do not put the working directory on
+    # sys.path; a user's `module:function` in it is still found.
+    return import_user_module(module_name)
 
 
 def call_model_function(target: str):
