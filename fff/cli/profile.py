@@ -111,6 +111,11 @@ def format_table(records: list[dict]) -> str:
                     reasons.setdefault((name, c["status"]), set()).add(c["reason"])
                 counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<{bw}} {kind:<9} {name:<18} {value} "
                                      f"({c['status']})")
+        cache_model = r.get("cache_model") or {}
+        why_not = cache_model.get("not_modelled") or cache_model.get("error")
+        if why_not:  # said, not left out silently: a stack the cache model cannot trace, or a model that failed
+            counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<{bw}} {'modelled':<9} "
+                                 f"{'-':<18} {'not modelled' if 'not_modelled' in cache_model else 'failed'}: {why_not}")
         for name, d in (r.get("derived_counters") or {}).items():
             if d["value"] is not None:
                 counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<{bw}} {'derived':<9} {name:<18} {d['value']:.3f}")
@@ -125,7 +130,8 @@ def format_table(records: list[dict]) -> str:
         lines += ["", "counters (measured: summed over every thread of the backend's process; simulated: valgrind, "
                       "one thread; modelled: fff's tensor-level model):"] + counter_lines
         lines += [f"  {name} {status}: {reason}" for (name, status), why in sorted(reasons.items()) for reason in sorted(why)]
-    caveats = {r["simulation"]["caveat"] for r in records if r.get("simulation")}
+    # A failed or refused simulation (NotSimulated) has its reason in the counter lines and no caveat.
+    caveats = {r["simulation"]["caveat"] for r in records if (r.get("simulation") or {}).get("caveat")}
     caveats |= {r["cache_model"]["caveat"] for r in records if (r.get("cache_model") or {}).get("caveat")}
     lines += [f"note: {caveat}" for caveat in sorted(caveats)]
     return "\n".join(lines)

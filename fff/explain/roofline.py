@@ -268,6 +268,11 @@ def roofline_point(record: dict, roof: dict) -> dict:
         point["attainable_gflops"] = attainable
         if gflops:
             point["attained_fraction" if trusted else "attained_fraction_against_contended_roof"] = gflops / attainable
+    elif (record.get("cache_model") or {}).keys() & {"not_modelled", "error"}:
+        # No traffic from any source, and the model said why (a stack it cannot trace): say it here too.
+        cache_model = record["cache_model"]
+        notes.append("no arithmetic intensity: no LL traffic measured or simulated, and the cache model gave none "
+                     f"({cache_model.get('not_modelled') or cache_model.get('error')})")
     if trusted and gflops and gflops > point["fma_peak_gflops"]:
         notes.append("above the measured FMA peak: the kernels do fewer FLOPs than 2 x multiply-adds (Winograd), "
                      f"or the roof was measured low (measured {roof['measured_at']}; "
