@@ -117,3 +117,25 @@ def test_cells_that_failed_their_timing_are_not_simulated(tmp_path):
     run_study(study(patterns=("grouped", "plain"), depths=(1,), simulate_cache=True), out, measure=fakes.fake_measure,
               simulate=simulator)
     assert [t for t, *_ in simulator.seen] == ["plain:depth=1,width=1"]
+
+
+def test_a_stack_that_cannot_be_simulated_is_said_not_failed(monkeypatch):
+    """NotSimulated is a stack's answer, not a failure: status "not simulated" with its reason, no
+    error (so --retry-errors leaves it), and no server started for a target with nothing to run."""
+    import fff.explain.simulation_phase as phase
+    from fff.explain.callgrind import SIMULATED_COUNTERS, unavailable_reason
+
+    if unavailable_reason():
+        pytest.skip(unavailable_reason())
+    monkeypatch.setattr(phase, "_jobs_for", lambda item, directory: ([], {"mystack": "mystack: no simulation"}))
+    monkeypatch.setattr(phase, "SimulationServer", None, raising=False)  # would fail if a server were started
+    seen = []
+    phase.simulate_targets([phase.SimulationTarget("k", "t", {}, ("mystack",), "f32", 1e6)],
+                           on_done=lambda item, fields, errors: seen.append((item.key, fields, errors)))
+    [(key, fields, errors)] = seen
+    assert key == "k" and errors == {}
+    counters = fields["mystack"]["simulated_counters"]
+    assert set(counters) == set(SIMULATED_COUNTERS)
+    assert {c["status"] for c in counters.values()} == {"not simulated"}
+    assert {c["per_inference"] for c in counters.values()} == {None}
+    assert fields["mystack"]["simulation"]["not_simulated"] == "mystack: no simulation"

@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 
 from fff.errors import FffError
 
-__all__ = ["SimulationTarget", "simulate_targets", "record_fields", "error_fields", "simulation_timeout", "SIMULATED_ITERATIONS", "SIMULATED_WARMUP"]
+__all__ = ["SimulationTarget", "simulate_targets", "record_fields", "error_fields", "not_simulated_fields", "simulation_timeout", "SIMULATED_ITERATIONS", "SIMULATED_WARMUP"]
 
 # After one warm-up (the cold pass), successive inferences agree within 0.3% and fresh processes
 # give the same counts (issue #13), so one measured inference suffices.
@@ -79,6 +79,17 @@ def error_fields(error: dict) -> dict:
             "simulation": {"tool": "valgrind callgrind --cache-sim=yes", "error": why}}
 
 
+def not_simulated_fields(reason: str) -> dict:
+    """What a record gets when its stack cannot be simulated (Backend.simulation_job raised
+    NotSimulated): status "not simulated" with the stack's reason; not a failure, so a study's
+    --retry-errors does not try it again."""
+    from fff.explain.callgrind import SIMULATED_COUNTERS
+
+    return {"simulated_counters": {name: {"per_inference": None, "total": None, "status": "not simulated",
+                                          "reason": reason, "scaled": False} for name in SIMULATED_COUNTERS},
+            "simulation": {"tool": "valgrind callgrind --cache-sim=yes", "not_simulated": reason}}
+
+
 @dataclass
 class _Job:
     item: SimulationTarget
@@ -91,7 +102,7 @@ class _Job:
 def _jobs_for(item: SimulationTarget, directory: str) -> tuple[list[_Job], dict[str, dict]]:
     """Build (natively, in the builder child) what the jobs of ``item`` need: each stack's artifact,
     and the PyTorch module saved whole for the stacks whose simulated child loads it. Also returns
-    the failure of each stack that cannot be simulated (NotSimulated), by name."""
+    the reason of each stack that cannot be simulated (NotSimulated), by name."""
     from fff.backends import backend_class, class_path
     from fff.backends.base import NotSimulated
     from fff.builder import shared_builder
@@ -117,7 +128,7 @@ def _jobs_for(item: SimulationTarget, directory: str) -> tuple[list[_Job], dict[
                                      input_shape=model.input_shape, artifact=model.artifacts[name],
                                      precision=item.precision, module_path=path)
         except NotSimulated as error:
-            refused[name] = _failure(error)
+            refused[name] = str(error).splitlines()[0]
             if path:
                 os.unlink(path)
             continue
@@ -187,11 +198,14 @@ def simulate_targets(items: Iterable[SimulationTarget], *, cache: str | None = N
             try:
                 jobs, refused = _jobs_for(item, directory)
             except FffError as error:
-                refused, jobs = {b: _failure(error) for b in item.backends}, []
-            if not jobs:
-                on_done(item, {b: error_fields(e) for b, e in refused.items()}, refused)
+                errors = {b: _failure(error) for b in item.backends}
+                on_done(item, {b: error_fields(e) for b, e in errors.items()}, errors)
                 continue
-            pending[item.key] = [item, len(jobs), {b: error_fields(e) for b, e in refused.items()}, dict(refused)]
+            said = {b: not_simulated_fields(reason) for b, reason in refused.items()}
+            if not jobs:
+                on_done(item, said, {})
+                continue
+            pending[item.key] = [item, len(jobs), said, {}]
             for job in jobs:
                 todo.put(job)
             in_flight += len(jobs)
