@@ -77,6 +77,11 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
     return missing if value is None else format(value, spec)
 
 
+def _tolerance_text(parity: dict, form: str = " <= {:.0e}") -> str:
+    """The tolerance the record was held to (None-safe: NaN/inf errors are written as null)."""
+    return form.format(parity["tolerance"]) if parity.get("tolerance") is not None else ""
+
+
 def format_table(records: list[dict]) -> str:
     from fff.backends import BASELINE
 
@@ -95,7 +100,8 @@ def format_table(records: list[dict]) -> str:
         else:  # no baseline row to compare against: a model file, or --backends without the baseline
             speedup = "baseline" if r["backend"] == BASELINE else "no baseline"
         parity = "-" if r["parity"] is None else \
-            f"{'ok' if r['parity']['ok'] else 'FAILED'} (rel {r['parity']['max_rel_err']:.1e})"
+            f"{'ok' if r['parity']['ok'] else 'FAILED'} (rel {_fmt(r['parity']['max_rel_err'], '.1e', 'inf')}" \
+            f"{_tolerance_text(r['parity'])})"
         lines.append(f"{r['target'][:width]:<{width}} {r['backend']:<{bw}} {lat['median']:>10.3f} {ci:>5.1f}% {lat['p90']:>9.3f} "
                      f"{r['first_inference_ms']:>9.2f} {speedup:>22} {r['verdict']:<9} "
                      f"{_fmt(r['flops'] and r['flops'] / 1e9, '.3f'):>8} "
@@ -220,8 +226,10 @@ def _profile(args, output) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     failed = [r for r in records if r["parity"] is not None and not r["parity"]["ok"]]
     for r in failed:
-        print(f"{PROG}: parity FAILED for {r['target']} on {r['backend']}: max abs err {r['parity']['max_abs_err']:.3g}, "
-              f"max rel err {r['parity']['max_rel_err']:.3g}", file=sys.stderr)
+        parity = r["parity"]
+        print(f"{PROG}: parity FAILED for {r['target']} on {r['backend']}: max abs err "
+              f"{_fmt(parity['max_abs_err'], '.3g', 'inf')}, max rel err {_fmt(parity['max_rel_err'], '.3g', 'inf')}"
+              f"{_tolerance_text(parity, ' (tolerance {:g} at ' + r['precision'] + ')')}", file=sys.stderr)
     if output.report_failed_writes():
         return WRITE_FAILED_EXIT
     return 1 if failed else 0
