@@ -72,6 +72,9 @@ class Backend:
     # The cache model's error against simulation on this stack, as bench/bench_cache_model.py measured
     # it; a report quotes it where no simulated cell calibrated the model. Empty: never measured.
     cache_model_error: ClassVar[str] = ""
+    # The Python packages it runs on: their versions go into every record of it, and a study's
+    # simulation servers import them once, before forking a child per job.
+    packages: ClassVar[tuple[str, ...]] = ()
 
     # --- the parent ------------------------------------------------------------------------------
 

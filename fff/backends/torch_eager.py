@@ -22,6 +22,7 @@ class TorchBackend(Backend):
     precisions = ("f32", "bf16", "f16")
     needs_module = True
     simulation_needs_module = True
+    packages = ("torch", "torchvision")
     # (modelled - simulated) / simulated, depth 1, width 0.5, 64 px, 1 MiB LL, valgrind 3.19, 2026-11-25
     cache_model_error = "-19% to -46% per pattern (plain -18.6%, dw-bottleneck -46.0%)"
 

@@ -120,8 +120,8 @@ def measure_callable(fn, iterations: int, warmup: int) -> None:
 def measure_factory(*, factory: str, kwargs: dict, iterations: int, warmup: int) -> dict:
     """A simulation job's run function: ``factory`` ("module:function") called with ``kwargs`` gives
     the zero-argument callable that measure_callable runs."""
-    from importlib import import_module
+    from fff.measure.child_process import import_user_module  # a plugin stack may live in the working directory
 
     module, _, function = factory.partition(":")
-    measure_callable(getattr(import_module(module), function)(**kwargs), iterations, warmup)
+    measure_callable(getattr(import_user_module(module), function)(**kwargs), iterations, warmup)
     return {}

@@ -156,6 +156,7 @@ def simulate_targets(items: Iterable[SimulationTarget], *, cache: str | None = N
     if not items:
         return
     workers = max(1, min(workers or len(os.sched_getaffinity(0)), sum(len(i.backends) for i in items)))
+    preload = _preload({name for item in items for name in item.backends}, PRELOAD)
     todo: queue.Queue = queue.Queue()
     done: queue.Queue = queue.Queue()
     servers: list = []
@@ -169,7 +170,7 @@ def simulate_targets(items: Iterable[SimulationTarget], *, cache: str | None = N
                 break
             try:
                 if server is None or not server.running:
-                    server = SimulationServer(ll, isa_cap, preload=PRELOAD)
+                    server = SimulationServer(ll, isa_cap, preload=preload)
                     servers.append(server)
                 result = server.run(job.job, SIMULATED_ITERATIONS, SIMULATED_WARMUP, simulation_timeout(job.item.flops))
                 fields = record_fields(result, isa_cap, job.weights)
@@ -224,6 +225,17 @@ def simulate_targets(items: Iterable[SimulationTarget], *, cache: str | None = N
         for thread in threads:
             thread.join(timeout=30)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _preload(names, base: tuple[str, ...]) -> tuple[str, ...]:
+    """What the servers import up front: ``base``, then each stack's packages and its own module."""
+    from fff.backends import backend_class
+
+    modules = list(base)
+    for name in sorted(names):
+        cls = backend_class(name)
+        modules += [*cls.packages, cls.__module__]
+    return tuple(dict.fromkeys(modules))
 
 
 def _failure(error: BaseException) -> dict:

@@ -46,8 +46,9 @@ __all__ = ["SimulationServer", "SimulationResult", "PRELOAD", "ISA_CAPS"]
 # applied, and importing nothing heavy, so the command lines and the study file can name them.
 ISA_CAPS = {"sse41": ("SSE41", "SSE4_2"), "avx": ("AVX", "AVX"), "avx2": ("AVX2", "AVX2")}
 
-# What a study's servers import once: every job then starts from an interpreter that has them.
-PRELOAD = ("torch", "torchvision", "openvino", "fff.models", "fff.backends.torch_eager", "fff.backends.openvino.backend")
+# What every study server imports once (each stack's packages and module come on top, from its
+# Backend.packages): every job then starts from an interpreter that has them.
+PRELOAD = ("fff.models",)
 
 @dataclass(frozen=True)
 class SimulationResult:
@@ -218,7 +219,7 @@ def _exit_text(code: int) -> str:
 
 def _run_job(job: dict) -> int:
     """In the forked child: the job between the client requests, its outcome written to a file."""
-    from importlib import import_module
+    from fff.measure.child_process import import_user_module  # a plugin stack may live in the working directory
 
     from fff import _native
 
@@ -226,7 +227,7 @@ def _run_job(job: dict) -> int:
     status = 0
     try:
         module, _, function = job["run"].partition(":")
-        out.update(getattr(import_module(module), function)(**job["kwargs"]) or {})
+        out.update(getattr(import_user_module(module), function)(**job["kwargs"]) or {})
     except FffError as error:
         out.update(error=str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
                    error_class=type(error).__name__)
@@ -240,13 +241,13 @@ def _run_job(job: dict) -> int:
 
 
 def _serve(preload: list[str]) -> int:
-    from importlib import import_module
+    from fff.measure.child_process import import_user_module  # a plugin stack may live in the working directory
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever a runtime prints goes to stderr, not into the answers
     for name in preload:
-        import_module(name)
+        import_user_module(name)
     answers.write(json.dumps({"event": "ready"}) + "\n")
     for line in sys.stdin:
         request = json.loads(line)

@@ -67,9 +67,11 @@ def sysfs_caches(cpu: int = 0) -> dict[str, dict]:
     return caches
 
 
-def versions() -> dict[str, str | None]:
+def versions(extra: tuple[str, ...] = ()) -> dict[str, str | None]:
+    """Installed versions of fff, the built-in stacks' packages, numpy and pandas, and of ``extra``
+    (a plugin stack's packages, Backend.packages); None where one is not installed."""
     found = {}
-    for package in ("fff", "torch", "torchvision", "openvino", "numpy", "pandas"):
+    for package in dict.fromkeys(("fff", "torch", "torchvision", "openvino", "numpy", "pandas", *extra)):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

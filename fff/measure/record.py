@@ -26,7 +26,7 @@ def verdict_of(side, min_rounds: int) -> tuple[str, str]:
 
 
 def measured_record(target: str, side, model, options, *, device: str, verdict: tuple[str, str],
-                    interleaving: dict, timestamp: str | None = None) -> dict:
+                    interleaving: dict, timestamp: str | None = None, packages: tuple[str, ...] = ()) -> dict:
     """The fields of one stack's record that its own rounds give (``side``: fff.measure.rounds.Side)."""
     samples = side.all_samples
     latency = summarize(samples)
@@ -62,7 +62,7 @@ def measured_record(target: str, side, model, options, *, device: str, verdict: 
         "clock": side.prepared["clock"],
         "config": side.prepared["config"],
         "machine": machine_info(),
-        "versions": versions(),
+        "versions": versions(packages),  # packages: the stack's own (Backend.packages)
         "timestamp": timestamp or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "samples_ns": samples.tolist() if options.keep_samples else None,
     }

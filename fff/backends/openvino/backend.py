@@ -24,6 +24,7 @@ class OpenVINOBackend(Backend):
     needs_module = False  # runs .onnx and .xml files as they are
     honours_device = True
     artifact_name = "IR"
+    packages = ("openvino",)
     # (modelled - simulated) / simulated, depth 1, width 0.5, 64 px, 1 MiB LL, valgrind 3.19, 2026-11-25
     cache_model_error = "-5% to -20% per pattern (plain -5.4%, residual -6.0%, dw-bottleneck -9.2%, inception -19.9%)"
 
