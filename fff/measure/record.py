@@ -84,7 +84,7 @@ def compare_with_baseline(record: dict, side, baseline, baseline_verdict: tuple[
     record["speedup"], record["speedup_ci95"] = point, [low, high]
     spread, why = record_verdict(min_rounds, min_rounds, [(high - low) / 2 / point])
     candidates = [(record["verdict"], record["verdict_reason"]),
-                  (baseline_verdict[0], f"{baseline.name}: {baseline_verdict[1]}"),
+                  (baseline_verdict[0], f"{baseline.name}: {baseline_verdict[1]}" if baseline_verdict[1] else ""),
                   (spread, f"speed-up's {why}" if why else "")]
     record["verdict"] = worst(v for v, _ in candidates)
     record["verdict_reason"] = "; ".join(r for v, r in candidates if v == record["verdict"] and r)
