@@ -156,6 +156,7 @@ class Builder:
         self.timeout = timeout  # None: the workers' limit (FFF_WORKER_TIMEOUT, else 600 s)
         self.max_growth = max_growth
         self._worker = None
+        self._worker_roots = ()  # user_module_roots() when the child started: its PYTHONPATH
         self._first_rss = None
         self.restarts = 0  # after the first start: crashes, hangs and memory growth
 
@@ -191,9 +192,13 @@ class Builder:
         return self._call("save_module", target, build_options=build_options, path=str(path))
 
     def _call(self, command: str, target: str, **kwargs):
+        from fff.measure.child_process import user_module_roots
         from fff.measure.worker import Worker
 
+        if self._worker is not None and self._worker_roots != user_module_roots():
+            self.close()  # a plugin or target from a directory the child's PYTHONPATH lacks
         if self._worker is None:
+            self._worker_roots = user_module_roots()
             self._worker = Worker("builder", served="fff.builder:BuildService")
             self._first_rss = None
         try:

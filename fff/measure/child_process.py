@@ -20,7 +20,7 @@ import sys
 from importlib import import_module
 from pathlib import Path
 
-__all__ = ["python_module_command", "child_environment", "import_user_module"]
+__all__ = ["python_module_command", "child_environment", "import_user_module", "user_module_roots"]
 
 _user_roots: list[str] = []  # directories this process imported user modules from, for its children
 
@@ -55,6 +55,12 @@ def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     if paths:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [*dict.fromkeys(paths), env.get("PYTHONPATH")]))
     return env
+
+
+def user_module_roots() -> tuple[str, ...]:
+    """The directories children get on PYTHONPATH for the user's modules imported so far. A long-lived
+    child (the builder) started before one more was added cannot import that module: it is restarted."""
+    return tuple(_user_roots)
 
 
 def import_user_module(name: str):
