@@ -7,7 +7,8 @@ from collections import Counter
 
 import pytest
 
-from fff.explain.breakdown import category_of_ov_type, compare, openvino_breakdown, parse_ov_name, torch_breakdown
+from fff.explain.breakdown import (category_of_ov_type, compare, openvino_breakdown, parse_ov_name, torch_breakdown,
+                                   window_means)
 
 # Floors, not targets. On a quiet machine these tiny models give about 0.7 (OpenVINO: the rest is
 # the request's own work and the plugin's 1 us truncation per node) and 0.6-0.9 (PyTorch: the rest
@@ -62,6 +63,7 @@ def _layer_categories(breakdown):
     return Counter(row["category"] for row in breakdown["layers"])
 
 
+@pytest.mark.slow
 def test_dw_bottleneck_layers_fall_in_the_expected_categories_in_pytorch(dw_bottleneck):
     result = torch_breakdown(dw_bottleneck[0])
     assert dict(_layer_categories(result)) == DW_BOTTLENECK_LAYERS
@@ -72,6 +74,7 @@ def test_dw_bottleneck_layers_fall_in_the_expected_categories_in_pytorch(dw_bott
     assert {row["flops"] for row in result["layers"] if row["layer"] == "stem.0"} == {2 * 32 * 32 * 16 * 3 * 9}
 
 
+@pytest.mark.slow
 def test_dw_bottleneck_in_openvino_is_attributed_to_the_same_layers(dw_bottleneck):
     raw_torch, raw_openvino = dw_bottleneck
     result = openvino_breakdown(raw_openvino, raw_torch)
@@ -84,7 +87,12 @@ def test_dw_bottleneck_in_openvino_is_attributed_to_the_same_layers(dw_bottlenec
     assert all(result["categories"][c] > 0 for c in ("pointwise conv 1x1", "depthwise conv", "dense conv kxk"))
     assert result["categories"].get("normalization", 0.0) == 0.0
     assert result["categories"].get("activation", 0.0) == 0.0
-    assert OPENVINO_COVERAGE_FLOOR < result["coverage"] < 2.0
+    assert 0 < result["coverage"] < 2.0
+    # Against the mean latency, coverage falls when other jobs preempt the inferences between nodes
+    # (0.13 at load average 15 on 2 cores); against the fastest profiled inference it says what is
+    # meant whatever the load: the attributed nodes account for a good share of an inference.
+    node_ns, _ = window_means(raw_openvino)
+    assert OPENVINO_COVERAGE_FLOOR < sum(node_ns.values()) / min(raw_openvino["latencies_ns"][1:])
     kernels = {kernel for row in result["layers"] for kernel in row["exec_types"]}
     assert kernels and all(kernel and kernel != "undef" for kernel in kernels)
     # what could not be attributed is listed, not dropped: here only layout reorders the plugin added
@@ -104,6 +112,7 @@ def test_fused_conv_bn_relu_is_attributed_to_the_convs_layer(dw_bottleneck):
     assert relu_nodes and relu_nodes[0]["status"] == "NOT_RUN"  # kept, with its status
 
 
+@pytest.mark.slow
 def test_plain_pattern_has_only_dense_convs_and_compares_layer_by_layer(plain):
     raw_torch, raw_openvino = plain
     base, fast = torch_breakdown(raw_torch), openvino_breakdown(raw_openvino, raw_torch)
@@ -167,6 +176,7 @@ def test_fused_node_without_a_module_name_is_matched_by_signature():
     assert notes["b"].startswith("no node") and notes["c"] == "fused into a"
 
 
+@pytest.mark.slow
 def test_cli_breakdown_prints_categories_and_layers_and_json_has_the_field(tmp_path, capsys):
     from fff.cli.profile import main
 
@@ -183,6 +193,7 @@ def test_cli_breakdown_prints_categories_and_layers_and_json_has_the_field(tmp_p
     assert openvino["slowdown"] > 0 and openvino["comparison"]["categories"]
 
 
+@pytest.mark.slow
 def test_report_draws_breakdown_figures(tmp_path):
     import matplotlib.image
 

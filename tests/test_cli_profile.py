@@ -21,7 +21,10 @@ def fff_profile(*args, cwd):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("profile")
-    result = fff_profile(TINY, *QUICK, "--json", out / "r.json", "--csv", out / "r.csv", cwd=out)
+    # A cap of 5 s rather than QUICK's 1 s: at load average 15 one round of each backend took over
+    # half a second, and test_interleaving_is_recorded needs two.
+    result = fff_profile(TINY, "--threads", "1", "--max-time", "5", "--min-rounds", "2",
+                         "--json", out / "r.json", "--csv", out / "r.csv", cwd=out)
     return result, out
 
 
@@ -161,6 +164,7 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
     assert lines[-1].startswith("fff-profile: error:") and message in lines[-1]
 
 
+@pytest.mark.slow
 def test_corrupt_model_file(tmp_path):
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(os.urandom(256))
@@ -171,6 +175,7 @@ def test_corrupt_model_file(tmp_path):
     assert "Traceback" not in result.stderr and "tensorflow" not in result.stderr
 
 
+@pytest.mark.slow
 def test_input_shape_fills_a_model_files_dynamic_dims(tmp_path, relu_onnx):
     onnx = relu_onnx(tmp_path / "dynamic.onnx", ["N", 3, "H", "W"])
     missing = fff_profile(onnx, "--backends", "openvino", *QUICK, cwd=tmp_path)
@@ -188,6 +193,7 @@ def test_input_shape_fills_a_model_files_dynamic_dims(tmp_path, relu_onnx):
     assert garbage.returncode == 2 and "--input-shape" in garbage.stderr and "Traceback" not in garbage.stderr
 
 
+@pytest.mark.slow
 def test_targets_measured_before_a_bad_one_are_kept(tmp_path):
     result = fff_profile(TINY, "plain:depth=zero", *QUICK, "--json", tmp_path / "r.json", cwd=tmp_path)
     assert result.returncode == 2
@@ -195,6 +201,7 @@ def test_targets_measured_before_a_bad_one_are_kept(tmp_path):
     assert [(r["target"], r["backend"]) for r in records] == [(TINY, "torch"), (TINY, "openvino")]
 
 
+@pytest.mark.slow
 def test_python_api_returns_the_same_fields_flattened():
     import fff
 
