@@ -10,6 +10,8 @@ from fff.backends import BUILTIN
 from fff.builder import Builder
 from fff.errors import FffError, UsageError, allocation_failure
 
+pytestmark = pytest.mark.slow  # minutes on 2 cores: left out of the quick tier (pytest -m 'not slow')
+
 TINY = "plain:depth=1,width=0.25,resolution=32"
 STACKS = dict(BUILTIN)  # name -> module:Class, as fff.profiling passes them
 FAULTS = textwrap.dedent("""

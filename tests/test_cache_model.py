@@ -126,6 +126,7 @@ MODEL_ERROR = 0.10
 
 
 @pytest.mark.skipif(bool(_missing_valgrind()), reason=_missing_valgrind() or "-")
+@pytest.mark.slow
 def test_model_agrees_with_simulation_on_a_tiny_model(tmp_path):
     from fff.explain.cache_sim import simulate
 

@@ -10,6 +10,8 @@ from fff.explain import cache_sim, callgrind
 from fff.explain.cache_geometry import simulable
 from fff.explain.callgrind import counters_from_events
 
+pytestmark = pytest.mark.slow  # minutes on 2 cores: left out of the quick tier (pytest -m 'not slow')
+
 
 def _missing_valgrind() -> str:
     from fff.explain.cache_sim import unavailable_reason

@@ -175,6 +175,7 @@ def test_rounds_are_sized_to_fit_the_cap_and_a_cap_too_small_for_min_rounds_is_a
 TINY = "plain:depth=1,width=0.25,resolution=32"
 
 
+@pytest.mark.slow
 def test_a_busy_process_on_every_cpu_is_seen_and_marked_or_the_result_stays_in_tolerance():
     quiet = _profile()
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in os.sched_getaffinity(0)]

@@ -9,6 +9,8 @@ from fff.errors import CompileError, FffError, ParityError, ShapeError
 from fff.models import PATTERNS, build
 from fff.measure.parity import RTOL, check_parity, compare, fixed_seed_input
 
+pytestmark = pytest.mark.slow  # minutes on 2 cores: left out of the quick tier (pytest -m 'not slow')
+
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):

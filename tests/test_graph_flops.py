@@ -10,6 +10,8 @@ from fff.models import build
 from fff.models.flops import count_flops
 from fff.models.graph_flops import count_graph
 
+pytestmark = pytest.mark.slow  # minutes on 2 cores: left out of the quick tier (pytest -m 'not slow')
+
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):

@@ -13,6 +13,8 @@ import pytest
 
 import fff
 
+pytestmark = pytest.mark.slow  # minutes on 2 cores: left out of the quick tier (pytest -m 'not slow')
+
 # The directory holding the fff under test (site-packages when installed, the checkout in a dev
 # build): children given it on PYTHONPATH import the same fff, never a checkout without _native.
 ROOT = Path(fff.__file__).resolve().parents[1]

@@ -321,6 +321,7 @@ def test_function_target_wrong_shape_is_a_shape_error(user_module):
         build("fff_test_user_models:with_shape", input_shape=(1, 5, 8, 8))
 
 
+@pytest.mark.slow
 def test_ir_file_targets(tiny_ir):
     with pytest.raises(ShapeError, match=r"\[\?,3,\?,\?\] has dynamic dims"):
         build(str(tiny_ir))
@@ -334,6 +335,7 @@ def test_ir_file_targets(tiny_ir):
     assert build(str(tiny_ir), input_shape=(1, 3, 40, 40)).input_shape == (1, 3, 40, 40)
 
 
+@pytest.mark.slow
 def test_static_ir_file_gives_its_own_shape(tmp_path):
     from fff.backends.openvino.conversion import convert
 
@@ -341,6 +343,7 @@ def test_static_ir_file_gives_its_own_shape(tmp_path):
     assert build(str(xml)).input_shape == (1, 3, 32, 32)
 
 
+@pytest.mark.slow
 def test_bad_model_files(tmp_path, capfd):
     with pytest.raises(ModelFileError, match="no such model file"):
         build(str(tmp_path / "absent.onnx"))
