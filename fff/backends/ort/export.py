@@ -149,6 +149,8 @@ def _export(model, path: Path) -> None:
         # Deprecated upstream in favour of the dynamo exporter, which this module avoids on purpose
         # (module docstring): a warning the user can do nothing about.
         warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        # ... and torch's exporter calls its own deprecated helpers (setup_onnx_logging, exporter_context).
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\.")
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # said by parity if it matters
         try:
             torch.onnx.export(model.module, (example,), str(path), dynamo=False, opset_version=OPSET,
