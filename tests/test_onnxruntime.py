@@ -193,3 +193,18 @@ def test_the_simulation_job_runs_the_same_file_on_one_thread(exported, model):
     assert job["kwargs"]["kwargs"]["path"] == artifact["onnx"]
     output = simulated_session(**job["kwargs"]["kwargs"])()[0]
     assert output.shape[0] == model.input_shape[0] and np.isfinite(output).all()
+
+
+def test_the_cache_trace_follows_the_graph_onnxruntime_runs(exported, model):
+    from fff.explain.cache_model import model_traffic
+
+    _, artifact = exported
+    warm, counted = OnnxRuntimeBackend.cache_trace(model, artifact, "f32")
+    assert counted.steps and "NCHWc" in counted.source
+    # Batch norm folded into the convolutions: the weights are about the parameters' bytes, never more.
+    assert 0.5 * 4 * model.params < counted.weight_bytes <= 4 * model.params
+    assert counted.input_bytes == 4 * int(np.prod(model.input_shape)) and counted.output_bytes > 0
+    fits = model_traffic(warm, counted, size=1 << 30)
+    assert fits["read_lines"] > 0 and fits["read_misses"] == 0  # everything fits: no miss after the warm-up
+    tiny = model_traffic(warm, counted, size=1 << 14)
+    assert tiny["read_misses"] >= counted.weight_bytes // 64  # weights larger than the LL: every weight line misses

@@ -60,7 +60,7 @@ _RENAME_SUFFIXES = ("_nchwc", "_bn")  # what the NCHWc transformer appends to th
 
 def read_profile(path: str, latencies_ns: list[float], warmup: int) -> list[list[dict]]:
     """Per profiled inference (the warm-up ones dropped), its node events in execution order:
-    ``{"node", "op", "ns", "output_shapes"}``."""
+    ``{"node", "op", "ns", "input_shapes", "output_shapes"}`` (shapes as ``(element type, dims)``)."""
     import json
 
     with open(path) as f:
@@ -79,7 +79,8 @@ def read_profile(path: str, latencies_ns: list[float], warmup: int) -> list[list
         args = event.get("args", {})
         iterations[run].append({"node": event["name"][:-len("_kernel_time")], "op": args.get("op_name", "?"),
                                 "ns": float(event["dur"]) * 1e3,
-                                "output_shapes": [next(iter(t.values()), None) for t in args.get("output_type_shape", [])]})
+                                "input_shapes": [next(iter(t.items()), None) for t in args.get("input_type_shape", [])],
+                                "output_shapes": [next(iter(t.items()), None) for t in args.get("output_type_shape", [])]})
     if len(iterations) != warmup + len(latencies_ns):
         from fff.errors import FffError
 

@@ -5,8 +5,9 @@ The artifact is the ONNX export (fff.backends.ort.export, cached by content), or
 itself for an ``.onnx`` target. The session and its options are fff.backends.ort.session; the
 timed loop is the base class's (``session.run`` between two clock reads: its overhead against a
 bare loop of ``session.run`` is in bench/bench_onnxruntime_harness.py). The per-layer profile comes
-from a second, profiling-enabled session (fff.backends.ort.attribution). The cache model does not
-trace this stack (``cache_trace`` says why); valgrind simulates its inferences on one thread.
+from a second, profiling-enabled session (fff.backends.ort.attribution). The cache model traces
+the graph onnxruntime optimised (fff.backends.ort.cache_trace); valgrind simulates its inferences
+on one thread.
 
 Precisions: f32 only. onnxruntime's CPU provider has no bfloat16 convolution kernels and runs
 float16 convolutions only on ARM, so bf16 and f16 are refused before anything is built.
@@ -61,10 +62,11 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def cache_trace(cls, model, artifact: dict, precision: str):
-        raise NotModelled("onnxruntime: the cache model has no tracer for this stack: the graph onnxruntime runs "
-                          "(NCHWc layouts, fused kernels, its arena's buffer reuse) is not exposed with tensor "
-                          "sizes and buffer addresses, and tracing the exported graph instead would model a "
-                          "different computation")
+        from fff.backends.ort.cache_trace import trace_onnxruntime
+
+        if precision != "f32":
+            raise NotModelled(f"onnxruntime does not run {precision}")
+        return trace_onnxruntime(artifact["onnx"], model.input_shape)
 
     @classmethod
     def attribute(cls, raw: dict, baseline_raw: dict | None, reported_ms: float | None) -> dict:
