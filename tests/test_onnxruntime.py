@@ -12,7 +12,7 @@ pytest.importorskip("onnxruntime", reason="the onnxruntime stack needs the onnxr
 from fff.backends.base import fixed_seed_input  # noqa: E402
 from fff.backends.ort.attribution import onnxruntime_breakdown, read_profile, scope_path  # noqa: E402
 from fff.backends.ort.backend import OnnxRuntimeBackend  # noqa: E402
-from fff.errors import DeviceError, FffError, ModelFileError, UsageError  # noqa: E402
+from fff.errors import CompileError, DeviceError, FffError, ModelFileError, UsageError  # noqa: E402
 
 TARGET = "residual:depth=1,width=0.25,resolution=32"
 BUILD_OPTIONS = {"batch": None, "resolution": None, "input_shape": None}
@@ -208,3 +208,17 @@ def test_the_cache_trace_follows_the_graph_onnxruntime_runs(exported, model):
     assert fits["read_lines"] > 0 and fits["read_misses"] == 0  # everything fits: no miss after the warm-up
     tiny = model_traffic(warm, counted, size=1 << 14)
     assert tiny["read_misses"] >= counted.weight_bytes // 64  # weights larger than the LL: every weight line misses
+
+
+def test_a_model_the_exporter_cannot_export_is_one_line_naming_the_stack(model, tmp_path, monkeypatch):
+    import torch
+
+    def refuse(*args, **kwargs):
+        raise torch.onnx.errors.UnsupportedOperatorError("aten::fancy_op", 17, 20)
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    with pytest.raises(CompileError) as error:
+        OnnxRuntimeBackend.prepare_artifact(model, cache_dir=tmp_path)
+    message = str(error.value)
+    assert "onnxruntime: torch.onnx.export could not export it" in message and "fancy_op" in message
+    assert "\n" not in message and not list(tmp_path.rglob("*.onnx"))  # no half export left in the cache
