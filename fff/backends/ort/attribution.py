@@ -13,9 +13,9 @@ inference (by timestamp). The warm-up inferences are dropped.
    it absorbed. So the name, ``_nchwc`` stripped, is looked up among the exported graph's node
    names, then among its output tensor names (giving the node that produced the tensor).
 2. The operator. When that node is not of the profiled operator (a convolution fused with the
-   ReLU after it is named after the ReLU's output), the exported graph is walked back through first
-   inputs to the node of that operator; the nodes walked over were fused into it (listed with 0 ms
-   and ``fused_into``, as OpenVINO's fused nodes are).
+   ReLU after it is named after the ReLU's output), the exported graph is walked back, breadth
+   first through the inputs, to the nearest node of that operator; the nodes walked over were
+   fused into it (listed with 0 ms and ``fused_into``, as OpenVINO's fused nodes are).
 3. The scope. The TorchScript exporter names nodes after their module scope
    (``/features/features.1/conv/conv.0/Conv``, each part the child's name as its parent sees it,
    a module called twice ``relu_1``), which gives the module path (``features.1.conv.0``) and the
@@ -135,15 +135,21 @@ def _origin(node_name: str, op: str, graph: dict) -> tuple[str | None, list[str]
         node = by_name.get(base.rsplit("/", 1)[0])
     if node is None:
         return None, []
-    walked, current = [], node
+    # Breadth first through every input: a residual Add's convolution may be its second input, and
+    # the nearest node of the operator is the one fused (the identity branch reaches the previous
+    # block's convolution only further up).
+    frontier, seen = [(node, [])], {node["name"]}
     for _ in range(_MAX_FUSED_CHAIN):
-        if current["op"] == wanted:
-            return current["name"], walked
-        walked.append(current["name"])
-        source = producers.get(current["inputs"][0]) if current["inputs"] else None
-        if source is None:
-            break
-        current = source
+        following = []
+        for current, walked in frontier:
+            if current["op"] == wanted:
+                return current["name"], walked
+            for tensor in current["inputs"]:
+                source = producers.get(tensor)
+                if source is not None and source["name"] not in seen:
+                    seen.add(source["name"])
+                    following.append((source, [*walked, current["name"]]))
+        frontier = following
     return node["name"], []  # no node of that operator upstream: the name's own node
 
 

@@ -31,7 +31,7 @@ _MISSING = ("onnxruntime: the onnxruntime package is not installed ({error}); "
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     label = "ONNX Runtime"
-    color = "#ff7f0e"
+    color = "#e6550d"  # not one of the registry's fallback colours, which plugins get
     precisions = ("f32",)
     needs_module = False  # runs .onnx files as they are
     artifact_name = "ONNX export"
