@@ -48,6 +48,13 @@ class OnnxRuntimeBackend(Backend):
             raise DeviceError("onnxruntime: this build has no CPU execution provider")
 
     @classmethod
+    def effective_threads(cls, config: dict) -> int | None:
+        """The threads that compute: the calling thread and the pool workers the session started
+        (counted in /proc), which is what ran whatever the options say."""
+        started = config.get("pool_threads_started")
+        return None if started is None else 1 + int(started)
+
+    @classmethod
     def prepare_artifact(cls, model, *, cache_dir=None, fresh: bool = False) -> dict:
         from fff.backends.ort.export import EXPORTER, prepare_onnx
 
