@@ -223,3 +223,18 @@ def test_a_model_the_exporter_cannot_export_is_one_line_naming_the_stack(model, 
     message = str(error.value)
     assert "onnxruntime: torch.onnx.export could not export it" in message and "fancy_op" in message
     assert "\n" not in message and not list(tmp_path.rglob("*.onnx"))  # no half export left in the cache
+
+
+def test_a_model_files_convolutions_are_categorised_by_their_shapes():
+    """No PyTorch module to name the layers (an .onnx target): a convolution's weight and input
+    shapes say whether it is depthwise, pointwise or dense."""
+    def conv(name, data, weight):
+        return {"node": name, "op": "Conv", "ns": 1e3, "input_shapes": [["float", data], ["float", weight]],
+                "output_shapes": [["float", data]]}
+
+    events = [conv("dw_nchwc", [1, 32, 8, 8], [32, 1, 3, 3]), conv("pw_nchwc", [1, 32, 8, 8], [64, 32, 1, 1]),
+              conv("dense", [1, 3, 8, 8], [32, 3, 3, 3])]
+    table = onnxruntime_breakdown({"iterations": [events], "latencies_ns": [4e3], "graph": []}, None, None)
+    assert {row["layer"]: row["category"] for row in table["layers"]} == {
+        "(onnxruntime) dw_nchwc": "depthwise conv", "(onnxruntime) pw_nchwc": "pointwise conv 1x1",
+        "(onnxruntime) dense": "dense conv kxk"}

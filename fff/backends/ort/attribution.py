@@ -23,7 +23,8 @@ inference (by timestamp). The warm-up inferences are dropped.
 
 Nodes onnxruntime inserts itself (``ReorderInput``/``ReorderOutput`` between NCHW and NCHWc
 layouts) have no layer of the model: rows of their own, category data movement, listed as
-unattributed. A node's time is its median over the profiled inferences; coverage is the median over
+unattributed. So is every node of a model file (no PyTorch module): its category comes from its
+operator, a convolution's from its input and weight shapes (depthwise, pointwise or dense). A node's time is its median over the profiled inferences; coverage is the median over
 inferences of the nodes' total against the end-to-end time of the same inference (the calling
 thread's clock around ``session.run``), profiling on.
 """
@@ -153,6 +154,21 @@ def _origin(node_name: str, op: str, graph: dict) -> tuple[str | None, list[str]
     return node["name"], []  # no node of that operator upstream: the name's own node
 
 
+def _conv_category(event: dict) -> str | None:
+    """A convolution's category from its shapes (input [N, C, H, W], weight [O, C/groups, kh, kw]),
+    for a node no layer explains (a model file's); None for other operators."""
+    from fff.explain.breakdown import category_of_ov_type
+
+    shapes = event.get("input_shapes") or []
+    if _FUSED_OPS.get(event["op"], event["op"]) != "Conv" or len(shapes) < 2 or not all(shapes[:2]):
+        return None
+    (_, data), (_, weight) = shapes[0], shapes[1]
+    if len(data) < 3 or len(weight) < 3 or not weight[1]:
+        return None
+    groups = max(int(data[1]) // int(weight[1]), 1)
+    return category_of_ov_type("Convolution", [int(weight[0]), int(weight[1]), *map(int, weight[2:]), groups, *data])
+
+
 def _graph_index(nodes: list) -> dict:
     by_name, producers = {}, {}
     for name, op, inputs, outputs in nodes:
@@ -185,7 +201,8 @@ def onnxruntime_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float 
                 if key is None:
                     key = f"(onnxruntime) {name}"
                     unattributed[key] = {"node": name, "type": op}
-                    category = category_of_op(TORCH_OPS.get(_FUSED_OPS.get(op, op), op.lower()))
+                    category = _conv_category(event) or category_of_op(TORCH_OPS.get(_FUSED_OPS.get(op, op),
+                                                                                      op.lower()))
                 else:
                     category = layer_category(key, modules)
                     rules[key] = "name" if origin in graph["by_name"] and origin == name else "output tensor"
