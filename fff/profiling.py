@@ -285,6 +285,7 @@ def _records(job: _Target, sides: list[Side], interleaving: dict, explained: dic
         record = measured_record(job.name, side, job.model, options, device=job.classes[side.name].device_of(options.device),
                                  verdict=verdicts[side.name], interleaving=interleaving, timestamp=timestamp,
                                  packages=job.classes[side.name].packages)
+        record["effective_threads"] = job.classes[side.name].effective_threads(record["config"] or {})
         record.update(explained["simulated"].get(side.name, {}))
         record.update(explained["modelled"].get(side.name, {}))
         if roof is not None:

@@ -93,6 +93,14 @@ class Backend:
         return device if cls.honours_device else "CPU"
 
     @classmethod
+    def effective_threads(cls, config: dict) -> int | None:
+        """The thread count its runtime reported in ``config`` (``config()``'s result); None: none reported."""
+        try:
+            return int(config["threads"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    @classmethod
     def parity_tolerance(cls, precision: str, baseline_precision: str):
         """How close its output must be to the baseline's (fff.measure.parity.Tolerance)."""
         from fff.measure.parity import tolerance_for

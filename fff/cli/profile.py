@@ -82,16 +82,25 @@ def _tolerance_text(parity: dict, form: str = " <= {:.0e}") -> str:
     return form.format(parity["tolerance"]) if parity.get("tolerance") is not None else ""
 
 
+def _threads_text(record: dict) -> str:
+    """The threads the runtime read back, and the ones asked for where they differ (or it said none)."""
+    effective, asked = record.get("effective_threads"), record.get("threads")
+    if effective is None:
+        return f"? ({asked})"
+    return str(effective) if effective == asked else f"{effective} ({asked})"
+
+
 def format_table(records: list[dict]) -> str:
     from fff.backends import BASELINE
 
     width = min(max([len("target")] + [len(r["target"]) for r in records]), 60)
     bw = max([9] + [len(r["backend"]) for r in records])  # a plugin's module:Class is longer than a built-in name
     header = f"{'target':<{width}} {'backend':<{bw}} {'median ms':>10} {'+-CI':>6} {'p90 ms':>9} {'first ms':>9} " \
-             f"{'speed-up [95% CI]':>22} {'verdict':<9} {'GFLOPs':>8} {'GFLOP/s':>8}  parity"
+             f"{'speed-up [95% CI]':>22} {'verdict':<9} {'GFLOPs':>8} {'GFLOP/s':>8} {'threads':>7}  parity"
     lines = [header, "-" * len(header)]
     legend = "+-CI: half the median's 95% CI, in % of the median; first ms: the first inference, not in " \
-             f"the statistics; speed-up: {BASELINE} median / this median"
+             f"the statistics; speed-up: {BASELINE} median / this median; threads: as the runtime reports them " \
+             "(asked for in brackets where they differ)"
     for r in records:
         lat = r["latency_ms"]
         ci = 100 * (lat["ci95_high"] - lat["ci95_low"]) / 2 / lat["median"]
@@ -105,7 +114,7 @@ def format_table(records: list[dict]) -> str:
         lines.append(f"{r['target'][:width]:<{width}} {r['backend']:<{bw}} {lat['median']:>10.3f} {ci:>5.1f}% {lat['p90']:>9.3f} "
                      f"{r['first_inference_ms']:>9.2f} {speedup:>22} {r['verdict']:<9} "
                      f"{_fmt(r['flops'] and r['flops'] / 1e9, '.3f'):>8} "
-                     f"{_fmt(r['gflops_per_s'], '.1f'):>8}  {parity}")
+                     f"{_fmt(r['gflops_per_s'], '.1f'):>8} {_threads_text(r):>7}  {parity}")
     lines.append(legend)
     counter_lines = []
     reasons: dict[tuple[str, str], set[str]] = {}  # (counter, status) -> reasons: each said once, not per backend

@@ -47,7 +47,8 @@ import numpy as np
 from fff.explain.layer_profiles import median_by_key
 
 __all__ = ["CATEGORIES", "OVERHEAD", "collect", "torch_breakdown", "openvino_breakdown", "window_means", "compare",
-           "category_rows", "category_of_module", "category_of_op", "category_of_ov_type", "parse_ov_name"]
+           "category_rows", "category_of_module", "category_of_op", "category_of_ov_type", "parse_ov_name",
+           "layer_key", "layer_category", "layer_summary"]
 
 CATEGORIES = ("dense conv kxk", "pointwise conv 1x1", "depthwise conv", "grouped conv", "linear/matmul",
               "normalization", "activation", "pooling", "elementwise", "data movement", "framework overhead",
@@ -147,7 +148,7 @@ def parse_ov_name(name: str) -> tuple[str, str] | None:
     return match.group("path") or "", match.group("op")
 
 
-def _layer_key(owner: str | None, op: str, modules: dict) -> str | None:
+def layer_key(owner: str | None, op: str, modules: dict) -> str | None:
     """The layer an operator belongs to: its owner when that is a leaf module, else ``owner:op``."""
     if owner is None:
         return None
@@ -157,13 +158,13 @@ def _layer_key(owner: str | None, op: str, modules: dict) -> str | None:
     return f"{owner or TOP}:{op_base(op)}"
 
 
-def _layer_category(key: str, modules: dict) -> str:
+def layer_category(key: str, modules: dict) -> str:
     if key in modules:
         return category_of_module(modules[key])
     return category_of_op(key.rsplit(":", 1)[-1])
 
 
-def _summary(layers: dict, latency_ns: list, layer_ns: list, reported_ms: float | None, extra_ms: dict) -> dict:
+def layer_summary(layers: dict, latency_ns: list, layer_ns: list, reported_ms: float | None, extra_ms: dict) -> dict:
     """Shared fields: profiled latency, slowdown, coverage, and per-category milliseconds.
 
     Coverage is the median over inferences of (that inference's layer times / its end-to-end time):
@@ -192,7 +193,7 @@ def torch_breakdown(raw: dict, reported_ms: float | None = None) -> dict:
     for rows in raw["iterations"]:
         layers, loose = defaultdict(float), 0.0
         for owner, op, ns in rows:
-            key = _layer_key(owner, op, modules)
+            key = layer_key(owner, op, modules)
             if key is None:
                 loose += ns
             else:
@@ -203,12 +204,12 @@ def torch_breakdown(raw: dict, reported_ms: float | None = None) -> dict:
     ops_ns = [sum(it.values()) + loose for it, loose in zip(per_iteration, outside)]
     overhead_ms = max(float(np.median(np.subtract(raw["latencies_ns"][:len(ops_ns)], ops_ns))), 0.0) / 1e6
     layers = {key: {"layer": key, "module_type": modules.get(key, {}).get("module_type", "(functional)"),
-                    "category": _layer_category(key, modules), "ms": ns / 1e6,
+                    "category": layer_category(key, modules), "ms": ns / 1e6,
                     "flops": modules.get(key, {}).get("flops") or None}
               for key, ns in medians.items()}
     loose_ms = float(np.median(outside)) / 1e6 if outside else 0.0
     layer_ns = [sum(it.values()) for it in per_iteration]
-    result = _summary(layers, raw["latencies_ns"], layer_ns, reported_ms, {OVERHEAD: overhead_ms, "other": loose_ms})
+    result = layer_summary(layers, raw["latencies_ns"], layer_ns, reported_ms, {OVERHEAD: overhead_ms, "other": loose_ms})
     result.update({
         "backend": "torch",
         "source": "top-level torch functions timed on the calling thread (TorchFunctionMode), owned by the "
@@ -282,7 +283,7 @@ def openvino_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float | N
         parsed = parse_ov_name(model_node)
         if parsed is None or not modules:
             return None
-        key = _layer_key(parsed[0], parsed[1], modules)
+        key = layer_key(parsed[0], parsed[1], modules)
         return (key, "name") if key is not None else None
 
     nodes = {}  # runtime node -> what it is and where its time goes
@@ -316,7 +317,7 @@ def openvino_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float | N
             unattributed.append({"node": name, "type": node["type"], "ms": ms})
             category = category_of_ov_type(node["type"], node["signature"])
         else:
-            category = _layer_category(key, modules)
+            category = layer_category(key, modules)
         row = layers.setdefault(key, {"layer": key, "module_type": modules.get(key, {}).get("module_type",
                                                                                           node["type"]),
                                       "category": category, "ms": 0.0, "flops": modules.get(key, {}).get("flops")
@@ -327,11 +328,11 @@ def openvino_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float | N
             row["exec_types"].append(node["exec_type"])
         for absorbed in node["fused"]:
             fused = layers.setdefault(absorbed, {"layer": absorbed, "module_type": modules.get(absorbed, {}).get(
-                "module_type", "(functional)"), "category": _layer_category(absorbed, modules), "ms": 0.0,
+                "module_type", "(functional)"), "category": layer_category(absorbed, modules), "ms": 0.0,
                 "flops": modules.get(absorbed, {}).get("flops") or None, "nodes": [], "exec_types": [],
                 "rule": "fused"})
             fused.setdefault("fused_into", key)
-    result = _summary(layers, raw["latencies_ns"], [], reported_ms, {})
+    result = layer_summary(layers, raw["latencies_ns"], [], reported_ms, {})
     result["coverage"] = sum(node_ns.values()) / window_latency_ns if window_latency_ns > 0 else None
     result.update({
         "backend": "openvino",

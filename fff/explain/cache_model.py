@@ -34,7 +34,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 __all__ = ["Trace", "Step", "trace_torch", "trace_openvino", "LRUCache", "model_traffic", "working_set",
-           "model_caches", "MODEL_CAVEAT"]
+           "model_caches", "MODEL_CAVEAT", "Planner", "peak_live"]
 
 MODEL_CAVEAT = ("modelled by fff (tensor-level LRU): each operation's inputs, weights and outputs streamed once "
                 "through a fully associative LRU of the LL's size; no reuse inside an operation, no scratch buffers, "
@@ -120,7 +120,7 @@ def model_traffic(warmup: Trace, counted: Trace, size: int, line: int = 64, bloc
     return counts
 
 
-def _peak_live(intervals: list[tuple[int, int, int]]) -> int:
+def peak_live(intervals: list[tuple[int, int, int]]) -> int:
     """Most bytes alive at once; intervals are (first step, last step, bytes)."""
     events = sorted([(first, size) for first, _, size in intervals] + [(last + 1, -size) for _, last, size in intervals],
                     key=lambda e: (e[0], e[1]))
@@ -186,7 +186,7 @@ def trace_torch(module, example_input) -> Trace:
     input_span = _span(example_input)
     return Trace(steps, weight_bytes=sum(weights.values()), input_bytes=input_span[1] if input_span else 0,
                  output_bytes=output.numel() * output.element_size(),
-                 peak_activation_bytes=max(_peak_live(intervals), input_span[1] if input_span else 0),
+                 peak_activation_bytes=max(peak_live(intervals), input_span[1] if input_span else 0),
                  source="torch: ATen operations of one eager forward pass (TorchDispatchMode), real addresses")
 
 
@@ -203,7 +203,7 @@ def _rt(op, key: str) -> str:
     return info[key].astype(str) if key in info else ""
 
 
-class _Planner:
+class Planner:
     """First-fit reuse of activation memory: a buffer is free once its last consumer has run."""
 
     def __init__(self, base: int):
@@ -264,7 +264,7 @@ def trace_openvino(xml, input_shape, precision: str = "f32", core=None) -> Trace
             alias[op.get_friendly_name()] = sources(op)[0]
     addresses: dict[str, int] = {}
     weight_base, weight_end, weight_bytes, input_bytes, output_bytes = 1 << 44, 0, 0, 0, 0
-    planner = _Planner(1 << 40)
+    planner = Planner(1 << 40)
     intervals, steps = [], []
 
     def read_range(name: str, port: int) -> tuple[int, int]:
@@ -295,7 +295,7 @@ def trace_openvino(xml, input_shape, precision: str = "f32", core=None) -> Trace
         reads = tuple(read_range(s, p) for s, p in sources(op) if s in addresses)
         steps.append(Step(kind, reads, ((addresses[name], size),)))
     return Trace(steps, weight_bytes=weight_bytes, input_bytes=input_bytes, output_bytes=output_bytes,
-                 peak_activation_bytes=_peak_live(intervals),
+                 peak_activation_bytes=peak_live(intervals),
                  source="openvino: the CPU plugin's runtime graph in execOrder (one thread); activation "
                         "addresses from a first-fit planner")
 

@@ -38,6 +38,10 @@ class OpenVINOBackend(Backend):
                               f"(available: {', '.join(available) or 'none'})")
 
     @classmethod
+    def effective_threads(cls, config: dict) -> int | None:
+        return super().effective_threads({"threads": config.get("INFERENCE_NUM_THREADS")})
+
+    @classmethod
     def prepare_artifact(cls, model, *, cache_dir=None, fresh: bool = False) -> dict:
         from fff.backends.openvino.conversion import prepare_ir
 

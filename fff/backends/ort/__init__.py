@@ -1,0 +1,1 @@
+"""ONNX Runtime: the export to ONNX, the session, and the attribution of its profile."""
