@@ -138,14 +138,19 @@ def test_kernel_events_become_layers_overhead_and_coverage():
     from fff.backends.torch_compile import compiled_attribution
 
     conv_calls = [{"path": "a", "signature": [8, 3, 3, 3, 1, 1, 8, 16, 16]},
-                  {"path": "b", "signature": [8, 1, 3, 3, 8, 1, 8, 16, 16]}]
+                  {"path": "b", "signature": [8, 1, 3, 3, 8, 1, 8, 16, 16]},
+                  {"path": "c", "signature": [4, 8, 1, 1, 1, 1, 4, 16, 16]}]
     modules = {"a": {"module_type": "Conv2d", "leaf": True, "flops": 10, "groups": 1, "in_channels": 3,
                      "out_channels": 8, "kernel": [3, 3]},
                "b": {"module_type": "Conv2d", "leaf": True, "flops": 5, "groups": 8, "in_channels": 8,
-                     "out_channels": 8, "kernel": [3, 3]}}
+                     "out_channels": 8, "kernel": [3, 3]},
+               "c": {"module_type": "Conv2d", "leaf": True, "flops": 5, "groups": 1, "in_channels": 8,
+                     "out_channels": 4, "kernel": [1, 1]}}
     events = [["mkldnn::_convolution_pointwise", 30.0, [[1, 3, 16, 16], [8, 3, 3, 3], [8]], "graph"],
               ["mkldnn::_convolution_pointwise", 20.0, [[1, 8, 16, 16], [1, 8, 16, 16], [8, 1, 3, 3], [8]], "graph"],
-              ["graph_0_cpp_fused_mean_0", 10.0, [], "graph"],
+              # oneDNN's in-place binary variant (a residual add fused in): the addend it writes comes first
+              ["mkldnn::_convolution_pointwise_", 4.0, [[1, 4, 16, 16], [1, 8, 16, 16], [4, 8, 1, 1], [4]], "graph"],
+              ["graph_0_cpp_fused_mean_0", 6.0, [], "graph"],
               ["mkldnn::_linear_pointwise", 5.0, [[1, 8], [4, 8]], "graph"]]
     raw = {"iterations": [events, events], "latencies_ns": [100e3, 100e3], "modules": modules,
            "conv_calls": conv_calls, "seconds": 1.0}
@@ -153,6 +158,7 @@ def test_kernel_events_become_layers_overhead_and_coverage():
     layers = {row["layer"]: row for row in table["layers"]}
     assert layers["a"]["ms"] == pytest.approx(0.030) and layers["a"]["category"] == "dense conv kxk"
     assert layers["b"]["category"] == "depthwise conv" and layers["b"]["rule"] == "graph"
+    assert layers["c"]["category"] == "pointwise conv 1x1" and table["conv_layers_matched"] == "3 of 3"
     assert layers["inductor:graph_0_cpp_fused_mean_0"]["category"] == "pooling"
     assert layers["inductor:mkldnn::_linear_pointwise"]["category"] == "linear/matmul"
     assert table["framework_overhead_ms"] == pytest.approx(0.035) and table["coverage"] == pytest.approx(0.65)

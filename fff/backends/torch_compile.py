@@ -368,12 +368,17 @@ def _is_conv(name: str) -> bool:
     return "convolution" in name or name.endswith("conv2d")
 
 
-def _conv_key(shapes: list) -> tuple | None:
-    """(out channels, in channels per group, *kernel, groups, batch) of a convolution kernel event."""
+def _conv_key(name: str, shapes: list) -> tuple | None:
+    """(out channels, in channels per group, *kernel, groups, batch) of a convolution kernel event.
+
+    The 4-d tensors it was given: the input, the weight last; oneDNN's binary variant (a residual
+    add fused in) takes the other addend after the input, its in-place one (``..._pointwise_``)
+    before it, as the buffer it writes."""
     four = [s for s in shapes if len(s) == 4]
     if len(four) < 2:
         return None
-    x, weight = four[0], four[-1]
+    x = four[1] if name.endswith("_") and len(four) >= 3 else four[0]
+    weight = four[-1]
     if not weight[1] or x[1] % weight[1]:
         return None
     return (*weight[:2], *weight[2:], x[1] // weight[1], x[0])
@@ -406,7 +411,7 @@ def compiled_attribution(raw: dict, baseline_raw: dict | None, reported_ms: floa
         for name, us, shapes, where in events:
             key, row = None, None
             if _is_conv(name):
-                conv = _conv_key(shapes)
+                conv = _conv_key(name, shapes)
                 index = next((i for i, (k, _) in enumerate(unused) if k == conv), None)
                 if index is not None:
                     key = unused.pop(index)[1]
@@ -416,7 +421,7 @@ def compiled_attribution(raw: dict, baseline_raw: dict | None, reported_ms: floa
             if key is None:
                 key = f"inductor:{name}" if where == "graph" else f"eager:{name}"
                 if "::" in name:  # an extern call or an eager operator: named by its ATen operator
-                    category = _extern_category(name, _conv_key(shapes) if _is_conv(name) else None)
+                    category = _extern_category(name, _conv_key(name, shapes) if _is_conv(name) else None)
                 else:
                     category = kernel_category(name)
                 row = {"module_type": "(Inductor kernel)" if where == "graph" else "(eager at a graph break)",
