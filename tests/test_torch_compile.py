@@ -163,3 +163,15 @@ def test_kernel_events_become_layers_overhead_and_coverage():
     assert layers["inductor:mkldnn::_linear_pointwise"]["category"] == "linear/matmul"
     assert table["framework_overhead_ms"] == pytest.approx(0.035) and table["coverage"] == pytest.approx(0.65)
     assert table["slowdown"] == pytest.approx(2.0) and np.isclose(sum(table["categories"].values()), 0.1)
+
+
+def test_no_cpp_compiler_is_one_line_naming_the_stack():
+    from torch._inductor import config
+
+    from fff.errors import DeviceError
+
+    with config.patch({"cpp.cxx": (None, "/nonexistent/c++")}), pytest.raises(DeviceError) as error:
+        backend_class("torch-compile").check_available("CPU")
+    message = str(error.value)
+    assert message.startswith("torch-compile: no C++ compiler") and "/nonexistent/c++" in message
+    assert "\n" not in message
