@@ -175,3 +175,36 @@ def test_no_cpp_compiler_is_one_line_naming_the_stack():
     message = str(error.value)
     assert message.startswith("torch-compile: no C++ compiler") and "/nonexistent/c++" in message
     assert "\n" not in message
+
+
+FAILING = textwrap.dedent('''
+    import torch
+    from torch._inductor import config
+
+    # Inductor's own switch for testing its error paths: a relu in the graph fails its C++ build
+    # (set when the worker imports this module to build the model, before it compiles).
+    config.cpp.inject_relu_bug_TESTING_ONLY = "compile_error"
+
+
+    def failing():
+        return torch.nn.Sequential(torch.nn.ReLU())  # alone: no convolution to fuse it into
+''')
+
+
+def test_a_model_that_does_not_compile_is_one_line_naming_the_stack(tmp_path, monkeypatch):
+    import os
+
+    from fff.errors import CompileError
+    from fff.measure.worker import Worker
+
+    (tmp_path / "failing_model.py").write_text(FAILING)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    cls = backend_class("torch-compile")
+    shape = [1, 3, 8, 8]
+    with Worker("torch-compile", served=class_path(cls), env=cls.environment(1), target="failing_model:failing",
+                build_options={"batch": None, "resolution": None, "input_shape": shape}, artifact={}, input_shape=shape,
+                device="CPU", threads=1, precision="f32") as worker:
+        with pytest.raises(CompileError) as error:
+            worker.call("prepare", inputs=[fixed_seed_input(shape)], warmup=1)
+    message = str(error.value)
+    assert message.startswith("torch-compile cannot compile failing_model:failing: ") and "\n" not in message

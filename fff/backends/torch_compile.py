@@ -141,7 +141,10 @@ class TorchCompileBackend(TorchBackend):
         self._compiled = self._compile()
         with _fx_cache_bypass_reasons() as bypassed:
             start = time.perf_counter()
-            self.infer()  # compiles: tracing, lowering, C++ builds and one inference
+            try:
+                self.infer()  # compiles: tracing, lowering, C++ builds and one inference
+            except Exception as error:  # noqa: BLE001 - Dynamo's, AOT's or Inductor's: the model does not compile
+                raise CompileError(f"torch-compile cannot compile {self.target}: {_first_line(error)}") from None
             compile_s = time.perf_counter() - start
         frames_compiled = counters["frames"]["total"]
         start = time.perf_counter_ns()
@@ -171,7 +174,7 @@ class TorchCompileBackend(TorchBackend):
             return super().round(iterations, counters, warmup, deadline_s)
         except RecompileError as error:
             raise CompileError(f"torch-compile: recompiled during the timed rounds, which would time a compilation "
-                               f"({str(error).strip().splitlines()[0] if str(error).strip() else 'guard failed'})") from None
+                               f"({_first_line(error)})") from None
 
     def config(self) -> dict:
         from torch._inductor import config as inductor
@@ -235,6 +238,12 @@ class TorchCompileBackend(TorchBackend):
 
 
 # --- the worker's helpers ------------------------------------------------------------------------
+
+def _first_line(error: BaseException) -> str:
+    """``Kind: first line`` of an exception whose message may run to pages (Inductor's do)."""
+    text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
 
 def _loaded_code() -> list:
     from torch._inductor.codecache import PyCodeCache
