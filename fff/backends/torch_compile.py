@@ -68,7 +68,10 @@ class TorchCompileBackend(TorchBackend):
     @classmethod
     def environment(cls, threads: int) -> dict[str, str]:
         return {**super().environment(threads),
-                "TORCHINDUCTOR_COMPILE_THREADS": os.environ.get("TORCHINDUCTOR_COMPILE_THREADS", COMPILE_THREADS)}
+                "TORCHINDUCTOR_COMPILE_THREADS": os.environ.get("TORCHINDUCTOR_COMPILE_THREADS", COMPILE_THREADS),
+                # torch.profiler's kineto (the breakdown) writes its start/stop markers and an ERROR line
+                # for the GPU a CPU-only machine lacks to stderr, which fff-profile's output would carry
+                "KINETO_LOG_LEVEL": os.environ.get("KINETO_LOG_LEVEL", "9")}
 
     @classmethod
     def check_available(cls, device: str) -> None:
@@ -108,6 +111,10 @@ class TorchCompileBackend(TorchBackend):
         super().__init__(target=target, build_options=build_options, artifact=artifact, input_shape=input_shape,
                          device=device, threads=threads, precision=precision, module_path=module_path)
         self._module.eval()
+        # Inductor imports torch.utils.cpp_extension, which warns on a CUDA build of torch without a
+        # GPU ("No CUDA runtime is found"): true, and nothing to do with a CPU compilation
+        logging.getLogger("torch.utils.cpp_extension").addFilter(
+            lambda record: not record.getMessage().startswith("No CUDA runtime is found"))
         self._compiled = None  # compiled by prepare, after set_num_threads (the parent class set it)
         self._facts: dict = {}
 
