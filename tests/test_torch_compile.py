@@ -94,7 +94,7 @@ def test_the_threads_asked_for_are_read_back_from_the_runtime_and_the_generated_
     _, prepared, _, _ = compiled
     config = prepared["config"]
     inductor = config["inductor"]
-    assert config["threads"] == 2
+    assert config["threads"] == 2 and inductor["compiled_for_threads"] == 2
     assert inductor["generated_modules"] == 2 and inductor["cpp_kernels"] >= 1
     # Inductor writes num_threads(2) into its parallel regions, or leaves them to the OpenMP pool
     # (sized 2 by set_num_threads) when 2 is every CPU of the machine; either way nothing else.

@@ -145,6 +145,9 @@ class TorchCompileBackend(TorchBackend):
         self.set_input(inputs[0])
         counters.clear()
         loaded = _loaded_code()
+        from torch._inductor.utils import parallel_num_threads
+
+        compiled_for = parallel_num_threads()  # what Inductor specialises its kernels for (cpp.threads, else the pool)
         self._compiled = self._compile()
         with _fx_cache_bypass_reasons() as bypassed:
             start = time.perf_counter()
@@ -163,10 +166,11 @@ class TorchCompileBackend(TorchBackend):
                        # frames compiled again after the first call (the first inference, the warm-up)
                        "recompilations": counters["frames"]["total"] - frames_compiled,
                        "code": _code_threads([m for m in _loaded_code() if m not in loaded]),
-                       "fx_bypass": sorted(set(bypassed))}
+                       "fx_bypass": sorted(set(bypassed)), "compiled_for_threads": compiled_for}
         baked = self._facts["code"]["baked_num_threads"]
-        if any(n != self.threads for n in baked):
-            raise CompileError(f"torch-compile: Inductor baked num_threads({', '.join(map(str, baked))}) into its kernels "
+        if compiled_for != self.threads or any(n != self.threads for n in baked):
+            raise CompileError(f"torch-compile: Inductor compiled for {compiled_for} threads and baked "
+                               f"num_threads({', '.join(map(str, baked))}) into its kernels "
                                f"but {self.threads} threads were asked (pytorch#167463); clear its cache "
                                f"({self._facts['code'].get('cache_dir')}) and run again")
         torch._dynamo.config.error_on_recompile = True  # from here a recompilation is an error, not a sample
@@ -204,6 +208,7 @@ class TorchCompileBackend(TorchBackend):
             "recompilations": facts.get("recompilations"),  # after the first call; in the rounds: an error
             "inductor": {
                 **facts.get("code", {}),
+                "compiled_for_threads": facts.get("compiled_for_threads"),  # Inductor's count when it compiled
                 "threads_config": inductor.cpp.threads,  # < 1: torch.get_num_threads() at compile time
                 "dynamic_threads": inductor.cpp.dynamic_threads,
                 "compile_threads": inductor.compile_threads,
