@@ -11,10 +11,12 @@
                calls the compiled module under no_grad), CPU accounting around the loop
      bare      ``with torch.no_grad(): for ...: t = perf_counter_ns(); compiled(x); ...``
 
-   Prints each one's median latency and harness / bare (target <= 1.02).
+   Many short rounds (default 41 of 10 iterations) so that load from other jobs, which comes in
+   bursts on a shared machine, falls on both sides alike. Prints each one's median latency over all
+   its iterations, their ratio and the median of the per-round ratios (target <= 1.02).
 
-Usage: python bench/bench_torch_compile_harness.py [--target mobilenet_v2] [--threads 2] [--rounds 7]
-       [--iterations 100] [--skip-compile-cost]
+Usage: python bench/bench_torch_compile_harness.py [--target mobilenet_v2] [--threads 2] [--rounds 41]
+       [--iterations 10] [--skip-compile-cost]
 """
 
 from __future__ import annotations
@@ -86,21 +88,21 @@ def harness_against_bare(target: str, threads: int, rounds: int, iterations: int
     def harness() -> np.ndarray:
         return np.asarray(backend.round(iterations, warmup=3)["samples_ns"])
 
-    medians = {"harness": [], "bare": []}
+    samples = {"harness": [], "bare": []}
     for r in range(rounds):
         order = (("harness", harness), ("bare", bare)) if r % 2 == 0 else (("bare", bare), ("harness", harness))
         for name, run in order:
-            medians[name].append(float(np.median(run())) / 1e6)
-        print(f"round {r + 1}: harness {medians['harness'][-1]:.3f} ms, bare {medians['bare'][-1]:.3f} ms, "
-              f"ratio {medians['harness'][-1] / medians['bare'][-1]:.4f}", flush=True)
-    ratios = np.divide(medians["harness"], medians["bare"])
-    result = {"harness_ms": float(np.median(medians["harness"])), "bare_ms": float(np.median(medians["bare"])),
-              "ratio_of_medians": float(np.median(medians["harness"]) / np.median(medians["bare"])),
-              "per_round": (float(ratios.min()), float(ratios.max())), "threads": prepared["config"]["threads"],
-              "compile_s": prepared["config"]["compile"]["seconds"]}
-    print(f"{target}: harness {result['harness_ms']:.3f} ms, bare {result['bare_ms']:.3f} ms, harness / bare "
-          f"{result['ratio_of_medians']:.4f} (per round {result['per_round'][0]:.4f} .. {result['per_round'][1]:.4f}); "
-          f"threads read back {result['threads']}; this process compiled in {result['compile_s']:.1f} s")
+            samples[name].append(run() / 1e6)
+    per_round = np.divide([np.median(s) for s in samples["harness"]], [np.median(s) for s in samples["bare"]])
+    harness_ms, bare_ms = (float(np.median(np.concatenate(samples[n]))) for n in ("harness", "bare"))
+    result = {"harness_ms": harness_ms, "bare_ms": bare_ms, "ratio_of_medians": harness_ms / bare_ms,
+              "median_round_ratio": float(np.median(per_round)),
+              "quartiles": (float(np.percentile(per_round, 25)), float(np.percentile(per_round, 75))),
+              "threads": prepared["config"]["threads"], "compile_s": prepared["config"]["compile"]["seconds"]}
+    print(f"{target}: harness {harness_ms:.3f} ms, bare {bare_ms:.3f} ms, harness / bare {result['ratio_of_medians']:.4f}; "
+          f"per-round ratio median {result['median_round_ratio']:.4f} (quartiles {result['quartiles'][0]:.4f} .. "
+          f"{result['quartiles'][1]:.4f}, {rounds} rounds x {iterations}); threads read back {result['threads']}; "
+          f"this process compiled in {result['compile_s']:.1f} s")
     return result
 
 
@@ -108,8 +110,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="mobilenet_v2")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=41)
+    parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--skip-compile-cost", action="store_true")
     args = parser.parse_args()
     load = os.getloadavg()[0]
