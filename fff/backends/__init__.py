@@ -3,7 +3,8 @@
 A stack is one class implementing fff.backends.base.Backend. It is named on the command line and
 in study files by
 
-- a built-in name (``BUILTIN``: ``torch``, the baseline, ``openvino`` and ``onnxruntime``),
+- a built-in name (``BUILTIN``: ``torch``, the baseline, ``openvino``, ``onnxruntime`` and
+  ``torch-compile``),
 - a name an installed package registers in the entry-point group ``fff.backends``
   (``[project.entry-points."fff.backends"] mystack = "mypackage.stack:MyStack"``), or
 - ``package.module:ClassName`` for a stack written outside fff, the spelling targets use.
@@ -29,6 +30,7 @@ BUILTIN = {
     "torch": "fff.backends.torch_eager:TorchBackend",
     "openvino": "fff.backends.openvino.backend:OpenVINOBackend",
     "onnxruntime": "fff.backends.ort.backend:OnnxRuntimeBackend",
+    "torch-compile": "fff.backends.torch_compile:TorchCompileBackend",
 }
 ENTRY_POINT_GROUP = "fff.backends"
 
