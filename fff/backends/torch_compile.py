@@ -57,7 +57,7 @@ _KERNEL = re.compile(r"^(?:graph_\d+_)?(?:cpp_fused|cpp)_?(?P<ops>.*?)_?(?P<inde
 class TorchCompileBackend(TorchBackend):
     name = "torch-compile"
     label = "torch.compile (Inductor)"
-    color = "#ff7f0e"
+    color = "#7b4173"  # plum: apart from the other stacks and the fallback colours plugins get
     precisions = ("f32", "bf16")  # f16: CPU autocast to f16 under Inductor is not checked here
     needs_module = True
     simulation_needs_module = False
