@@ -36,6 +36,7 @@ def _backend(artifact, model, threads=1):
                               input_shape=model.input_shape, device="CPU", threads=threads, precision="f32")
 
 
+@pytest.mark.slow
 def test_the_export_has_static_shapes_and_names_its_exporter(exported, model):
     import onnx
 
@@ -48,6 +49,7 @@ def test_the_export_has_static_shapes_and_names_its_exporter(exported, model):
     assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == list(model.input_shape)
 
 
+@pytest.mark.slow
 def test_a_second_export_is_a_cache_hit_and_a_damaged_entry_is_exported_afresh(exported, model):
     cache, first = exported
     again = OnnxRuntimeBackend.prepare_artifact(model, cache_dir=cache)
@@ -60,6 +62,7 @@ def test_a_second_export_is_a_cache_hit_and_a_damaged_entry_is_exported_afresh(e
     assert not OnnxRuntimeBackend.prepare_artifact(model, cache_dir=cache, fresh=True)["cached"]
 
 
+@pytest.mark.slow
 def test_the_session_runs_the_same_function_with_the_threads_asked_for(exported, model):
     import torch
 
@@ -81,6 +84,7 @@ def test_the_session_runs_the_same_function_with_the_threads_asked_for(exported,
     assert config["exporter"] == artifact["exporter"]
 
 
+@pytest.mark.slow
 def test_an_onnx_file_runs_as_it_is_and_an_ir_is_refused(exported, model, tmp_path):
     from dataclasses import replace
     from pathlib import Path
@@ -114,6 +118,7 @@ def test_a_missing_onnxruntime_is_one_line_naming_the_stack(monkeypatch):
     assert message.startswith("onnxruntime: the onnxruntime package is not installed") and "\n" not in message
 
 
+@pytest.mark.slow
 def test_the_profile_is_attributed_to_the_models_layers(exported, model):
     from fff.explain.layer_profiles import profile_torch
 
@@ -185,6 +190,7 @@ def test_a_profile_with_missing_inferences_is_an_error(tmp_path):
         read_profile(str(path), [1.0, 2.0], warmup=1)
 
 
+@pytest.mark.slow
 def test_the_simulation_job_runs_the_same_file_on_one_thread(exported, model):
     from fff.backends.ort.backend import simulated_session
 
@@ -196,6 +202,7 @@ def test_the_simulation_job_runs_the_same_file_on_one_thread(exported, model):
     assert output.shape[0] == model.input_shape[0] and np.isfinite(output).all()
 
 
+@pytest.mark.slow
 def test_the_cache_trace_follows_the_graph_onnxruntime_runs(exported, model):
     from fff.explain.cache_model import model_traffic
 

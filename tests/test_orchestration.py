@@ -53,6 +53,7 @@ def test_a_fake_stack_without_layer_profile_or_trace_says_so(fake):
     assert "modelled_counters" not in fake_record and "modelled_counters" in records[0]
 
 
+@pytest.mark.slow
 def test_a_study_runs_with_a_fake_stack(fake, tmp_path):
     from fff.study.config import parse_study
     from fff.study.sweep import run_study

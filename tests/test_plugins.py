@@ -69,6 +69,7 @@ def test_a_bad_plugin_is_one_line_before_anything_is_built(plugins, backend, mes
     ("crashing:InInit", "crashing:InInit worker failed during 'init': RuntimeError: no accelerator here"),
     ("crashing:InInfer", "crashing:InInfer worker failed during 'prepare': ValueError: kernel missing"),
 ])
+@pytest.mark.slow
 def test_a_plugin_that_crashes_is_one_line_naming_it(plugins, backend, message):
     result = fff_profile(TINY, "--backends", f"torch,{backend}", "--threads", "1", "--max-time", "1", "--quiet",
                          cwd=plugins)

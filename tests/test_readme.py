@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fff.measure.counters import STATUSES
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -26,6 +28,7 @@ def python_blocks(text: str) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```$", text, flags=re.S | re.M)
 
 
+@pytest.mark.slow
 def test_readme_python_example_runs(tmp_path, monkeypatch):
     blocks = python_blocks(section("Using it"))
     assert len(blocks) == 1
@@ -42,6 +45,7 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     assert llc_status in STATUSES
 
 
+@pytest.mark.slow
 def test_readme_backend_example_runs_beside_the_baseline(tmp_path):
     text = section("Adding a backend")
     (tmp_path / "example_backend.py").write_text(python_blocks(text)[0])

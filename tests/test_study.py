@@ -371,6 +371,8 @@ def test_cli_dry_run_lists_the_shard_cells(capsys, tmp_path):
 
 # --- the real profiler on tiny models ----------------------------------------------------------------
 
+@pytest.mark.slow
+@pytest.mark.slow
 def test_a_tiny_real_study_completes(tmp_path):
     out = tmp_path / "tiny.jsonl"
     config = StudyConfig(name="tiny", patterns=("plain", "residual"), depths=(1, 2), widths=(0.25,),

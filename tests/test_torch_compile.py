@@ -81,6 +81,7 @@ def compiled(tmp_path_factory):
     return reference, prepared, timed, raw
 
 
+@pytest.mark.slow
 def test_a_deliberate_graph_break_is_stated_in_the_configuration(compiled):
     _, prepared, timed, _ = compiled
     config = prepared["config"]
@@ -90,6 +91,7 @@ def test_a_deliberate_graph_break_is_stated_in_the_configuration(compiled):
     assert config["compile"]["seconds"] > 0 and len(timed["samples_ns"]) == 3
 
 
+@pytest.mark.slow
 def test_the_threads_asked_for_are_read_back_from_the_runtime_and_the_generated_code(compiled):
     _, prepared, _, _ = compiled
     config = prepared["config"]
@@ -103,6 +105,7 @@ def test_the_threads_asked_for_are_read_back_from_the_runtime_and_the_generated_
     assert inductor["compile_threads"] == 1  # TORCHINDUCTOR_COMPILE_THREADS from Backend.environment
 
 
+@pytest.mark.slow
 def test_the_compiled_module_agrees_with_eager_pytorch(compiled):
     from fff.measure.parity import compare
 
@@ -111,6 +114,7 @@ def test_the_compiled_module_agrees_with_eager_pytorch(compiled):
     assert compare(reference, prepared["output"], tolerance=tolerance).as_record()["ok"]
 
 
+@pytest.mark.slow
 def test_its_kernels_are_attributed_to_both_convolutions_and_the_taxonomy(compiled):
     from fff.explain.breakdown import CATEGORIES
 
@@ -191,6 +195,7 @@ FAILING = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_a_model_that_does_not_compile_is_one_line_naming_the_stack(tmp_path, monkeypatch):
     import os
 
