@@ -170,8 +170,15 @@ def _start_sides(job: _Target, names: list[str], inputs, progress) -> list[Side]
             _fresh_artifact(job, name, progress, f"could not be loaded ({error})")
             worker = _start_worker(job, name)
         sides.append(Side(name, worker, prepared={}))
-        sides[-1].prepared = worker.call("prepare", inputs=inputs, warmup=job.options.warmup)
+        sides[-1].prepared = _prepare(job, name, worker, inputs)
     return sides
+
+
+def _prepare(job: _Target, name: str, worker, inputs) -> dict:
+    """The worker's first inference and warm-up, under the stack's own multiple of the answer limit
+    (a stack that compiles in its worker takes minutes there on a large model)."""
+    timeout = worker.timeout * job.classes[name].prepare_timeout_scale
+    return worker.call("prepare", timeout=timeout, inputs=inputs, warmup=job.options.warmup)
 
 
 def _recheck_cached_parity(job: _Target, sides: list[Side], inputs, progress) -> None:
@@ -186,7 +193,7 @@ def _recheck_cached_parity(job: _Target, sides: list[Side], inputs, progress) ->
         _fresh_artifact(job, side.name, progress, f"gave outputs that disagree with {backend_label(BASELINE)}")
         side.worker.close()
         side.worker = _start_worker(job, side.name)
-        side.prepared = side.worker.call("prepare", inputs=inputs, warmup=job.options.warmup)
+        side.prepared = _prepare(job, side.name, side.worker, inputs)
         agree = _parity(job, baseline, side)["ok"]
         made = job.classes[side.name].artifact_name
         note = f"{job.model.name}: " + (f"the fresh {made} agrees with {backend_label(BASELINE)}" if agree else

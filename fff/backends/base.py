@@ -75,6 +75,9 @@ class Backend:
     # The Python packages it runs on: their versions go into every record of it, and a study's
     # simulation servers import them once, before forking a child per job.
     packages: ClassVar[tuple[str, ...]] = ()
+    # ``prepare`` may take this many times the workers' answer limit (FFF_WORKER_TIMEOUT, else 600 s):
+    # more than 1 for a stack that compiles in its worker, where a large model takes minutes.
+    prepare_timeout_scale: ClassVar[float] = 1.0
 
     # --- the parent ------------------------------------------------------------------------------
 

@@ -57,6 +57,9 @@ _KERNEL = re.compile(r"^(?:graph_\d+_)?(?:cpp_fused|cpp)_?(?P<ops>.*?)_?(?P<inde
 class TorchCompileBackend(TorchBackend):
     name = "torch-compile"
     label = "torch.compile (Inductor)"
+    # Compiling happens in prepare: mobilenet_v2 took 220 s at load average 13-20 on 2 cores, so a
+    # larger zoo model would run past the workers' 600 s limit that is meant to catch hangs.
+    prepare_timeout_scale = 4.0
     color = "#7b4173"  # plum: apart from the other stacks and the fallback colours plugins get
     precisions = ("f32", "bf16")  # f16: CPU autocast to f16 under Inductor is not checked here
     needs_module = True
