@@ -29,7 +29,8 @@ from fff.errors import FffError, UsageError
 from fff.measure.record import compare_with_baseline, measured_record, verdict_of
 from fff.measure.rounds import Side, measure_rounds
 
-__all__ = ["ProfileOptions", "profile", "profile_records", "profile_target", "build_options_of", "check_available"]
+__all__ = ["ProfileOptions", "profile", "profile_records", "profile_target", "build_options_of", "check_targets",
+           "check_available"]
 
 
 @dataclass(frozen=True)
@@ -332,6 +333,15 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
     return _records(job, sides, interleaving, explained)
 
 
+def check_targets(targets: Sequence[str], options: ProfileOptions) -> None:
+    """Every target checked from its text (fff.models.target_check), without importing torch:
+    a typo in the last target is refused at once, before the first is built."""
+    from fff.models.target_check import check_target
+
+    for target in targets:
+        check_target(target, **build_options_of(options))
+
+
 def check_available(options: ProfileOptions) -> None:
     """Refuse a stack or device this machine lacks before anything is built or measured."""
     for name in options.backends:
@@ -345,6 +355,7 @@ def profile_records(targets: Sequence[str] | str, options: ProfileOptions | None
     caller can save them before a later target fails."""
     options = (options or ProfileOptions()).validated()
     targets = [targets] if isinstance(targets, str) else list(targets)
+    check_targets(targets, options)
     check_available(options)
     if len(targets) > 1 and options.flamegraph:
         options = replace(options, flamegraph_per_target=True)

@@ -184,7 +184,7 @@ def main(argv=None) -> int:
 def _profile(args, output) -> int:
     from fff.measure.contention import preflight
     from fff.errors import FffError
-    from fff.profiling import ProfileOptions, profile_records
+    from fff.profiling import ProfileOptions, check_targets, profile_records
 
     options = ProfileOptions(
         backends=tuple(args.backends), device=args.device, precision=args.precision, threads=args.threads,
@@ -193,9 +193,10 @@ def _profile(args, output) -> int:
         max_seconds=args.max_time, min_rounds=args.min_rounds, iterations=args.iterations, warmup=args.warmup,
         flamegraph=str(args.flamegraph) if args.flamegraph else None, breakdown=args.breakdown,
     ).validated()  # every option checked before the first measurement, and before torch is imported
-    from fff.models import DEFAULT_TARGET
+    from fff.models.names import DEFAULT_TARGET
 
     targets = args.targets or [DEFAULT_TARGET]
+    check_targets(targets, options)  # a typo is refused here, before torch or openvino is imported
     output.targets = targets
     busy = preflight()
     if busy:

@@ -132,16 +132,24 @@ def _outcome_text(cell: Cell, row: dict) -> str:
 
 def check_targets(cells: list[Cell]) -> None:
     """Every pattern and zoo name known, every pattern spec valid, before the first cell runs:
-    a typo is a usage error, not a study of error rows. Imports torch (through fff.models)."""
-    from fff.models import PATTERNS, ZOO, parse_spec
+    a typo is a usage error, not a study of error rows. Said from the names alone, without
+    importing torch (fff.models.target_check): a refusal takes a fraction of a second."""
+    import difflib
+
+    from fff.models.names import PATTERN_DESCRIPTIONS, ZOO_MODELS
+    from fff.models.target_check import check_target
+
+    def unknown(kind: str, name: str, known) -> UsageError:
+        close = difflib.get_close_matches(name, list(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return UsageError(f"unknown {kind} {name!r}{hint}; known: {', '.join(known)}")
 
     for cell in cells:
-        if cell.kind == "zoo" and cell.model not in ZOO:
-            raise UsageError(f"unknown zoo model {cell.model!r}; known: {', '.join(ZOO)}")
-        if cell.kind == "pattern":
-            if cell.pattern not in PATTERNS:
-                raise UsageError(f"unknown design pattern {cell.pattern!r}; known: {', '.join(PATTERNS)}")
-            parse_spec(cell.target + (f",resolution={cell.resolution}" if cell.resolution else ""))
+        if cell.kind == "zoo" and cell.model not in ZOO_MODELS:
+            raise unknown("zoo model", cell.model, ZOO_MODELS)
+        if cell.kind == "pattern" and cell.pattern not in PATTERN_DESCRIPTIONS:
+            raise unknown("design pattern", cell.pattern, PATTERN_DESCRIPTIONS)
+        check_target(cell.target, batch=cell.batch, resolution=cell.resolution)
 
 
 def _history(store: ResultsFile, retry_errors: bool) -> tuple[set[str], dict[str, int]]:
