@@ -24,7 +24,10 @@ from pathlib import Path
 
 from fff.errors import FffError
 
-__all__ = ["record_baseline", "python_share"]
+__all__ = ["record_baseline", "python_share", "FORMATS"]
+
+# What py-spy writes, by the file's suffix: anything else is refused before measuring.
+FORMATS = {".svg": "an SVG flame graph", ".json": "a speedscope profile"}
 
 RATE_HZ = 100  # modest: keeps the pauses of native unwinding from dominating the run
 
@@ -109,7 +112,7 @@ def record_baseline(worker, path: str | os.PathLike, iterations: int, *, native:
         speedscope = Path(tmp) / "profile.speedscope.json"
         _record(worker.pid, "speedscope", speedscope, run, native)
         share = python_share(json.loads(speedscope.read_text()))
-        if path.suffix == ".svg":  # py-spy renders one format per recording: record again for the picture
+        if path.suffix.lower() == ".svg":  # py-spy renders one format per recording: record again for the picture
             _record(worker.pid, "flamegraph", path, run, native)
             if title:
                 retitle(path, title)
