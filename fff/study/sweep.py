@@ -189,13 +189,18 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
     store = ResultsFile(out)
     if store.path.is_dir():
         raise UsageError(f"{store.path} is a directory, expected a results file")
-    if store.exists_with_content() and not resume:
-        raise UsageError(f"{store.path} already holds results; add --resume to continue that study, "
-                         f"or choose a new --out")
-    store.check_writable()
     settings = measurement_settings(config)
     if store.exists_with_content():
-        check_resume_configuration(read_rows(store.path).rows, settings, store.path, extend=extend)
+        earlier = read_rows(store.path)
+        foreign = earlier.not_a_study(store.path)
+        if foreign:  # a file of the user's own (a torn row of fff's is not foreign): never appended to
+            raise UsageError(f"{foreign}; it is not {'resumed' if resume else 'overwritten'} and was left as it "
+                             f"is: choose a new --out")
+        if not resume:
+            raise UsageError(f"{store.path} already holds results; add --resume to continue that study, "
+                             f"or choose a new --out")
+        check_resume_configuration(earlier.rows, settings, store.path, extend=extend)
+    store.check_writable()
 
     cells = select_shard(config.cells(), shard)
     if not cells:
