@@ -25,7 +25,7 @@ import numpy as np
 
 from fff.backends import BASELINE, DEFAULT_BACKENDS, backend_class, backend_label, check_backend_names, class_path
 from fff.backends.base import PRECISIONS, fixed_seed_input
-from fff.errors import FffError, UsageError
+from fff.errors import FffError, NonFiniteOutputError, UsageError
 from fff.measure.record import compare_with_baseline, measured_record, verdict_of
 from fff.measure.rounds import Side, measure_rounds
 
@@ -189,6 +189,20 @@ def _start_sides(job: _Target, names: list[str], inputs, progress) -> list[Side]
     return sides
 
 
+def _check_baseline_output(job: _Target, sides: list[Side]) -> None:
+    """The user's model must compute finite numbers on the baseline before any stack is compared
+    with it: a NaN of the model's own is the model's, never a parity failure of an accelerated stack."""
+    from fff.measure.parity import non_finite
+
+    baseline = next((s for s in sides if s.name == BASELINE), None)
+    bad = None if baseline is None else non_finite(baseline.prepared["output"])
+    if bad:
+        raise NonFiniteOutputError(
+            f"{job.name}: the model's own output on {backend_label(BASELINE)} is not finite ({bad}, on fff's "
+            "fixed-seed input: standard normal, seed 0); there is nothing to compare the other stacks with: "
+            "fix the model")
+
+
 def _recheck_cached_parity(job: _Target, sides: list[Side], inputs, progress) -> None:
     """A cached artifact whose outputs disagree with the baseline's is made afresh once and its
     worker started again: a damaged cache entry must not be reported as the stack computing wrongly."""
@@ -336,6 +350,7 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
     sides: list[Side] = []
     try:
         sides = _start_sides(job, names, inputs, progress)
+        _check_baseline_output(job, sides)  # before anything is compared or timed
         _recheck_cached_parity(job, sides, inputs, progress)
         interleaving = measure_rounds(sides, options, progress, target)
         explained = {"flamegraph": _flamegraph(job, sides, progress), "breakdowns": _breakdowns(job, sides, progress)}
