@@ -185,7 +185,6 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
     from fff.profiling import profile_target
 
     measure = measure or profile_target
-    fingerprint = fingerprint or machine_fingerprint()
     store = ResultsFile(out)
     if store.path.is_dir():
         raise UsageError(f"{store.path} is a directory, expected a results file")
@@ -218,6 +217,7 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
 
         busy = preflight()  # half a second: are other processes using the CPUs?
 
+    fingerprint = fingerprint or machine_fingerprint()  # after every check: it loads fff's native module
     with study_lock(store.path):  # one study per results file and machine, for the whole run
         return _sweep(store, config, settings, cells, measure, fingerprint, retry_errors, shard, progress, busy,
                       quiet, simulate)
