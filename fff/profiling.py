@@ -52,6 +52,10 @@ class ProfileOptions:
     roofline: bool = True  # machine roofs (fff.explain.roofline, measured once per machine) and each record's point
     target_ci: float = 0.01  # stop when each median's 95% CI is within +-1%
     max_seconds: float = 20.0  # per target, timed rounds only
+    # False: max_seconds is the user's limit, and a cap that cannot hold min_rounds rounds is an error.
+    # True: it is a default, a budget (a built-in study's, fff-profile's without --max-time), raised
+    # per target to what the calibration says min_rounds rounds need; the record's interleaving says so.
+    fit_cap: bool = False
     min_rounds: int = 3  # clean (uncontended) rounds of each backend
     warmup: int = 5  # untimed inferences before the first round
     iterations: int | None = None  # timed inferences per round; None: sized to about ROUND_SECONDS
