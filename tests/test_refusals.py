@@ -69,6 +69,13 @@ def test_fff_profile_refuses_before_importing_a_framework(tmp_path, argv, messag
     assert sorted(p.name for p in tmp_path.iterdir()) == ["weights_missing.xml"]  # no r.json, no f.png
 
 
+def test_a_device_this_machine_lacks_is_one_line_before_anything_is_built(tmp_path):
+    # The device list is OpenVINO's to give: openvino is imported, torch and the builder are not.
+    code, imported, lines = refuse("profile", [TINY, "--device", "NPU.7"], tmp_path)
+    assert code == 2 and "torch" not in imported and "fff.builder" not in imported
+    assert len(lines) == 1 and lines[0].startswith("fff-profile: error: device 'NPU.7' is not available"), lines
+
+
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs to leave one out of the affinity mask")
 def test_threads_are_counted_against_the_affinity_mask_not_the_host(tmp_path):
     first = min(os.sched_getaffinity(0))

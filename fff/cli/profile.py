@@ -187,7 +187,7 @@ def main(argv=None) -> int:
 def _profile(args, output) -> int:
     from fff.measure.contention import preflight
     from fff.errors import FffError
-    from fff.profiling import ProfileOptions, check_targets, profile_records
+    from fff.profiling import ProfileOptions, check_available, check_targets, profile_records
 
     options = ProfileOptions(
         backends=tuple(args.backends), device=args.device, precision=args.precision, threads=args.threads,
@@ -201,6 +201,7 @@ def _profile(args, output) -> int:
 
     targets = args.targets or [DEFAULT_TARGET]
     check_targets(targets, options)  # a typo is refused here, before torch or openvino is imported
+    check_available(options)  # a device this machine lacks, before the note on the machine's load
     output.targets = targets
     busy = preflight()
     if busy:
