@@ -2,7 +2,7 @@
 one-line refusal (exit code 2), each run as a fresh process, as a user would.
 
 Cases: unknown zoo name, misspelled pattern, bad pattern parameter, missing model file, missing
-module of a module:function, numeric flags (--threads past the affinity mask), a --flamegraph
+module of a module:function, flags (--threads past the affinity mask, --batch 0, a counter), a --flamegraph
 format py-spy cannot write, the same typos to fff-study, and resuming into a file that is not a
 study. The device check, which needs OpenVINO's device list (openvino is imported), is shown
 apart. Target: every refusal under 1 s on a 2-core machine.
@@ -39,6 +39,8 @@ CASES = [
     ("missing .onnx file", "profile", ["missing.onnx"], "missing.onnx"),
     ("missing module:function", "profile", ["no_such_module:make"], "no_such_module"),
     ("--threads 1000", "profile", [TINY, "--threads", "1000"], "1000"),
+    ("--batch 0", "profile", [TINY, "--batch", "0"], "--batch"),
+    ("--counters llc-mises", "profile", [TINY, "--counters", "llc-mises"], "llc-mises"),
     ("--flamegraph f.png", "profile", [TINY, "--flamegraph", "f.png"], "f.png"),
     ("study: unknown zoo name", "study", ["--zoo", "resnt50", "--out", "r.jsonl"], "resnt50"),
     ("study: pattern resolution", "study", ["--patterns", "plain", "--resolutions", "8", "--out", "r.jsonl"], "8"),

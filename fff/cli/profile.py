@@ -185,9 +185,15 @@ def main(argv=None) -> int:
 
 
 def _profile(args, output) -> int:
+    from fff.models.names import DEFAULT_TARGET
+    from fff.models.target_check import check_target
+
+    targets = args.targets or [DEFAULT_TARGET]
+    for target in targets:  # a typo is refused first, from the text alone: no numpy, torch or openvino yet
+        check_target(target, batch=args.batch, resolution=args.resolution, input_shape=args.input_shape)
     from fff.measure.contention import preflight
     from fff.errors import FffError
-    from fff.profiling import ProfileOptions, check_available, check_targets, profile_records
+    from fff.profiling import ProfileOptions, check_available, profile_records
 
     options = ProfileOptions(
         backends=tuple(args.backends), device=args.device, precision=args.precision, threads=args.threads,
@@ -197,10 +203,6 @@ def _profile(args, output) -> int:
         min_rounds=args.min_rounds, iterations=args.iterations, warmup=args.warmup,
         flamegraph=str(args.flamegraph) if args.flamegraph else None, breakdown=args.breakdown,
     ).validated()  # every option checked before the first measurement, and before torch is imported
-    from fff.models.names import DEFAULT_TARGET
-
-    targets = args.targets or [DEFAULT_TARGET]
-    check_targets(targets, options)  # a typo is refused here, before torch or openvino is imported
     check_available(options)  # a device this machine lacks, before the note on the machine's load
     output.targets = targets
     busy = preflight()

@@ -182,9 +182,8 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
     on purpose (fff.study.fingerprint). ``simulate`` replaces fff.explain.simulation_phase.simulate_targets
     in the simulation phase (fff.study.simulation), for tests."""
     from fff.measure.machine import machine_fingerprint
-    from fff.profiling import profile_target
 
-    measure = measure or profile_target
+    measured_for_real = measure is None  # a test's fake profiler measures made-up targets
     store = ResultsFile(out)
     if store.path.is_dir():
         raise UsageError(f"{store.path} is a directory, expected a results file")
@@ -205,11 +204,15 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
     if not cells:
         raise UsageError(f"{config.source}: the study has no cells (name patterns or zoo models)"
                          if shard is None else f"shard {shard[0]}/{shard[1]} has no cells: the study has fewer cells than shards")
+    if measured_for_real:
+        check_targets(cells)  # from the names alone, before fff.profiling brings numpy in
+    from fff.profiling import profile_target
+
+    measure = measure or profile_target
     for cell in cells:  # every option checked before the first measurement
         config.profile_options(cell).validated()
     busy = None
-    if measure is profile_target:  # a test's fake profiler measures made-up targets
-        check_targets(cells)
+    if measured_for_real:
         from fff.profiling import check_available
 
         check_available(config.profile_options(cells[0]))
