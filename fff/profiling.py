@@ -101,21 +101,13 @@ class ProfileOptions:
             from fff.explain.cache_geometry import parse_cache_spec
 
             parse_cache_spec(self.cache)
-        usable = len(os.sched_getaffinity(0))  # the CPUs this process may run on, not the host's count
-        if self.threads is not None and self.threads > usable:
-            raise UsageError(f"{self.threads} threads asked for, but this process may run on {usable} CPU"
-                             f"{'s' if usable > 1 else ''} (its affinity mask): every round would be contended; "
-                             f"ask for {usable} or fewer")
+        from fff.explain.flamegraph import check_output_path
+        from fff.measure.contention import check_threads
+
+        check_threads(self.threads)
         if self.flamegraph is not None:
-            from pathlib import Path
-
-            from fff.explain.flamegraph import FORMATS
-
-            if Path(self.flamegraph).suffix.lower() not in FORMATS:
-                raise UsageError(f"flame graph {self.flamegraph}: py-spy writes "
-                                 + " or ".join(f"{suffix} ({what})" for suffix, what in FORMATS.items())
-                                 + "; name the file with one of those suffixes")
-        threads = self.threads or usable
+            check_output_path(self.flamegraph)
+        threads = self.threads or len(os.sched_getaffinity(0))
         shape = None if self.input_shape is None else tuple(self.input_shape)
         return replace(self, threads=threads, backends=tuple(self.backends), counters=tuple(self.counters),
                        input_shape=shape)

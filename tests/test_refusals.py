@@ -58,6 +58,8 @@ def refuse(prog, argv, cwd, **popen):
     (["resnet18", "resnt50"], "unknown target 'resnt50'"),  # the last target's typo, before the first is built
     ([TINY, "--threads", "1000"], "1000 threads asked for, but this process may run on"),
     ([TINY, "--flamegraph", "f.png"], "flame graph f.png: py-spy writes .svg"),
+    ([TINY, "--counters", "llc-mises"], "unknown counter 'llc-mises'"),
+    ([TINY, "--cache", "LL=huge"], "bad cache spec 'LL=huge'"),
     ([TINY, "--backends", "torch,tensorrt"], "unknown backend 'tensorrt'"),
     ([TINY, "--precision", "f64"], "invalid precision 'f64'"),
 ])
@@ -92,6 +94,7 @@ def test_threads_are_counted_against_the_affinity_mask_not_the_host(tmp_path):
     (["--patterns", "plain", "--resolutions", "8"], "resolution 8 is too small"),
     (["--patterns", "plain", "--threads", "1000"], "1000 threads asked for, but this process may run on"),
     (["--patterns", "plain", "--precisions", "f64"], "invalid precision 'f64'"),
+    (["--patterns", "plain", "--counters", "llc-mises"], "unknown counter 'llc-mises'"),
     (["missing.toml"], "study file missing.toml does not exist"),
 ])
 def test_fff_study_refuses_before_importing_a_framework(tmp_path, argv, message):

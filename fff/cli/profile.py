@@ -184,13 +184,33 @@ def main(argv=None) -> int:
         return 130
 
 
-def _profile(args, output) -> int:
-    from fff.models.names import DEFAULT_TARGET
+def _check_before_importing(args, targets: list[str]) -> None:
+    """What can be refused from the text alone, first: every target, the thread count against the
+    affinity mask, the flame graph's format, the counters' names, a what-if cache. numpy, torch and openvino are not
+    imported yet, so a typo costs a fraction of a second; ProfileOptions.validated() checks these
+    again (for the Python API) with what needs the stacks' own modules."""
+    from fff.explain.cache_geometry import parse_cache_spec
+    from fff.explain.flamegraph import check_output_path
+    from fff.measure.contention import check_threads
+    from fff.measure.counters import validate_names
     from fff.models.target_check import check_target
 
-    targets = args.targets or [DEFAULT_TARGET]
-    for target in targets:  # a typo is refused first, from the text alone: no numpy, torch or openvino yet
+    for target in targets:
         check_target(target, batch=args.batch, resolution=args.resolution, input_shape=args.input_shape)
+    check_threads(args.threads)
+    if args.flamegraph:
+        check_output_path(args.flamegraph)
+    if args.counters:
+        validate_names(args.counters)
+    if args.cache:
+        parse_cache_spec(args.cache)
+
+
+def _profile(args, output) -> int:
+    from fff.models.names import DEFAULT_TARGET
+
+    targets = args.targets or [DEFAULT_TARGET]
+    _check_before_importing(args, targets)
     from fff.measure.contention import preflight
     from fff.errors import FffError
     from fff.profiling import ProfileOptions, check_available, profile_records

@@ -22,12 +22,20 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from fff.errors import FffError
+from fff.errors import FffError, UsageError
 
-__all__ = ["record_baseline", "python_share", "FORMATS"]
+__all__ = ["record_baseline", "python_share", "FORMATS", "check_output_path"]
 
 # What py-spy writes, by the file's suffix: anything else is refused before measuring.
 FORMATS = {".svg": "an SVG flame graph", ".json": "a speedscope profile"}
+
+
+def check_output_path(path) -> None:
+    """A UsageError for a path whose suffix names a format py-spy cannot write (f.png)."""
+    if Path(path).suffix.lower() not in FORMATS:
+        raise UsageError(f"flame graph {path}: py-spy writes "
+                         + " or ".join(f"{suffix} ({what})" for suffix, what in FORMATS.items())
+                         + "; name the file with one of those suffixes")
 
 RATE_HZ = 100  # modest: keeps the pauses of native unwinding from dominating the run
 

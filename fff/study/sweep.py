@@ -206,6 +206,12 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
                          if shard is None else f"shard {shard[0]}/{shard[1]} has no cells: the study has fewer cells than shards")
     if measured_for_real:
         check_targets(cells)  # from the names alone, before fff.profiling brings numpy in
+    from fff.measure.contention import check_threads
+    from fff.measure.counters import validate_names
+
+    for threads in config.threads:  # and these flags too: a typo costs a fraction of a second
+        check_threads(threads)
+    validate_names(config.counters)
     from fff.profiling import profile_target
 
     measure = measure or profile_target
