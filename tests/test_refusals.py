@@ -104,6 +104,14 @@ def test_fff_study_refuses_before_importing_a_framework(tmp_path, argv, message)
     assert list(tmp_path.iterdir()) == []  # no results file, no lock file
 
 
+def test_a_dry_run_refuses_a_typo_instead_of_listing_it(tmp_path, capsys):
+    from fff.cli.study import main
+
+    assert main(["--zoo", "resnet18,resnt50", "--dry-run", "--out", str(tmp_path / "r.jsonl")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("fff-study: error: unknown zoo model 'resnt50'")
+
+
 # --- a file that is not a study is never appended to ---------------------------------------------------
 
 NOT_A_STUDY = {
