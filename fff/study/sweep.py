@@ -189,7 +189,10 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
         raise UsageError(f"{store.path} is a directory, expected a results file")
     settings = measurement_settings(config)
     if store.exists_with_content():
-        earlier = read_rows(store.path)
+        try:
+            earlier = read_rows(store.path)
+        except OSError as error:
+            raise UsageError(f"cannot read {store.path}: {error.strerror or error}") from None
         foreign = earlier.not_a_study(store.path)
         if foreign:  # a file of the user's own (a torn row of fff's is not foreign): never appended to
             raise UsageError(f"{foreign}; it is not {'resumed' if resume else 'overwritten'} and was left as it "
