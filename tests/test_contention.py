@@ -176,7 +176,7 @@ def test_a_default_cap_too_small_for_min_rounds_is_raised_by_the_calibration_and
     # 3 rounds of 5 (+1 warm-up) iterations of 2 ms and 1 ms take 54 ms: a 50 ms cap cannot hold them
     cap = size_rounds(sides_for([CLEAN], [CLEAN]), options(max_seconds=0.05, min_rounds=3, fit_cap=True), "t")
     needed = 3 * (MIN_ITERATIONS + ROUND_WARMUP) * (2.0 + 1.0) / 1e3
-    assert cap["time_cap_s"] == pytest.approx(FIT_MARGIN * needed, rel=0.01)
+    assert cap["time_cap_s"] >= round(FIT_MARGIN * needed, 3)  # and each round's cost beyond its inferences
     assert cap["time_cap_raised"].startswith("the default time cap of 0.05 s cannot hold 3 rounds of 5 iterations "
                                              "of every backend (one round of each takes about 0.02 s here")
     assert cap["time_cap_raised"].endswith(f"raised to {cap['time_cap_s']:g} s for this target")
@@ -187,6 +187,7 @@ def test_a_default_cap_too_small_for_min_rounds_is_raised_by_the_calibration_and
     sides, said = sides_for([CLEAN], [CLEAN]), []
     result = measure_rounds(sides, options(max_seconds=0.05, min_rounds=3, fit_cap=True), said.append, "t")
     assert all(side.clean_rounds >= 3 for side in sides)  # every round measured, none refused
+    assert [side.iterations_per_round for side in sides] == [MIN_ITERATIONS, MIN_ITERATIONS]  # the size it fits
     assert result["time_cap_s"] == cap["time_cap_s"] and result["time_cap_raised"] == cap["time_cap_raised"]
     assert said[0] == f"t: {cap['time_cap_raised']}"
 

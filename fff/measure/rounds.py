@@ -71,16 +71,20 @@ def size_rounds(sides: list[Side], options, label: str) -> dict:
     usage error when the user gave it (never overridden); a default cap (``options.fit_cap``: a
     built-in study's, fff-profile's without --max-time) is a budget, raised for this target to what
     the calibration says they need. Returns the cap the rounds run under, and why it was raised."""
-    per_inference, contended = {}, False
+    per_inference, overhead, contended = {}, {}, False
     for side in sides:
+        began = time.monotonic()
         probe = side.worker.call("round", iterations=3, warmup=ROUND_WARMUP)
         per_inference[side.name] = float(np.median(probe["samples_ns"])) / 1e9
+        # what a round costs beyond its inferences (the messages to and from the worker, its
+        # bookkeeping): next to a small model's inferences it is most of a round
+        overhead[side.name] = max(0.0, time.monotonic() - began - (3 + ROUND_WARMUP) * per_inference[side.name])
         contended |= round_problem(probe["usage"]) is not None
     smallest = options.iterations or MIN_ITERATIONS
     cycle = sum((smallest + ROUND_WARMUP) * per_inference[s.name] for s in sides)
     cap, fitted = options.max_seconds, None
     if options.min_rounds * cycle > cap and options.fit_cap:
-        cap = round(FIT_MARGIN * options.min_rounds * cycle, 3)
+        cap = round(FIT_MARGIN * options.min_rounds * (cycle + sum(overhead.values())), 3)
         fitted = (f"the default time cap of {options.max_seconds:g} s cannot hold {options.min_rounds} rounds of "
                   f"{smallest} iterations of every backend (one round of each takes about {cycle:.2f} s here, by "
                   f"the calibration): raised to {cap:g} s for this target")
@@ -92,7 +96,9 @@ def size_rounds(sides: list[Side], options, label: str) -> dict:
             f"{smallest} iterations of every backend (one round of each takes about {cycle:.2f} s here); raise "
             f"--max-time or lower --min-rounds" + (" or --iterations" if options.iterations else ""))
     wanted = {s.name: options.iterations or ROUND_SECONDS / max(per_inference[s.name], 1e-6) for s in sides}
-    if not options.iterations:  # shrink the rounds so that min_rounds pairs of them fit in the cap
+    if fitted:  # the cap was raised for rounds of the smallest size: larger ones would not fit it again
+        wanted = {s.name: smallest for s in sides}
+    elif not options.iterations:  # shrink the rounds so that min_rounds pairs of them fit in the cap
         budget = cap / options.min_rounds - sum(ROUND_WARMUP * t for t in per_inference.values())
         scale = min(1.0, budget / sum(wanted[name] * t for name, t in per_inference.items()))
         wanted = {name: int(np.clip(w * scale, MIN_ITERATIONS, 2000)) for name, w in wanted.items()}
