@@ -15,6 +15,7 @@ from fff.errors import (
     FffError,
     MeasurementWarning,
     ModelFileError,
+    NonFiniteOutputError,
     ParityError,
     ShapeError,
     SpecError,
@@ -61,6 +62,7 @@ __all__ = [
     "DeviceError",
     "CompileError",
     "ParityError",
+    "NonFiniteOutputError",
     "MeasurementWarning",
     *_LAZY,
 ]

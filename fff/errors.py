@@ -16,6 +16,7 @@ __all__ = [
     "DeviceError",
     "CompileError",
     "ParityError",
+    "NonFiniteOutputError",
     "MeasurementWarning",
     "allocation_failure",
 ]
@@ -55,6 +56,10 @@ class CompileError(FffError):
 
 class ParityError(FffError):
     """The accelerated model does not compute the same function as the original."""
+
+
+class NonFiniteOutputError(FffError):
+    """The user's model itself (on the baseline) computes NaN or infinity: no stack can be compared with it."""
 
 
 class MeasurementWarning(UserWarning):

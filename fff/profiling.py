@@ -25,11 +25,12 @@ import numpy as np
 
 from fff.backends import BASELINE, DEFAULT_BACKENDS, backend_class, backend_label, check_backend_names, class_path
 from fff.backends.base import PRECISIONS, fixed_seed_input
-from fff.errors import FffError, UsageError
+from fff.errors import FffError, NonFiniteOutputError, UsageError
 from fff.measure.record import compare_with_baseline, measured_record, verdict_of
 from fff.measure.rounds import Side, measure_rounds
 
-__all__ = ["ProfileOptions", "profile", "profile_records", "profile_target", "build_options_of", "check_available"]
+__all__ = ["ProfileOptions", "profile", "profile_records", "profile_target", "build_options_of", "check_targets",
+           "check_available"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class ProfileOptions:
     roofline: bool = True  # machine roofs (fff.explain.roofline, measured once per machine) and each record's point
     target_ci: float = 0.01  # stop when each median's 95% CI is within +-1%
     max_seconds: float = 20.0  # per target, timed rounds only
+    # False: max_seconds is the user's limit, and a cap that cannot hold min_rounds rounds is an error.
+    # True: it is a default, a budget (a built-in study's, fff-profile's without --max-time), raised
+    # per target to what the calibration says min_rounds rounds need; the record's interleaving says so.
+    fit_cap: bool = False
     min_rounds: int = 3  # clean (uncontended) rounds of each backend
     warmup: int = 5  # untimed inferences before the first round
     iterations: int | None = None  # timed inferences per round; None: sized to about ROUND_SECONDS
@@ -96,6 +101,12 @@ class ProfileOptions:
             from fff.explain.cache_geometry import parse_cache_spec
 
             parse_cache_spec(self.cache)
+        from fff.explain.flamegraph import check_output_path
+        from fff.measure.contention import check_threads
+
+        check_threads(self.threads)
+        if self.flamegraph is not None:
+            check_output_path(self.flamegraph)
         threads = self.threads or len(os.sched_getaffinity(0))
         shape = None if self.input_shape is None else tuple(self.input_shape)
         return replace(self, threads=threads, backends=tuple(self.backends), counters=tuple(self.counters),
@@ -179,6 +190,19 @@ def _prepare(job: _Target, name: str, worker, inputs) -> dict:
     (a stack that compiles in its worker takes minutes there on a large model)."""
     timeout = worker.timeout * job.classes[name].prepare_timeout_scale
     return worker.call("prepare", timeout=timeout, inputs=inputs, warmup=job.options.warmup)
+
+def _check_baseline_output(job: _Target, sides: list[Side]) -> None:
+    """The user's model must compute finite numbers on the baseline before any stack is compared
+    with it: a NaN of the model's own is the model's, never a parity failure of an accelerated stack."""
+    from fff.measure.parity import non_finite
+
+    baseline = next((s for s in sides if s.name == BASELINE), None)
+    bad = None if baseline is None else non_finite(baseline.prepared["output"])
+    if bad:
+        raise NonFiniteOutputError(
+            f"{job.name}: the model's own output on {backend_label(BASELINE)} is not finite ({bad}, on fff's "
+            "fixed-seed input: standard normal, seed 0); there is nothing to compare the other stacks with: "
+            "fix the model")
 
 
 def _recheck_cached_parity(job: _Target, sides: list[Side], inputs, progress) -> None:
@@ -329,6 +353,7 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
     sides: list[Side] = []
     try:
         sides = _start_sides(job, names, inputs, progress)
+        _check_baseline_output(job, sides)  # before anything is compared or timed
         _recheck_cached_parity(job, sides, inputs, progress)
         interleaving = measure_rounds(sides, options, progress, target)
         explained = {"flamegraph": _flamegraph(job, sides, progress), "breakdowns": _breakdowns(job, sides, progress)}
@@ -338,6 +363,15 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
     explained["simulated"] = _simulate_caches(job, names, progress)
     explained["modelled"] = _model_caches(job, names, progress)
     return _records(job, sides, interleaving, explained)
+
+
+def check_targets(targets: Sequence[str], options: ProfileOptions) -> None:
+    """Every target checked from its text (fff.models.target_check), without importing torch:
+    a typo in the last target is refused at once, before the first is built."""
+    from fff.models.target_check import check_target
+
+    for target in targets:
+        check_target(target, **build_options_of(options))
 
 
 def check_available(options: ProfileOptions) -> None:
@@ -353,6 +387,7 @@ def profile_records(targets: Sequence[str] | str, options: ProfileOptions | None
     caller can save them before a later target fails."""
     options = (options or ProfileOptions()).validated()
     targets = [targets] if isinstance(targets, str) else list(targets)
+    check_targets(targets, options)
     check_available(options)
     if len(targets) > 1 and options.flamegraph:
         options = replace(options, flamegraph_per_target=True)

@@ -195,8 +195,10 @@ def test_input_shape_fills_a_model_files_dynamic_dims(tmp_path, relu_onnx):
 
 @pytest.mark.slow
 def test_targets_measured_before_a_bad_one_are_kept(tmp_path):
-    result = fff_profile(TINY, "plain:depth=zero", *QUICK, "--json", tmp_path / "r.json", cwd=tmp_path)
-    assert result.returncode == 2
+    # A typo would be refused before anything is measured: this file is found bad only when it is read.
+    (tmp_path / "broken.onnx").write_bytes(os.urandom(256))
+    result = fff_profile(TINY, tmp_path / "broken.onnx", *QUICK, "--json", tmp_path / "r.json", cwd=tmp_path)
+    assert result.returncode == 2 and "broken.onnx: not an ONNX model" in result.stderr
     records = json.loads((tmp_path / "r.json").read_text())
     assert [(r["target"], r["backend"]) for r in records] == [(TINY, "torch"), (TINY, "openvino")]
 

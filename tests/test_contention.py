@@ -170,6 +170,44 @@ def test_rounds_are_sized_to_fit_the_cap_and_a_cap_too_small_for_min_rounds_is_a
     assert [s.iterations_per_round for s in fixed] == [7, 7]
 
 
+def test_a_default_cap_too_small_for_min_rounds_is_raised_by_the_calibration_and_said():
+    from fff.measure.rounds import FIT_MARGIN, MIN_ITERATIONS, ROUND_WARMUP, measure_rounds, size_rounds
+
+    # 3 rounds of 5 (+1 warm-up) iterations of 2 ms and 1 ms take 54 ms: a 50 ms cap cannot hold them
+    cap = size_rounds(sides_for([CLEAN], [CLEAN]), options(max_seconds=0.05, min_rounds=3, fit_cap=True), "t")
+    needed = 3 * (MIN_ITERATIONS + ROUND_WARMUP) * (2.0 + 1.0) / 1e3
+    assert cap["time_cap_s"] >= round(FIT_MARGIN * needed, 3)  # and each round's cost beyond its inferences
+    assert cap["time_cap_raised"].startswith("the default time cap of 0.05 s cannot hold 3 rounds of 5 iterations "
+                                             "of every backend (one round of each takes about 0.02 s here")
+    assert cap["time_cap_raised"].endswith(f"raised to {cap['time_cap_s']:g} s for this target")
+    # a cap that holds them is left as it is, and a user's cap is never raised (the test above)
+    assert size_rounds(sides_for([CLEAN], [CLEAN]), options(max_seconds=5.0, fit_cap=True), "t") == \
+        {"time_cap_s": 5.0, "time_cap_raised": None}
+
+    sides, said = sides_for([CLEAN], [CLEAN]), []
+    result = measure_rounds(sides, options(max_seconds=0.05, min_rounds=3, fit_cap=True), said.append, "t")
+    assert all(side.clean_rounds >= 3 for side in sides)  # every round measured, none refused
+    assert [side.iterations_per_round for side in sides] == [MIN_ITERATIONS, MIN_ITERATIONS]  # the size it fits
+    assert result["time_cap_s"] == cap["time_cap_s"] and result["time_cap_raised"] == cap["time_cap_raised"]
+    assert said[0] == f"t: {cap['time_cap_raised']}"
+
+
+def test_only_a_cap_the_user_gave_is_a_limit():
+    from fff.study.config import StudyConfig, default_study, parse_study
+
+    built_in = default_study()
+    cell = built_in.cells()[0]
+    assert built_in.profile_options(cell).fit_cap and not built_in.max_seconds_given
+    assert not built_in.with_overrides(max_seconds=10.0).profile_options(cell).fit_cap  # --max-time
+    assert built_in.with_overrides(patterns=["plain"]).profile_options(cell).fit_cap  # other flags: still fff's cap
+    assert parse_study("[measure]\nmax_seconds = 4.0\n[patterns]\nnames = [\"plain\"]").max_seconds_given is True
+    assert StudyConfig(patterns=("plain",)).profile_options(cell).fit_cap  # a file without max_seconds
+
+    from fff.cli.profile import DEFAULT_MAX_SECONDS, build_parser
+
+    assert build_parser().parse_args([]).max_time is None and DEFAULT_MAX_SECONDS == 20.0
+
+
 # --- one real busy process -----------------------------------------------------------------------------
 
 TINY = "plain:depth=1,width=0.25,resolution=32"

@@ -8,6 +8,7 @@ from fff.cli.common import (WRITE_FAILED_EXIT, OneLineParser, comma_list, distin
                             positive_float, positive_int, shape_argument, writable_path)
 
 PROG = "fff-profile"
+DEFAULT_MAX_SECONDS = 20.0  # without --max-time: a budget per target, raised where min-rounds rounds need more
 
 
 def build_parser() -> OneLineParser:
@@ -52,8 +53,10 @@ def build_parser() -> OneLineParser:
                              "(default: this machine's)")
     parser.add_argument("--target-ci", type=positive_float, default=1.0,
                         help="stop when each median's 95%% CI is within +-this %% (default 1)")
-    parser.add_argument("--max-time", type=positive_float, default=20.0,
-                        help="seconds of timed rounds per target at most (default 20)")
+    parser.add_argument("--max-time", type=positive_float,
+                        help="seconds of timed rounds per target at most; given, it is a limit (a cap too small "
+                             "for --min-rounds is an error); by default 20, raised for a target whose calibration "
+                             "shows its rounds need more (its record says so)")
     parser.add_argument("--min-rounds", type=positive_int, default=3,
                         help="clean (uncontended) interleaved rounds of each backend at least (default 3); they must "
                              "fit in --max-time, else it is an error")
@@ -190,21 +193,46 @@ def main(argv=None) -> int:
         return 130
 
 
+def _check_before_importing(args, targets: list[str]) -> None:
+    """What can be refused from the text alone, first: every target, the thread count against the
+    affinity mask, the flame graph's format, the counters' names, a what-if cache. numpy, torch and openvino are not
+    imported yet, so a typo costs a fraction of a second; ProfileOptions.validated() checks these
+    again (for the Python API) with what needs the stacks' own modules."""
+    from fff.explain.cache_geometry import parse_cache_spec
+    from fff.explain.flamegraph import check_output_path
+    from fff.measure.contention import check_threads
+    from fff.measure.counters import validate_names
+    from fff.models.target_check import check_target
+
+    for target in targets:
+        check_target(target, batch=args.batch, resolution=args.resolution, input_shape=args.input_shape)
+    check_threads(args.threads)
+    if args.flamegraph:
+        check_output_path(args.flamegraph)
+    if args.counters:
+        validate_names(args.counters)
+    if args.cache:
+        parse_cache_spec(args.cache)
+
+
 def _profile(args, output) -> int:
+    from fff.models.names import DEFAULT_TARGET
+
+    targets = args.targets or [DEFAULT_TARGET]
+    _check_before_importing(args, targets)
     from fff.measure.contention import preflight
     from fff.errors import FffError
-    from fff.profiling import ProfileOptions, profile_records
+    from fff.profiling import ProfileOptions, check_available, profile_records
 
     options = ProfileOptions(
         backends=tuple(args.backends), device=args.device, precision=args.precision, threads=args.threads,
         batch=args.batch, resolution=args.resolution, input_shape=args.input_shape, counters=tuple(args.counters),
         simulate_cache=args.simulate_cache, simulate_isa=args.simulate_isa, cache=args.cache, target_ci=args.target_ci / 100,
-        max_seconds=args.max_time, min_rounds=args.min_rounds, iterations=args.iterations, warmup=args.warmup,
+        max_seconds=DEFAULT_MAX_SECONDS if args.max_time is None else args.max_time, fit_cap=args.max_time is None,
+        min_rounds=args.min_rounds, iterations=args.iterations, warmup=args.warmup,
         flamegraph=str(args.flamegraph) if args.flamegraph else None, breakdown=args.breakdown,
     ).validated()  # every option checked before the first measurement, and before torch is imported
-    from fff.models import DEFAULT_TARGET
-
-    targets = args.targets or [DEFAULT_TARGET]
+    check_available(options)  # a device this machine lacks, before the note on the machine's load
     output.targets = targets
     busy = preflight()
     if busy:

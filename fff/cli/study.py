@@ -109,9 +109,10 @@ def _config(args):
 
 def _dry_run(config, shard) -> int:
     from fff.study.progress import format_duration
-    from fff.study.sweep import select_shard
+    from fff.study.sweep import check_targets, select_shard
 
     cells = select_shard(config.cells(), shard)
+    check_targets(cells)  # a typo is refused here too, not listed as a cell
     for cell in cells:
         print(f"{cell.cell_id}  {cell.label}")
     estimate = len(cells) * (FIXED_SECONDS_PER_CELL + config.max_seconds)

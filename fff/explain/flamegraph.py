@@ -22,9 +22,20 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from fff.errors import FffError
+from fff.errors import FffError, UsageError
 
-__all__ = ["record_baseline", "python_share"]
+__all__ = ["record_baseline", "python_share", "FORMATS", "check_output_path"]
+
+# What py-spy writes, by the file's suffix: anything else is refused before measuring.
+FORMATS = {".svg": "an SVG flame graph", ".json": "a speedscope profile"}
+
+
+def check_output_path(path) -> None:
+    """A UsageError for a path whose suffix names a format py-spy cannot write (f.png)."""
+    if Path(path).suffix.lower() not in FORMATS:
+        raise UsageError(f"flame graph {path}: py-spy writes "
+                         + " or ".join(f"{suffix} ({what})" for suffix, what in FORMATS.items())
+                         + "; name the file with one of those suffixes")
 
 RATE_HZ = 100  # modest: keeps the pauses of native unwinding from dominating the run
 
@@ -109,7 +120,7 @@ def record_baseline(worker, path: str | os.PathLike, iterations: int, *, native:
         speedscope = Path(tmp) / "profile.speedscope.json"
         _record(worker.pid, "speedscope", speedscope, run, native)
         share = python_share(json.loads(speedscope.read_text()))
-        if path.suffix == ".svg":  # py-spy renders one format per recording: record again for the picture
+        if path.suffix.lower() == ".svg":  # py-spy renders one format per recording: record again for the picture
             _record(worker.pid, "flamegraph", path, run, native)
             if title:
                 retitle(path, title)

@@ -21,9 +21,11 @@ import time
 from dataclasses import asdict, dataclass
 from statistics import median
 
+from fff.errors import UsageError
+
 __all__ = ["ProcessSample", "MachineSample", "RoundUsage", "RoundMeter", "process_sample", "machine_sample",
            "round_usage", "others_cpus", "round_problem", "summarize_rounds", "record_verdict", "worst", "preflight",
-           "VERDICTS", "MIN_SHARE", "MIN_OTHERS_CPUS", "MAX_STEAL_CPUS", "NOISY_CI"]
+           "VERDICTS", "MIN_SHARE", "MIN_OTHERS_CPUS", "MAX_STEAL_CPUS", "NOISY_CI", "check_threads"]
 
 VERDICTS = ("ok", "noisy", "contended")
 
@@ -220,3 +222,14 @@ def preflight(seconds: float = 0.5) -> str | None:
     stolen = f", the hypervisor steals {steal:.1f}" if steal and steal >= 0.05 else ""
     return (f"other processes are using {others:.1f} of the {after.cpus} CPU(s) fff may run on{stolen} "
             f"(load average {load:.1f}); every round will be checked for contention and re-measured if it was")
+
+
+def check_threads(threads: int | None) -> None:
+    """More threads than the CPUs this process may run on (its affinity mask, not the host's core
+    count: taskset, cgroups, a batch scheduler) would make every round contended by construction:
+    a UsageError naming both counts."""
+    usable = len(os.sched_getaffinity(0))
+    if threads is not None and threads > usable:
+        raise UsageError(f"{threads} threads asked for, but this process may run on {usable} CPU"
+                         f"{'s' if usable > 1 else ''} (its affinity mask): every round would be contended; "
+                         f"ask for {usable} or fewer")

@@ -27,8 +27,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from fff.errors import UsageError
 
 __all__ = [
@@ -210,6 +208,8 @@ def _results_from(infos: list[dict], totals: np.ndarray, per_iteration: np.ndarr
         reason = "; ".join(r for r in (info["reason"], why) if r)
         iterations = None
         if per_iteration is not None:
+            import numpy as np  # here, not at the top: checking a counter's name (a flag) must not wait for numpy
+
             iterations = np.array([np.nan if t is None else t for t in
                                    (scale(int(v), int(e), int(r))[0] for v, e, r in per_iteration[:, i, :])],
                                   dtype=np.float64)
@@ -220,6 +220,8 @@ def _results_from(infos: list[dict], totals: np.ndarray, per_iteration: np.ndarr
 
 def counter_results(report: Mapping, inferences: int | None = None) -> CounterResults:
     """CounterResults from the native runner's counter report (see cpp/bind_counters.h)."""
+    import numpy as np
+
     return _results_from(list(report["counters"]), np.asarray(report["totals"]), report["per_iteration"],
                          inferences, int(report["threads"]))
 
@@ -267,6 +269,8 @@ class count:
         threads = int(self._native.threads)
         self._native.close()
         self._native = None
+        import numpy as np
+
         per_iteration = np.stack(self._samples) if self._samples else None
         self._results = _results_from(infos, _difference(end, self._start), per_iteration, self.inferences, threads)
 
@@ -279,6 +283,8 @@ class count:
 
 def _difference(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
     # Counts are cumulative and never decrease; clip guards the unsigned subtraction anyway.
+    import numpy as np
+
     return np.where(later >= earlier, later - earlier, 0).astype(np.uint64)
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from fff.errors import ParityError, ShapeError, UsageError
 
-__all__ = ["Parity", "Tolerance", "compare", "check_parity", "tolerance_for", "RTOL"]
+__all__ = ["Parity", "Tolerance", "compare", "check_parity", "tolerance_for", "non_finite", "RTOL"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,16 @@ def compare(reference: np.ndarray, candidate: np.ndarray, *, rtol: float | None 
     scale = float(np.max(np.abs(reference)))
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
     return Parity(max_abs, max_rel, max_rel <= limit, limit, tolerance.metric, reason)
+
+
+def non_finite(output) -> str | None:
+    """What is not finite in ``output`` ("2 NaN and 1 infinite of 1000 values"); None when all of it is."""
+    values = np.asarray(output, dtype=np.float64)
+    nan, infinite = int(np.isnan(values).sum()), int(np.isinf(values).sum())
+    if not nan and not infinite:
+        return None
+    parts = [f"{nan} NaN"] * bool(nan) + [f"{infinite} infinite"] * bool(infinite)
+    return f"{' and '.join(parts)} of {values.size} values"
 
 
 def fixed_seed_input(shape, seed: int = 0) -> np.ndarray:

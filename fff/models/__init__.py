@@ -11,8 +11,9 @@ from importlib import import_module
 _LAZY = {
     "build": "fff.models.targets",
     "Model": "fff.models.targets",
-    "DEFAULT_TARGET": "fff.models.targets",
-    "TARGET_KINDS": "fff.models.targets",
+    "DEFAULT_TARGET": "fff.models.names",
+    "TARGET_KINDS": "fff.models.target_check",
+    "check_target": "fff.models.target_check",
     "list_targets": "fff.models.names",
     "PATTERNS": "fff.models.patterns",
     "PatternNet": "fff.models.patterns",
@@ -21,7 +22,7 @@ _LAZY = {
     "parse_spec": "fff.models.spec",
 }
 
-__all__ = ["build", "Model", "list_targets", "DEFAULT_TARGET", "TARGET_KINDS", "PATTERNS", "PatternNet", "ZOO",
+__all__ = ["build", "Model", "list_targets", "DEFAULT_TARGET", "TARGET_KINDS", "check_target", "PATTERNS", "PatternNet", "ZOO",
            "Spec", "parse_spec"]
 
 

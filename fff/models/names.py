@@ -7,7 +7,10 @@ descriptions and resolutions from here, so the listing cannot drift from what ge
 
 from __future__ import annotations
 
-__all__ = ["PATTERN_DESCRIPTIONS", "ZOO_MODELS", "OTHER_TARGETS", "list_targets"]
+__all__ = ["PATTERN_DESCRIPTIONS", "ZOO_MODELS", "OTHER_TARGETS", "DEFAULT_TARGET", "list_targets"]
+
+# Small enough for a quick `fff-profile` with no target: a second or two per backend.
+DEFAULT_TARGET = "dw-bottleneck:depth=1,width=0.5,resolution=64"
 
 PATTERN_DESCRIPTIONS: dict[str, str] = {
     "plain": "VGG-style: two 3x3 convolutions per block, no shortcut",

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 
 from fff.errors import SpecError
 
-__all__ = ["Spec", "parse", "MIN_RESOLUTION", "DEFAULTS"]
+__all__ = ["Spec", "parse", "with_build_options", "MIN_RESOLUTION", "DEFAULTS"]
 
 # stride-2 stem + four stride-2 stages (see fff.models.patterns.PatternNet)
 MIN_RESOLUTION = 32
@@ -55,7 +55,8 @@ class Spec:
     classes: int = DEFAULTS["classes"]
 
     def __post_init__(self):
-        from fff.models.patterns import PATTERNS
+        # The names' table, not fff.models.patterns: a spec is checked without importing torch.
+        from fff.models.names import PATTERN_DESCRIPTIONS as PATTERNS
 
         if self.pattern not in PATTERNS:
             close = difflib.get_close_matches(self.pattern, PATTERNS, n=1)
@@ -133,3 +134,18 @@ def parse(text: str) -> Spec:
         return Spec(pattern, **values)
     except SpecError as error:
         raise SpecError(f"spec {text!r}: {error}") from None
+
+
+def with_build_options(spec: Spec, target: str, *, batch: int | None = None, resolution: int | None = None,
+                       input_shape: tuple[int, ...] | None = None) -> Spec:
+    """``spec`` with the command line's batch, resolution or whole input shape (they win over the
+    spec's own); a SpecError naming ``target`` when the network cannot take them."""
+    if input_shape is not None:
+        if len(input_shape) != 4 or input_shape[1] != 3 or input_shape[2] != input_shape[3]:
+            raise SpecError(f"{target}: pattern networks take square RGB inputs (N,3,R,R), not input_shape "
+                            f"{tuple(input_shape)}; give batch and resolution")
+        spec = spec.with_options(batch=input_shape[0], resolution=input_shape[2])
+    try:
+        return spec.with_options(batch=batch, resolution=resolution)
+    except SpecError as error:
+        raise SpecError(f"{target}: {error}") from None

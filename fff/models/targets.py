@@ -15,30 +15,23 @@ PyTorch worker rely on that.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from fff.errors import ShapeError, SpecError, TargetError, UsageError
+from fff.errors import ShapeError, UsageError
 from fff.models import spec as specs
 from fff.models.flops import count_flops
-from fff.models.names import list_targets
+from fff.models.names import DEFAULT_TARGET, list_targets
 from fff.models.patterns import PATTERNS, PatternNet
-from fff.models.user import FUNCTION_TARGET, MODEL_FILE_SUFFIXES, call_model_function, read_model_file, resolve_shape
+from fff.models.target_check import TARGET_KINDS, target_kind
+from fff.models.user import call_model_function, read_model_file, resolve_shape
 from fff.models.zoo import ZOO
 
 __all__ = ["Model", "build", "list_targets", "DEFAULT_TARGET", "TARGET_KINDS"]
 
-# Small enough for a quick `fff-profile` with no target: a second or two per backend.
-DEFAULT_TARGET = "dw-bottleneck:depth=1,width=0.5,resolution=64"
-
-TARGET_KINDS = ("a zoo name (e.g. resnet50, darts; see fff-profile --list)",
-                "a pattern spec PATTERN[:depth=N,width=W,resolution=R,batch=B,classes=K] (e.g. dw-bottleneck:depth=8)",
-                "an .onnx or OpenVINO .xml file",
-                "module:function returning a torch.nn.Module")
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,25 +73,19 @@ def build(target: str, *, batch: int | None = None, resolution: int | None = Non
         input_shape = tuple(input_shape)
         for d in input_shape:
             _check_option("every input_shape dim", d)
-    if not isinstance(target, str) or not target.strip():
-        raise TargetError(f"empty target {target!r}; a target is " + "; or ".join(TARGET_KINDS))
+    kind = target_kind(target)  # fff.models.target_check: the same reading fff-profile refused typos with
     target = target.strip()
     options = dict(batch=batch, resolution=resolution, input_shape=input_shape)
-    if target in ZOO:
+    if kind == "zoo":
         return _build_zoo(target, **options)
-    if target.lower().endswith(MODEL_FILE_SUFFIXES):
+    if kind == "file":
         path, shape, counted = read_model_file(target, **options)
         return Model(name=target, kind="file", module=None, input_shape=shape, flops=counted.flops,
                      params=counted.params, source=f"model file {path}", path=path, uncounted_ops=counted.uncounted,
                      flops_counter="fff.models.graph_flops, from the OpenVINO graph")
-    pattern, colon, rest = target.partition(":")
-    if pattern.strip() in PATTERNS or (colon and "=" in rest):
+    if kind == "pattern":
         return _build_pattern(target, **options)
-    if FUNCTION_TARGET.match(target):
-        return _build_function(target, **options)
-    close = difflib.get_close_matches(target, [*ZOO, *PATTERNS], n=3)
-    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-    raise TargetError(f"unknown target {target!r}{hint}; a target is " + "; or ".join(TARGET_KINDS))
+    return _build_function(target, **options)
 
 
 def _construct(make):
@@ -130,16 +117,8 @@ def _build_zoo(name, *, batch, resolution, input_shape):
 
 
 def _build_pattern(target, *, batch, resolution, input_shape):
-    spec = specs.parse(target)
-    if input_shape is not None:
-        if len(input_shape) != 4 or input_shape[1] != 3 or input_shape[2] != input_shape[3]:
-            raise SpecError(f"{target}: pattern networks take square RGB inputs (N,3,R,R), not input_shape "
-                            f"{input_shape}; give batch and resolution")
-        spec = spec.with_options(batch=input_shape[0], resolution=input_shape[2])
-    try:
-        spec = spec.with_options(batch=batch, resolution=resolution)
-    except SpecError as error:
-        raise SpecError(f"{target}: {error}") from None
+    spec = specs.with_build_options(specs.parse(target), target, batch=batch, resolution=resolution,
+                                    input_shape=input_shape)
     module = _construct(lambda: PatternNet(spec.pattern, spec.depth, spec.width, spec.classes))
     return _finish(str(spec), "pattern", module, spec.input_shape,
                    f"fff.models.patterns: {PATTERNS[spec.pattern].description}, random weights (seed 0)", spec=spec)

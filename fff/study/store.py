@@ -43,12 +43,33 @@ class ResultsWriteError(FffError):
                          f"once it can be written, continue the study with --resume")
 
 
+# How every row fff writes begins (json.dumps of a dict whose first key is "schema", no spaces).
+_ROW_START = ('{"schema":"' + ROW_SCHEMA + '"').encode()
+
+
+def _torn_row(line: bytes) -> bool:
+    """Whether a line that does not parse is the beginning of one of fff's own rows (a write cut
+    short by a kill or a power cut), rather than text from elsewhere."""
+    compact = b"".join(line.split())  # rows are written without spaces; a hand-made one may have them
+    length = min(len(compact), len(_ROW_START))
+    return length > 0 and compact[:length] == _ROW_START[:length]
+
+
 @dataclass
 class ReadOutcome:
     """The rows that parsed, and what was skipped and why (never silently)."""
 
     rows: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    foreign: list[int] = field(default_factory=list)  # line numbers that fff-study did not write
+
+    def not_a_study(self, path: Path) -> str | None:
+        """Why the file is not an fff-study results file (so not to be resumed or appended to); None if it is."""
+        if self.foreign:
+            return f"{path} is not an fff-study results file (line {self.foreign[0]} is not an fff-study row)"
+        if not self.rows:
+            return f"{path} holds no fff-study rows"
+        return None
 
 
 def read_rows(path: str | Path) -> ReadOutcome:
@@ -65,10 +86,13 @@ def read_rows(path: str | Path) -> ReadOutcome:
         try:
             row = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError):
+            if not _torn_row(line):
+                outcome.foreign.append(number)
             outcome.notes.append(f"{path}: line {number} is incomplete (a write cut short by a kill); skipped"
                                  if torn else f"{path}: line {number} is not valid JSON; skipped")
             continue
         if not isinstance(row, dict) or row.get("schema") != ROW_SCHEMA:
+            outcome.foreign.append(number)
             outcome.notes.append(f"{path}: line {number} is not a {ROW_SCHEMA} row; skipped")
             continue
         outcome.rows.append(row)

@@ -132,16 +132,24 @@ def _outcome_text(cell: Cell, row: dict) -> str:
 
 def check_targets(cells: list[Cell]) -> None:
     """Every pattern and zoo name known, every pattern spec valid, before the first cell runs:
-    a typo is a usage error, not a study of error rows. Imports torch (through fff.models)."""
-    from fff.models import PATTERNS, ZOO, parse_spec
+    a typo is a usage error, not a study of error rows. Said from the names alone, without
+    importing torch (fff.models.target_check): a refusal takes a fraction of a second."""
+    import difflib
+
+    from fff.models.names import PATTERN_DESCRIPTIONS, ZOO_MODELS
+    from fff.models.target_check import check_target
+
+    def unknown(kind: str, name: str, known) -> UsageError:
+        close = difflib.get_close_matches(name, list(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return UsageError(f"unknown {kind} {name!r}{hint}; known: {', '.join(known)}")
 
     for cell in cells:
-        if cell.kind == "zoo" and cell.model not in ZOO:
-            raise UsageError(f"unknown zoo model {cell.model!r}; known: {', '.join(ZOO)}")
-        if cell.kind == "pattern":
-            if cell.pattern not in PATTERNS:
-                raise UsageError(f"unknown design pattern {cell.pattern!r}; known: {', '.join(PATTERNS)}")
-            parse_spec(cell.target + (f",resolution={cell.resolution}" if cell.resolution else ""))
+        if cell.kind == "zoo" and cell.model not in ZOO_MODELS:
+            raise unknown("zoo model", cell.model, ZOO_MODELS)
+        if cell.kind == "pattern" and cell.pattern not in PATTERN_DESCRIPTIONS:
+            raise unknown("design pattern", cell.pattern, PATTERN_DESCRIPTIONS)
+        check_target(cell.target, batch=cell.batch, resolution=cell.resolution)
 
 
 def _history(store: ResultsFile, retry_errors: bool) -> tuple[set[str], dict[str, int]]:
@@ -174,30 +182,46 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
     on purpose (fff.study.fingerprint). ``simulate`` replaces fff.explain.simulation_phase.simulate_targets
     in the simulation phase (fff.study.simulation), for tests."""
     from fff.measure.machine import machine_fingerprint
-    from fff.profiling import profile_target
 
-    measure = measure or profile_target
-    fingerprint = fingerprint or machine_fingerprint()
+    measured_for_real = measure is None  # a test's fake profiler measures made-up targets
     store = ResultsFile(out)
     if store.path.is_dir():
         raise UsageError(f"{store.path} is a directory, expected a results file")
-    if store.exists_with_content() and not resume:
-        raise UsageError(f"{store.path} already holds results; add --resume to continue that study, "
-                         f"or choose a new --out")
-    store.check_writable()
     settings = measurement_settings(config)
     if store.exists_with_content():
-        check_resume_configuration(read_rows(store.path).rows, settings, store.path, extend=extend)
+        try:
+            earlier = read_rows(store.path)
+        except OSError as error:
+            raise UsageError(f"cannot read {store.path}: {error.strerror or error}") from None
+        foreign = earlier.not_a_study(store.path)
+        if foreign:  # a file of the user's own (a torn row of fff's is not foreign): never appended to
+            raise UsageError(f"{foreign}; it is not {'resumed' if resume else 'overwritten'} and was left as it "
+                             f"is: choose a new --out")
+        if not resume:
+            raise UsageError(f"{store.path} already holds results; add --resume to continue that study, "
+                             f"or choose a new --out")
+        check_resume_configuration(earlier.rows, settings, store.path, extend=extend)
+    store.check_writable()
 
     cells = select_shard(config.cells(), shard)
     if not cells:
         raise UsageError(f"{config.source}: the study has no cells (name patterns or zoo models)"
                          if shard is None else f"shard {shard[0]}/{shard[1]} has no cells: the study has fewer cells than shards")
+    if measured_for_real:
+        check_targets(cells)  # from the names alone, before fff.profiling brings numpy in
+    from fff.measure.contention import check_threads
+    from fff.measure.counters import validate_names
+
+    for threads in config.threads:  # and these flags too: a typo costs a fraction of a second
+        check_threads(threads)
+    validate_names(config.counters)
+    from fff.profiling import profile_target
+
+    measure = measure or profile_target
     for cell in cells:  # every option checked before the first measurement
         config.profile_options(cell).validated()
     busy = None
-    if measure is profile_target:  # a test's fake profiler measures made-up targets
-        check_targets(cells)
+    if measured_for_real:
         from fff.profiling import check_available
 
         check_available(config.profile_options(cells[0]))
@@ -205,6 +229,7 @@ def run_study(config: StudyConfig, out: str | Path, *, resume: bool = False, ret
 
         busy = preflight()  # half a second: are other processes using the CPUs?
 
+    fingerprint = fingerprint or machine_fingerprint()  # after every check: it loads fff's native module
     with study_lock(store.path):  # one study per results file and machine, for the whole run
         return _sweep(store, config, settings, cells, measure, fingerprint, retry_errors, shard, progress, busy,
                       quiet, simulate)
