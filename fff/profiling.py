@@ -191,6 +191,7 @@ def _prepare(job: _Target, name: str, worker, inputs) -> dict:
     timeout = worker.timeout * job.classes[name].prepare_timeout_scale
     return worker.call("prepare", timeout=timeout, inputs=inputs, warmup=job.options.warmup)
 
+
 def _check_baseline_output(job: _Target, sides: list[Side]) -> None:
     """The user's model must compute finite numbers on the baseline before any stack is compared
     with it: a NaN of the model's own is the model's, never a parity failure of an accelerated stack."""
