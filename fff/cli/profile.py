@@ -47,9 +47,10 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--simulate-isa", choices=tuple(ISA_CAPS),
                         help="with --simulate-cache: cap the simulated kernels' instruction set, 5-9x faster under "
                              "valgrind; each record says what the cap changes per counter")
-    parser.add_argument("--cache", metavar="LL=SIZE[,Nway]",
+    parser.add_argument("--cache", metavar="LL=SIZE[,Nway]", action="append",
                         help="what-if last-level cache for the cache model and --simulate-cache, e.g. LL=8MiB,16way "
-                             "(default: this machine's)")
+                             "(default: this machine's); given more than once, each size ('machine': this "
+                             "machine's own) from one timed run, the others in each record's ll_sizes")
     parser.add_argument("--target-ci", type=positive_float, default=1.0,
                         help="stop when each median's 95%% CI is within +-this %% (default 1)")
     parser.add_argument("--max-time", type=positive_float, default=20.0,
@@ -181,6 +182,16 @@ def main(argv=None) -> int:
         return 130
 
 
+def _caches(specs) -> dict:
+    """--cache given once or more: the record's own LL and the further sizes (ProfileOptions)."""
+    if not specs:
+        return {}
+    from fff.explain.cache_geometry import split_cache_sizes
+
+    cache, extra = split_cache_sizes(specs)
+    return {"cache": cache, "extra_caches": extra}
+
+
 def _profile(args, output) -> int:
     from fff.measure.contention import preflight
     from fff.errors import FffError
@@ -189,7 +200,7 @@ def _profile(args, output) -> int:
     options = ProfileOptions(
         backends=tuple(args.backends), device=args.device, precision=args.precision, threads=args.threads,
         batch=args.batch, resolution=args.resolution, input_shape=args.input_shape, counters=tuple(args.counters),
-        simulate_cache=args.simulate_cache, simulate_isa=args.simulate_isa, cache=args.cache, target_ci=args.target_ci / 100,
+        simulate_cache=args.simulate_cache, simulate_isa=args.simulate_isa, **_caches(args.cache), target_ci=args.target_ci / 100,
         max_seconds=args.max_time, min_rounds=args.min_rounds, iterations=args.iterations, warmup=args.warmup,
         flamegraph=str(args.flamegraph) if args.flamegraph else None, breakdown=args.breakdown,
     ).validated()  # every option checked before the first measurement, and before torch is imported

@@ -44,7 +44,9 @@ def report(results, out) -> Path:
     figures = {}
     for fingerprint in loaded.machines:
         records = loaded.records[loaded.records["machine"] == fingerprint]
-        figures[fingerprint] = draw_all(records, directory, suffix=f".{str(fingerprint)[:8]}" if several else "")
+        every_size = loaded.cache_records[loaded.cache_records["machine"] == fingerprint]
+        figures[fingerprint] = draw_all(records, directory, suffix=f".{str(fingerprint)[:8]}" if several else "",
+                                        cache_records=every_size)
         breakdowns = loaded.breakdowns[loaded.breakdowns["machine"] == fingerprint]
         figures[fingerprint] += draw_breakdown(breakdowns, directory, suffix=f".{str(fingerprint)[:8]}" if several else "")
     page = directory / REPORT_PAGE
