@@ -211,3 +211,34 @@ def test_correlations_are_per_source_and_ll_size_with_n(tmp_path):
     assert "too few" in llc.set_index(["ll", "source"]).loc[(WHAT_IF, "simulated"), "note"]
     flops = table[(table["against"] == "flops") & (table["backend"] == "torch") & (table["scope"] == "plain")]
     assert flops["cells"].tolist() == [4]  # FLOPs do not depend on the LL: once, not once per size
+
+
+def test_fff_profile_models_each_ll_size_from_one_timed_run(tmp_path):
+    import json
+    import subprocess
+
+    from fff.explain.cache_geometry import cache_geometry
+
+    def fff_profile(*args):
+        return subprocess.run([sys.executable, "-m", "fff.cli.profile", *map(str, args)], cwd=tmp_path,
+                              capture_output=True, text=True, errors="replace", timeout=600)
+
+    result = fff_profile("plain:depth=1,width=0.25,resolution=32", "--threads", "1", "--max-time", "1",
+                         "--min-rounds", "2", "--cache", "machine", "--cache", "LL=64KiB,16way",
+                         "--json", tmp_path / "r.json")
+    assert result.returncode == 0, result.stderr
+    records = json.loads((tmp_path / "r.json").read_text())
+    assert [r["backend"] for r in records] == ["torch", "openvino"]
+    for record in records:
+        assert record["cache_model"]["ll"]["size"] == cache_geometry().LL.size  # the record's own: this machine's
+        [(size, fields)] = record["ll_sizes"].items()
+        assert size == "LL=64KiB,16way" and fields["cache_model"]["ll"]["size"] == 64 * 1024
+        assert fields["cache_model"]["ll"]["note"].startswith("what-if")
+        # the same trace through a smaller LRU: the what-if cache misses at least as much
+        assert (fields["modelled_counters"]["llc-misses"]["per_inference"]
+                >= record["modelled_counters"]["llc-misses"]["per_inference"])
+        assert fields["cache_model"]["working_set"]["working_set_bytes"] == \
+            record["cache_model"]["working_set"]["working_set_bytes"]
+        assert "latency_ms" not in fields  # timing is the record's, once
+    bad = fff_profile("plain:depth=1", "--cache", "machine", "--cache", "machine")
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "listed twice" in bad.stderr
