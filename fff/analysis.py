@@ -138,6 +138,9 @@ def _record_rows(row: dict, record: dict) -> list[dict]:
         extra = _record_row(row, at_size)
         extra.update(ll=size, ll_bytes=_ll_of(at_size), what_if=size != MACHINE, primary=False)
         rows.append(extra)
+    for entry in rows:  # a what-if figure says so wherever its source is shown, simulated ones too
+        if entry["what_if"] and entry["llc_source"] and "what-if" not in entry["llc_source"]:
+            entry["llc_source"] += " (what-if LL)"
     return rows
 
 

@@ -240,5 +240,6 @@ def test_fff_profile_models_each_ll_size_from_one_timed_run(tmp_path):
         assert fields["cache_model"]["working_set"]["working_set_bytes"] == \
             record["cache_model"]["working_set"]["working_set_bytes"]
         assert "latency_ms" not in fields  # timing is the record's, once
+    assert "llc-misses         " in result.stdout and "(modelled, at what-if LL=64KiB,16way)" in result.stdout
     bad = fff_profile("plain:depth=1", "--cache", "machine", "--cache", "machine")
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "listed twice" in bad.stderr

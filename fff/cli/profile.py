@@ -118,6 +118,14 @@ def format_table(records: list[dict]) -> str:
                     reasons.setdefault((name, c["status"]), set()).add(c["reason"])
                 counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<{bw}} {kind:<9} {name:<18} {value} "
                                      f"({c['status']})")
+        for size, fields in (r.get("ll_sizes") or {}).items():  # a cache axis: each further LL size's misses
+            what = "this machine's LL" if size == "machine" else f"what-if {size}"
+            for kind, key in (("simulated", "simulated_counters"), ("modelled", "modelled_counters")):
+                c = ((fields or {}).get(key) or {}).get("llc-misses")
+                if c:
+                    value = "not counted" if c.get("per_inference") is None else f"{c['per_inference']:,.0f} per inference"
+                    counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<{bw}} {kind:<9} "
+                                         f"{'llc-misses':<18} {value} ({c['status']}, at {what})")
         cache_model = r.get("cache_model") or {}
         why_not = cache_model.get("not_modelled") or cache_model.get("error")
         if why_not:  # said, not left out silently: a stack the cache model cannot trace, or a model that failed
