@@ -379,6 +379,10 @@ def correlations(records: pd.DataFrame) -> pd.DataFrame:
     def add(machine, backend, scope, quantity, ll, known, source, note=""):
         if not note and len(known) < 3:
             note = f"{len(known)} cell(s): too few to correlate"
+        elif not note and known[quantity].nunique() == 1:  # no spread, no correlation: say why rather than a bare NaN
+            value = known[quantity].iloc[0]
+            note = (f"every cell's value is {value:g}" + (" (the model: every working set fits this LL)"
+                                                           if value == 0 and source in ("modelled", "calibrated") else ""))
         out.append({"machine": machine, "backend": backend, "scope": scope, "against": quantity, "ll": ll,
                     "cells": len(known), "pearson": pearson(known[quantity], known["latency_ms"]),
                     "spearman": spearman(known[quantity], known["latency_ms"]), "source": source, "note": note})

@@ -243,3 +243,19 @@ def test_fff_profile_models_each_ll_size_from_one_timed_run(tmp_path):
     assert "llc-misses         " in result.stdout and "(modelled, at what-if LL=64KiB,16way)" in result.stdout
     bad = fff_profile("plain:depth=1", "--cache", "machine", "--cache", "machine")
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "listed twice" in bad.stderr
+
+
+def test_a_model_of_zeros_is_said_not_left_as_a_bare_nan():
+    import pandas as pd
+
+    from fff.analysis import correlations
+
+    rows = pd.DataFrame({"machine": "m", "backend": "torch", "kind": "pattern", "pattern": "plain", "depth": [1, 2, 4],
+                         "latency_ms": [1.0, 2.0, 4.0], "flops": [1e6, 2e6, 4e6], "llc_modelled": 0.0,
+                         "llc_simulated": [125.0, 126.0, 990.0], "working_set_bytes": [1e6, 2e6, 4e6],
+                         "llc_note": None, "ll": MACHINE, "primary": True})
+    table = correlations(rows).set_index(["scope", "against", "source"])
+    modelled = table.loc[("plain", "llc_misses", "modelled")]
+    assert np.isnan(modelled["spearman"]) and modelled["cells"] == 3
+    assert modelled["note"] == "every cell's value is 0 (the model: every working set fits this LL)"
+    assert table.loc[("plain", "llc_misses", "simulated"), "spearman"] == pytest.approx(1.0)  # its own source, n = 3

@@ -127,16 +127,17 @@ def calibration_status(records: pd.DataFrame) -> pd.DataFrame:
         zero, floor = int((sim["llc_modelled"] <= 0).sum()), int((sim["llc_simulated"] < FLOOR_LINES).sum())
         low, high = (sim["llc_simulated"].min(), sim["llc_simulated"].max()) if len(sim) else (np.nan, np.nan)
         backend = key[keys.index("backend")]
+        where = f" at LL {key[keys.index('ll')]}" if "ll" in keys else ""
         if sim.empty:
-            says = (f"no cell of {backend} was simulated{' at this LL size' if 'll' in keys else ''}: its "
+            says = (f"no cell of {backend} was simulated{where}: its "
                     f"{len(group)} modelled figures are the raw model (set calibrate_every in the study file)")
         elif fit.empty:
-            says = (f"{len(sim)} cell(s) of {backend} were simulated, none could be fitted: the model is 0 in {zero} "
+            says = (f"{len(sim)} cell(s) of {backend} were simulated{where}, none could be fitted: the model is 0 in {zero} "
                     f"(their working sets fit the LL), the simulation saw fewer than {FLOOR_LINES:,} lines in {floor} "
                     f"(simulated {low:,.0f} to {high:,.0f} lines: the interpreter's, the runtime's and the code's own "
                     f"misses, which the tensor model does not count); the {len(group)} modelled figures are the raw model")
         else:
-            says = (f"{len(sim)} cell(s) of {backend} simulated, {len(fit)} fitted on"
+            says = (f"{len(sim)} cell(s) of {backend} simulated{where}, {len(fit)} fitted on"
                     + (f"; left out: model 0 in {zero}, under the {FLOOR_LINES:,}-line floor in {floor}"
                        if len(fit) < len(sim) else ""))
         out.append([*key, len(group), len(sim), len(fit), zero, floor, low, high, not fit.empty, says])

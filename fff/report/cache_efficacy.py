@@ -129,10 +129,18 @@ def ll_answer(rows: pd.DataFrame, caption: str) -> str:
         parts = [f"{backend_label(r.backend)} latency {_verdict(r.rho_misses)} over their {r.cells} cells "
                  f"({r.source} misses; {r.missing_cells} cells miss; FLOPs {r.rho_flops:.2f})"
                  for r in follows.itertuples()]
-        held = [r.rho_misses >= FOLLOWS for r in follows.itertuples() if np.isfinite(r.rho_misses)]
-        claim = ("the paper's claim that latency follows LL cache efficacy holds here" if held and all(held) else
-                 "the paper's claim that latency follows LL cache efficacy does not hold for every stack here"
-                 if held else "the paper's claim cannot be checked at this size")
+        held = {backend_label(r.backend): r.rho_misses >= FOLLOWS for r in follows.itertuples()
+                if np.isfinite(r.rho_misses)}
+        claim = "the paper's claim that latency follows LL cache efficacy "
+        if not held:
+            claim += "cannot be checked at this size"
+        elif all(held.values()):
+            claim += "holds here"
+        elif not any(held.values()):
+            claim += "does not hold here"
+        else:
+            claim += (f"holds for {', '.join(b for b, ok in held.items() if ok)}, not for "
+                      f"{', '.join(b for b, ok in held.items() if not ok)}")
         sentence += "In the patterns that stop fitting, " + "; ".join(parts) + f": {claim}."
     elif not stops:
         sentence += "No pattern stops fitting at this size, so its LLC misses cannot explain latency here."

@@ -240,6 +240,14 @@ def llc_curves(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["pattern", "backend", "width", "source", "depths", "values", "joined"])
 
 
+def _lines_text(value: float) -> str:
+    """0, 500, 1k, 10k, 1M: an axis of line counts read at a glance."""
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:g}{unit}"
+    return f"{value:g}"
+
+
 def llc_misses_against_depth(records: pd.DataFrame, path: Path) -> Path:
     """LLC misses per inference against depth, per pattern, a line per backend and width, for the
     records of one LL size. One source per curve: the model's curve (calibrated where its backend
@@ -275,18 +283,20 @@ def llc_misses_against_depth(records: pd.DataFrame, path: Path) -> Path:
                     linewidth=1.1)
         ax.set_title(pattern, fontsize=10)
         ax.set_yscale("symlog", linthresh=FLOOR_LINES)
+        ax.set_ylim(0, max(ax.get_ylim()[1] * 1.5, 1.5 * FLOOR_LINES))  # the floor always on the axis
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: _lines_text(value)))
         ax.set_xticks(sorted(cells["depth"].dropna().unique()))
         ax.set_xlabel("depth")
         ax.set_ylabel("misses (lines)")
     legend = [Line2D([], [], color=backend_color(b), label=backend_label(b)) for b in stack_order(rows["backend"])]
     legend += [Line2D([], [], color="grey", linestyle=styles[w], label=f"width {w:g}") for w in reversed(widths)]
-    what = {"modelled": "modelled (raw tensor model), hollow, a line", "calibrated": "model calibrated by the "
-            "simulated cells of its size, a line", "simulated": "simulated (valgrind), filled; joined only where "
-            "every depth was simulated", "measured": "measured (PMU), filled squares"}
+    what = {"modelled": "modelled (raw model)", "calibrated": "model, calibrated at this size",
+            "simulated": "simulated (joined only if every depth is)", "measured": "measured (PMU)"}
     legend += [Line2D([], [], color="grey", linestyle="", marker=SOURCE_MARKERS[s], label=what[s],
                       markerfacecolor="none" if s == "modelled" else "white" if s == "calibrated" else "grey")
                for s in LLC_SOURCES if s in set(curves["source"])]
-    figure.legend(handles=legend, fontsize=7, loc="outside lower center", ncols=3, frameon=False)
+    figure.legend(handles=legend, fontsize=7, loc="outside lower center", ncols=2 if len(patterns) < 3 else 4,
+                  frameon=False)
     ll = ""
     if "ll" in rows and rows["ll"].notna().any():
         first = rows.iloc[0]
