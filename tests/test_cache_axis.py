@@ -73,6 +73,7 @@ def test_the_model_traces_once_and_streams_the_trace_through_each_size():
     assert large <= 0.01 * weight_lines  # fits: nothing misses after the warm-up
     assert small["modelled_counters"]["llc-misses"]["per_inference"] >= weight_lines
     assert small["cache_model"]["ll"]["size"] == 256 * 1024 and small["cache_model"]["ll"]["note"].startswith("what-if")
+    assert small["cache_model"]["elapsed_is"].startswith("streaming")  # the trace's seconds are the record's own
     assert "LL (modelled)" in small["cache_model"]["working_set"]["exceeds"]
     assert "LL (modelled)" in fields["cache_model"]["working_set"]["fits"]
 

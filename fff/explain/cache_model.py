@@ -397,8 +397,11 @@ def record_fields(tracers: dict, artifacts: dict, *, precision: str, cache: str 
                 continue
             traces[backend] = (warm, counted, time.monotonic() - start)
         fields = {**model_caches(traces, ll=ll), **skipped}
-        for extra in extra_caches:
-            for backend, extra_fields in {**model_caches(traces, ll=level(extra)), **skipped}.items():
+        streamed = {backend: (warm, counted, 0.0) for backend, (warm, counted, _) in traces.items()}
+        for extra in extra_caches:  # elapsed_s of a further size: its streaming alone (the trace is the record's)
+            for backend, extra_fields in {**model_caches(streamed, ll=level(extra)), **skipped}.items():
+                if "cache_model" in extra_fields and "elapsed_s" in extra_fields["cache_model"]:
+                    extra_fields["cache_model"]["elapsed_is"] = "streaming through this size's LRU; the trace is the record's own"
                 fields[backend].setdefault("ll_sizes", {})[extra] = extra_fields
         return fields
     except (FffError, RuntimeError, ValueError) as error:
