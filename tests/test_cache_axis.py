@@ -260,3 +260,15 @@ def test_a_model_of_zeros_is_said_not_left_as_a_bare_nan():
     assert np.isnan(modelled["spearman"]) and modelled["cells"] == 3
     assert modelled["note"] == "every cell's value is 0 (the model: every working set fits this LL)"
     assert table.loc[("plain", "llc_misses", "simulated"), "spearman"] == pytest.approx(1.0)  # its own source, n = 3
+
+
+def test_the_built_in_study_has_a_desktop_ll_beside_the_machines():
+    from fff.explain.cache_geometry import parse_cache_spec
+    from fff.study.config import default_study
+
+    study = default_study()
+    assert (study.cache, study.extra_caches) == (None, ("LL=12MiB,16way",))
+    level = parse_cache_spec("LL=12MiB,16way")  # 12,288 sets: valgrind needs a power of two, the note says how
+    assert (level.size, level.assoc, level.line) == (12 << 20, 24, 64) and "16-way with 12288 sets" in level.note
+    simulated = [c for c in study.cells() if c.simulate_cache]
+    assert len(simulated) == 12 and all(c.extra_caches == ("LL=12MiB,16way",) for c in simulated)
