@@ -186,6 +186,11 @@ def test_the_report_answers_per_ll_size(tmp_path):
     page = fff.report([out], tmp_path / "report").read_text()
     assert (tmp_path / "report" / "llc_vs_depth.png").exists()
     assert (tmp_path / "report" / "llc_vs_depth.ll-8MiB-16way.png").exists()
+    import pandas as pd
+
+    assert len(pd.read_csv(tmp_path / "report" / "records.csv")) == 8  # one row per cell x backend, as before
+    every = pd.read_csv(tmp_path / "report" / "cache_records.csv")
+    assert len(every) == 16 and set(every["ll"]) == {MACHINE, WHAT_IF}
     assert "LLC misses against depth at what-if LL=8MiB,16way (8 MiB)" in page
     assert "LLC misses against depth at this machine&#x27;s LL (480 MiB)" in page
     # the sentences the data writes: at 480 MiB every cell fits; at 8 MiB plain stops fitting at depth 2
