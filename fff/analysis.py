@@ -35,7 +35,7 @@ __all__ = [
     "PAPER", "SPEEDUP_CONVENTION", "StudyResults", "load_results", "accelerated",
     "speedup_by_pattern", "speedup_trend", "correlations", "gflops_by_pattern", "architecture_table",
     "headline", "pearson", "spearman", "suspect_cells", "SUSPECT_FACTOR", "geometric_mean", "trusted",
-    "left_out_text",
+    "left_out_text", "LLC_SOURCES",
 ]
 
 # The paper's findings (Abbasi, Shafiee, Chan, Wong 2021), as fff reads them.
@@ -69,6 +69,12 @@ RECORD_COLUMNS = [
     "uncounted_ops",
 ]
 RECORD_COLUMNS += CACHE_COLUMNS  # fff.explain.cache_analysis: sources of the LLC figure, working set, roofline
+# the LL size the row's cache figures are for ("machine", or a what-if spec), its bytes, whether it is
+# a what-if, and the PMU's count alone (the machine's own LL only)
+RECORD_COLUMNS += ["ll", "ll_bytes", "what_if", "llc_measured"]
+# Each source of LLC misses, one column each: figures and correlations never mix them.
+LLC_SOURCES = {"measured": "llc_measured", "simulated": "llc_simulated", "calibrated": "llc_calibrated",
+               "modelled": "llc_modelled"}
 BREAKDOWN_KEYS = ["machine", "cell_id", "kind", "target", "pattern", "depth", "width", "model"]
 ERROR_COLUMNS = ["machine", "host", "study", "cell_id", "kind", "target", "resolution", "precision", "threads",
                  "error_type", "message", "seconds", "started", "file"]
@@ -76,12 +82,15 @@ ERROR_COLUMNS = ["machine", "host", "study", "cell_id", "kind", "target", "resol
 
 @dataclass
 class StudyResults:
-    records: pd.DataFrame  # one row per successful cell x backend
+    records: pd.DataFrame  # one row per successful cell x backend (the cache figures at the cell's own LL)
     errors: pd.DataFrame  # one row per failed cell
     machines: dict[str, dict]  # fingerprint -> {"machine", "versions", "hosts", "files", "cells"}
     notes: list[str] = field(default_factory=list)
     # one row per cell x backend x layer category, from cells measured with breakdown on (fff.explain.breakdown)
     breakdowns: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # one row per successful cell x backend x LL size of the study's cache axis (``records`` is the rows
+    # at each cell's own LL); a study of one LL size has the same rows as ``records``
+    cache_records: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _llc(counters: dict | None) -> tuple[float, str | None, str | None]:
@@ -106,11 +115,44 @@ def _llc(counters: dict | None) -> tuple[float, str | None, str | None]:
     return np.nan, None, "; ".join(notes) or "not requested"
 
 
+def _ll_of(record: dict) -> float:
+    return float(((record.get("cache_model") or {}).get("ll") or {}).get("size") or np.nan)
+
+
+def _record_rows(row: dict, record: dict) -> list[dict]:
+    """The record's row at its own LL size (the cell's ``cache``: "machine" or a what-if spec), then
+    a row per further LL size of the study's cache axis (``ll_sizes``): the same timing, the cache
+    figures of that size. A what-if row has no PMU count (that is the machine's LL) and no roofline
+    point (the roofs are the machine's)."""
+    from fff.explain.cache_geometry import MACHINE
+
+    own = _record_row(row, record)
+    cell_cache = (row.get("cell") or {}).get("cache")
+    own.update(ll=cell_cache or MACHINE, ll_bytes=_ll_of(record), what_if=bool(cell_cache), primary=True)
+    rows = [own]
+    for size, fields in (record.get("ll_sizes") or {}).items():
+        # the size's own cache fields only: none of the record's own LL may stand in for a size not simulated
+        theirs = ("counters", "roofline", "simulated_counters", "simulation", "modelled_counters", "cache_model")
+        at_size = {**{k: v for k, v in record.items() if k not in theirs}, **(fields or {}),
+                   "counters": record.get("counters") if size == MACHINE else None}
+        extra = _record_row(row, at_size)
+        extra.update(ll=size, ll_bytes=_ll_of(at_size), what_if=size != MACHINE, primary=False)
+        rows.append(extra)
+    for entry in rows:  # a what-if figure says so wherever its source is shown, simulated ones too
+        if entry["what_if"] and entry["llc_source"] and "what-if" not in entry["llc_source"]:
+            entry["llc_source"] += " (what-if LL)"
+    return rows
+
+
 def _record_row(row: dict, record: dict) -> dict:
     cell = row.get("cell") or {}
     latency = record.get("latency_ms") or {}
     speedup_ci = record.get("speedup_ci95") or [None, None]
-    llc, source, note = record_llc(record, _llc(record.get("counters")))
+    measured = _llc(record.get("counters"))
+    llc, source, note = record_llc(record, measured)
+    cache = cache_columns(record)
+    if measured[1] == "simulated" and np.isnan(cache["llc_simulated"]):  # a simulated count among the counters
+        cache["llc_simulated"] = measured[0]
     return {
         "machine": row.get("machine_fingerprint"), "host": row.get("host"), "study": row.get("study"),
         "cell_id": row.get("cell_id"), "kind": cell.get("kind"), "target": record.get("target", cell.get("target")),
@@ -125,11 +167,12 @@ def _record_row(row: dict, record: dict) -> dict:
         "params": record.get("params"), "gflops_per_s": record.get("gflops_per_s"),
         "speedup": record.get("speedup"), "speedup_ci_low": speedup_ci[0], "speedup_ci_high": speedup_ci[1],
         "llc_misses": llc, "llc_source": source, "llc_note": note,
+        "llc_measured": measured[0] if measured[1] == "measured" else np.nan,
         "n_samples": latency.get("n"), "warnings": len(record.get("warnings") or []),
         "verdict": record.get("verdict") or "unchecked",  # results from before fff checked contention
         # what the FLOP count leaves out; None in records written before fff recorded it
         "uncounted_ops": None if record.get("uncounted_ops") is None else " ".join(record["uncounted_ops"]),
-        **cache_columns(record),
+        **cache,
     }
 
 
@@ -190,10 +233,11 @@ def load_results(paths) -> StudyResults:
         entry["files"].add(str(path))
         entry["cells"] += 1
         if row.get("status") == "ok":
-            rows = [{**_record_row(row, record), "machine": fingerprint} for record in row.get("records") or []]
-            records += rows
-            breakdowns += [{**{k: v for k, v in flat.items() if k in BREAKDOWN_KEYS}, **part}
-                           for flat, record in zip(rows, row.get("records") or []) for part in category_rows(record)]
+            per_record = [[{**r, "machine": fingerprint} for r in _record_rows(row, record)]
+                          for record in row.get("records") or []]
+            records += [r for rows in per_record for r in rows]
+            breakdowns += [{**{k: v for k, v in rows[0].items() if k in BREAKDOWN_KEYS}, **part}
+                           for rows, record in zip(per_record, row.get("records") or []) for part in category_rows(record)]
             continue
         entry["failed"] += 1
         cell, error = row.get("cell") or {}, row.get("error") or {}
@@ -208,14 +252,19 @@ def load_results(paths) -> StudyResults:
     machine_count = len({row.get("machine_fingerprint") for row, _ in newest.values()})
     if machine_count > 1:
         notes.append(f"results come from {machine_count} machines; every table and figure keeps them apart")
-    record_frame = pd.DataFrame(records, columns=RECORD_COLUMNS)
+    every_size = pd.DataFrame(records, columns=[*RECORD_COLUMNS, "primary"])
     for column in ("latency_ms", "speedup", "flops", "params", "gflops_per_s", "llc_misses", "width",
-                   "working_set_bytes"):
-        record_frame[column] = pd.to_numeric(record_frame[column], errors="coerce")
-    record_frame = calibrate(record_frame)  # modelled LLC figures scaled by the cells the study simulated
+                   "working_set_bytes", "ll_bytes", "llc_measured"):
+        every_size[column] = pd.to_numeric(every_size[column], errors="coerce")
+    every_size["what_if"] = every_size["what_if"].astype(bool)
+    # modelled LLC figures scaled by the cells the study simulated, at the same LL size
+    every_size = calibrate(every_size)
+    every_size["primary"] = every_size["primary"].astype(bool)  # the row at the cell's own LL
+    record_frame = every_size[every_size["primary"]].drop(columns="primary").reset_index(drop=True)
     return StudyResults(record_frame, pd.DataFrame(errors, columns=ERROR_COLUMNS), machines, notes,
                         pd.DataFrame(breakdowns, columns=[*BREAKDOWN_KEYS, "backend", "category", "ms", "share",
-                                                          "coverage", "slowdown"]))
+                                                          "coverage", "slowdown"]),
+                        every_size.reset_index(drop=True))
 
 
 # --- correlation without scipy: Spearman is Pearson on average ranks ------------------------------
@@ -312,30 +361,54 @@ def speedup_trend(records: pd.DataFrame, axis: str) -> pd.DataFrame:
 
 
 def correlations(records: pd.DataFrame) -> pd.DataFrame:
-    """Pearson and Spearman correlation of median latency with FLOPs and with LLC misses per
-    inference, per machine, backend and pattern (cells across depth and width), and over all
-    pattern cells. Too few values, or no LLC counts, give NaN and a note."""
+    """Pearson and Spearman correlation of median latency with FLOPs, with LLC misses per inference
+    and with the working set, per machine, backend and pattern (cells across depth and width), and
+    over all pattern cells. LLC misses are correlated per source (measured, simulated, calibrated,
+    modelled: never a mix of them, where a few simulated cells among modelled ones would make the
+    correlation an artefact of the mix) and per LL size where ``records`` hold several (fff.analysis'
+    cache_records), n = the cells with that source. Too few values, or no LLC counts, give NaN and
+    a note."""
+    columns = ["machine", "backend", "scope", "against", "ll", "cells", "pearson", "spearman", "source", "note"]
     rows = records[records["kind"] == "pattern"]
+    if "ll" not in rows.columns or rows["ll"].isna().all():
+        rows = rows.assign(ll="machine", primary=True)
+    elif "primary" not in rows.columns:
+        rows = rows.assign(primary=True)
     out = []
+
+    def add(machine, backend, scope, quantity, ll, known, source, note=""):
+        if not note and len(known) < 3:
+            note = f"{len(known)} cell(s): too few to correlate"
+        elif not note and known[quantity].nunique() == 1:  # no spread, no correlation: say why rather than a bare NaN
+            value = known[quantity].iloc[0]
+            note = (f"every cell's value is {value:g}" + (" (the model: every working set fits this LL)"
+                                                           if value == 0 and source in ("modelled", "calibrated") else ""))
+        out.append({"machine": machine, "backend": backend, "scope": scope, "against": quantity, "ll": ll,
+                    "cells": len(known), "pearson": pearson(known[quantity], known["latency_ms"]),
+                    "spearman": spearman(known[quantity], known["latency_ms"]), "source": source, "note": note})
+
     for (machine, backend), group in rows.groupby(["machine", "backend"]):
-        scopes = [("all patterns", group)] + list(group.groupby("pattern"))
-        for scope, cells in scopes:
-            for quantity in ("flops", "llc_misses", "working_set_bytes"):
-                known = cells[cells[quantity].notna() & cells["latency_ms"].notna()]
-                note = ""
-                if quantity == "llc_misses" and known.empty:
-                    reasons = cells["llc_note"].dropna().unique()
-                    note = "no LLC-miss counts: " + (reasons[0] if len(reasons) else "not requested")
-                elif len(known) < 3:
-                    note = f"{len(known)} cell(s): too few to correlate"
-                out.append({"machine": machine, "backend": backend, "scope": scope, "against": quantity,
-                            "cells": len(known), "pearson": pearson(known[quantity], known["latency_ms"]),
-                            "spearman": spearman(known[quantity], known["latency_ms"]),
-                            "source": ", ".join(sorted(known["llc_source"].dropna().unique())) if quantity == "llc_misses"
-                            else "modelled" if quantity == "working_set_bytes" else "",
-                            "note": note})
-    return pd.DataFrame(out, columns=["machine", "backend", "scope", "against", "cells", "pearson", "spearman",
-                                      "source", "note"])
+        for scope, cells in [("all patterns", group)] + list(group.groupby("pattern")):
+            timed = cells[cells["latency_ms"].notna()]
+            own = timed[timed["primary"].astype(bool)]  # FLOPs and the working set do not depend on the LL
+            own_ll = own["ll"].iloc[0] if len(own) else None
+            add(machine, backend, scope, "flops", own_ll, own[own["flops"].notna()], "")
+            for ll, at_size in timed.groupby("ll", sort=False):
+                found = False
+                for source, column in LLC_SOURCES.items():
+                    if column not in at_size.columns:
+                        continue
+                    known = at_size[at_size[column].notna()].assign(llc_misses=lambda f, c=column: f[c])
+                    if known.empty:
+                        continue
+                    found = True
+                    add(machine, backend, scope, "llc_misses", ll, known, source)
+                if not found:
+                    reasons = at_size["llc_note"].dropna().unique()
+                    add(machine, backend, scope, "llc_misses", ll, at_size.iloc[:0], "",
+                        "no LLC-miss counts: " + (reasons[0] if len(reasons) else "not requested"))
+            add(machine, backend, scope, "working_set_bytes", own_ll, own[own["working_set_bytes"].notna()], "modelled")
+    return pd.DataFrame(out, columns=columns)
 
 
 def gflops_by_pattern(records: pd.DataFrame) -> pd.DataFrame:

@@ -108,14 +108,14 @@ class BuildService:
                 "flops_counter": model.flops_counter, "input_shape_source": model.input_shape_source}
 
     def model_caches(self, target: str, build_options: dict, backends: dict[str, str], artifacts: dict,
-                     precision: str, cache: str | None) -> dict:
+                     precision: str, cache: str | None, extra_caches: tuple[str, ...] = ()) -> dict:
         """fff.explain.cache_model's tensor-level LL model of every backend, here rather than in the main
         process: tracing runs the user's module once and compiles the artifacts."""
         from fff.explain.cache_model import record_fields
 
         tracers = {name: _backend(where).cache_trace for name, where in backends.items()}
         return record_fields(tracers, artifacts, precision=precision, cache=cache,
-                             model=self._model(target, build_options))
+                             model=self._model(target, build_options), extra_caches=tuple(extra_caches))
 
     def save_module(self, target: str, build_options: dict, path: str) -> bool:
         """The module just built, saved whole (torch.save) for the simulation child to load instead of
@@ -182,10 +182,11 @@ class Builder:
                            input_shape_source=reply["input_shape_source"])
 
     def model_caches(self, target: str, build_options: dict, backends: dict[str, str], artifacts: dict,
-                     precision: str, cache: str | None) -> dict:
-        """The cache model's record fields per backend, computed in the builder child."""
+                     precision: str, cache: str | None, extra_caches: tuple[str, ...] = ()) -> dict:
+        """The cache model's record fields per backend, computed in the builder child; ``extra_caches``:
+        further LL sizes, modelled from the same trace (each backend's ``ll_sizes``)."""
         return self._call("model_caches", target, build_options=build_options, backends=dict(backends),
-                          artifacts=artifacts, precision=precision, cache=cache)
+                          artifacts=artifacts, precision=precision, cache=cache, extra_caches=list(extra_caches))
 
     def save_module(self, target: str, build_options: dict, path: str) -> bool:
         """Save the target's PyTorch module whole to ``path`` (BuildService.save_module)."""

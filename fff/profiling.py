@@ -47,6 +47,9 @@ class ProfileOptions:
     counters: tuple[str, ...] = ()
     simulate_cache: bool = False
     cache: str | None = None  # what-if LL ("LL=8MiB,16way") for the cache model and simulation; None: this machine's
+    # further LL sizes ("machine" or what-if specs) for the model and simulation, from the same timed run
+    # (each record's ll_sizes); timing is always on this machine's own cache
+    extra_caches: tuple[str, ...] = ()
     simulate_isa: str | None = None  # cap the simulated kernels' ISA (fff.explain.cache_sim.ISA_CAPS): 5-9x faster
     cache_model: bool = True  # modelled LL traffic and working set per backend (fff.explain.cache_model), seconds per target
     roofline: bool = True  # machine roofs (fff.explain.roofline, measured once per machine) and each record's point
@@ -107,10 +110,14 @@ class ProfileOptions:
         check_threads(self.threads)
         if self.flamegraph is not None:
             check_output_path(self.flamegraph)
+        if self.extra_caches:
+            from fff.explain.cache_geometry import MACHINE, parse_cache_sizes
+
+            parse_cache_sizes([self.cache or MACHINE, *self.extra_caches])  # each valid, none twice
         threads = self.threads or len(os.sched_getaffinity(0))
         shape = None if self.input_shape is None else tuple(self.input_shape)
         return replace(self, threads=threads, backends=tuple(self.backends), counters=tuple(self.counters),
-                       input_shape=shape)
+                       input_shape=shape, extra_caches=tuple(self.extra_caches))
 
 
 def build_options_of(options: ProfileOptions) -> dict:
@@ -265,16 +272,27 @@ def _simulate_caches(job: _Target, names: list[str], progress) -> dict[str, dict
         return {}
     from fff.explain.simulation_phase import SimulationTarget, simulate_targets
 
+    from fff.explain.cache_geometry import MACHINE
+
     outcome: dict[str, dict] = {}
+    for extra in (None, *options.extra_caches):  # the record's own LL, then each further size (ll_sizes)
+        fields_of: dict[str, dict] = {}
 
-    def done(_, fields: dict, errors: dict) -> None:  # a failure is said in the records: the timing is kept
-        for backend, error in errors.items():
-            progress(f"{job.name}: simulating the caches of {backend} failed: {error['message']}")
-        outcome.update(fields)
+        def done(_, fields: dict, errors: dict) -> None:  # a failure is said in the records: the timing is kept
+            for backend, error in errors.items():
+                progress(f"{job.name}: simulating the caches of {backend}"
+                         f"{'' if extra is None else f' at {extra}'} failed: {error['message']}")
+            fields_of.update(fields)
 
-    simulate_targets([SimulationTarget(job.name, job.name, job.build_options, tuple(names), options.precision,
-                                       job.model.flops)],
-                     cache=options.cache, isa_cap=options.simulate_isa, progress=progress, on_done=done)
+        spec = options.cache if extra is None else None if extra == MACHINE else extra
+        simulate_targets([SimulationTarget(job.name, job.name, job.build_options, tuple(names), options.precision,
+                                           job.model.flops)],
+                         cache=spec, isa_cap=options.simulate_isa, progress=progress, on_done=done)
+        if extra is None:
+            outcome.update(fields_of)
+        else:
+            for backend, fields in fields_of.items():
+                outcome.setdefault(backend, {}).setdefault("ll_sizes", {})[extra] = fields
     return outcome
 
 
@@ -291,7 +309,8 @@ def _model_caches(job: _Target, names: list[str], progress) -> dict:
     served = {name: where for name, where in job.served.items() if name in names}
     try:
         modelled = shared_builder().model_caches(job.name, job.build_options, served, job.model.artifacts,
-                                                 job.options.precision, job.options.cache)
+                                                 job.options.precision, job.options.cache,
+                                                 job.options.extra_caches)
     except FffError as error:
         modelled = model_error(names, error)
     for fields in modelled.values():  # the whole call, every stack and the child's round trip: its cost
@@ -318,8 +337,13 @@ def _records(job: _Target, sides: list[Side], interleaving: dict, explained: dic
                                  verdict=verdicts[side.name], interleaving=interleaving, timestamp=timestamp,
                                  packages=job.classes[side.name].packages)
         record["effective_threads"] = job.classes[side.name].effective_threads(record["config"] or {})
-        record.update(explained["simulated"].get(side.name, {}))
-        record.update(explained["modelled"].get(side.name, {}))
+        simulated, modelled = explained["simulated"].get(side.name, {}), explained["modelled"].get(side.name, {})
+        record.update(simulated)
+        record.update(modelled)
+        if simulated.get("ll_sizes") or modelled.get("ll_sizes"):  # each further LL size: its model and simulation
+            record["ll_sizes"] = {size: {**(modelled.get("ll_sizes") or {}).get(size, {}),
+                                         **(simulated.get("ll_sizes") or {}).get(size, {})}
+                                  for size in options.extra_caches}
         if roof is not None:
             record["roofline"] = roofline_point(record, roof)
         if side.name in explained["breakdowns"]:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from fff.explain.cache_analysis import cache_columns, record_llc
-from fff.explain.cache_calibration import calibrate, calibration_factors, calibration_validation
+from fff.explain.cache_calibration import calibrate, calibration_factors, calibration_status, calibration_validation
 from fff.report.cache_section import cache_section_html
 from fff.report.html import _table
 
@@ -126,7 +126,8 @@ def test_a_failed_simulation_is_no_cell_never_zero(simulation):
 def test_the_report_says_uncalibrated_and_the_bench_error_where_nothing_was_simulated():
     rows = [row("torch", "plain", 10_000), row("openvino", "plain", 8_000)]
     text = cache_section_html(calibrate(frame(rows)), _table)
-    assert "Uncalibrated:" in text and "no cell of openvino, torch was simulated" in text
+    assert "Uncalibrated</b>" in text and "no cell of openvino was simulated" in text
+    assert "no cell of torch was simulated" in text
     assert "-19% to -46%" in text and "-5% to -20%" in text and "bench_cache_model.py" in text
     assert "No cell was both simulated and modelled" in text and "leave-one-out" not in text
 
@@ -136,6 +137,35 @@ def test_the_report_has_the_calibration_and_validation_tables():
     assert "leave-one-out: 2 by own pattern" in text and "calibrated median pct" in text.replace("_", " ")
     assert "raw median pct" in text and "all patterns" in text
     assert "modelled, calibrated by 2 simulated torch plain cells (factor 1.35)" in text  # the sources table
-    assert "Uncalibrated:</b> no cell of openvino was simulated" in text and "-5% to -20%" in text
+    assert "no cell of openvino was simulated: its 2 modelled figures are the raw model" in text
+    assert "3 cell(s) of torch simulated, 3 fitted on" in text and "-5% to -20%" in text
     assert "-19% to -46%" not in text  # torch is calibrated here
     assert "where that is modelled it is the raw model, not calibrated" in text  # the roofline's intensity
+
+
+def test_simulated_cells_none_of_which_can_be_fitted_are_said_with_the_counts_and_the_floor():
+    """The study on a 260 MiB LL: every calibration cell fits, the model says 0, the simulation sees the
+    runtime's and the interpreter's own lines (about 125 for OpenVINO, 1,000 for PyTorch)."""
+    rows = ([row("openvino", "plain", 0, 120 + d, depth=d) for d in (1, 2, 3)]
+            + [row("torch", "plain", 0, 980 + 10 * d, depth=d) for d in (1, 2, 3)]
+            + [row(b, "plain", 0, depth=4) for b in ("openvino", "torch")])
+    status = calibration_status(frame(rows)).set_index("backend")
+    assert status.loc["openvino", ["modelled", "simulated", "fitted", "model_zero", "under_floor"]].tolist() == [4, 3, 0, 3, 3]
+    assert status.loc["torch", ["simulated", "fitted", "model_zero", "under_floor"]].tolist() == [3, 0, 3, 1]
+    assert not status["calibrated"].any()
+    text = cache_section_html(calibrate(frame(rows)), _table)
+    assert "was simulated" not in text.replace("were simulated", "")  # never "no cell was simulated"
+    assert ("3 cell(s) of torch were simulated, none could be fitted: the model is 0 in 3 (their working sets fit "
+            "the LL), the simulation saw fewer than 1,000 lines in 1 (simulated 990 to 1,010 lines") in text
+    assert "The model&#x27;s floor" in text or "The model's floor" in text
+    assert "openvino: median 122 lines (121 to 123, 3 cell(s))" in text
+    validation = calibration_validation(frame(rows)).set_index("backend")
+    # -100%: the model's 0 against what the simulation saw (990 lines against the 1,000-line floor: -99%)
+    assert (validation.loc["torch", "raw_min_pct"], validation.loc["torch", "raw_max_pct"]) == pytest.approx((-100, -99))
+    assert validation.loc["torch", "reading"] == (
+        "1 of 3: model 0 (the working set fits the LL) where the simulation saw under 1,000 lines: cold, instruction "
+        "and interpreter misses only, which the tensor model does not count; not comparable; 2 of 3: model 0 (the "
+        "working set fits the LL) where the simulation saw more: misses the tensor model does not count (code, the "
+        "runtime's and the interpreter's data, first touches)")
+    assert validation.loc["openvino", "reading"].startswith("3 of 3: model 0")
+    assert "reading 1:" in text

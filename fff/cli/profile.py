@@ -48,9 +48,10 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--simulate-isa", choices=tuple(ISA_CAPS),
                         help="with --simulate-cache: cap the simulated kernels' instruction set, 5-9x faster under "
                              "valgrind; each record says what the cap changes per counter")
-    parser.add_argument("--cache", metavar="LL=SIZE[,Nway]",
+    parser.add_argument("--cache", metavar="LL=SIZE[,Nway]", action="append",
                         help="what-if last-level cache for the cache model and --simulate-cache, e.g. LL=8MiB,16way "
-                             "(default: this machine's)")
+                             "(default: this machine's); given more than once, each size ('machine': this "
+                             "machine's own) from one timed run, the others in each record's ll_sizes")
     parser.add_argument("--target-ci", type=positive_float, default=1.0,
                         help="stop when each median's 95%% CI is within +-this %% (default 1)")
     parser.add_argument("--max-time", type=positive_float,
@@ -129,6 +130,14 @@ def format_table(records: list[dict]) -> str:
                     reasons.setdefault((name, c["status"]), set()).add(c["reason"])
                 counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<{bw}} {kind:<9} {name:<18} {value} "
                                      f"({c['status']})")
+        for size, fields in (r.get("ll_sizes") or {}).items():  # a cache axis: each further LL size's misses
+            what = "this machine's LL" if size == "machine" else f"what-if {size}"
+            for kind, key in (("simulated", "simulated_counters"), ("modelled", "modelled_counters")):
+                c = ((fields or {}).get(key) or {}).get("llc-misses")
+                if c:
+                    value = "not counted" if c.get("per_inference") is None else f"{c['per_inference']:,.0f} per inference"
+                    counter_lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<{bw}} {kind:<9} "
+                                         f"{'llc-misses':<18} {value} ({c['status']}, at {what})")
         cache_model = r.get("cache_model") or {}
         why_not = cache_model.get("not_modelled") or cache_model.get("error")
         if why_not:  # said, not left out silently: a stack the cache model cannot trace, or a model that failed
@@ -198,7 +207,7 @@ def _check_before_importing(args, targets: list[str]) -> None:
     affinity mask, the flame graph's format, the counters' names, a what-if cache. numpy, torch and openvino are not
     imported yet, so a typo costs a fraction of a second; ProfileOptions.validated() checks these
     again (for the Python API) with what needs the stacks' own modules."""
-    from fff.explain.cache_geometry import parse_cache_spec
+    from fff.explain.cache_geometry import parse_cache_sizes
     from fff.explain.flamegraph import check_output_path
     from fff.measure.contention import check_threads
     from fff.measure.counters import validate_names
@@ -212,7 +221,17 @@ def _check_before_importing(args, targets: list[str]) -> None:
     if args.counters:
         validate_names(args.counters)
     if args.cache:
-        parse_cache_spec(args.cache)
+        parse_cache_sizes(args.cache)  # each size valid, none twice
+
+
+def _caches(specs) -> dict:
+    """--cache given once or more: the record's own LL and the further sizes (ProfileOptions)."""
+    if not specs:
+        return {}
+    from fff.explain.cache_geometry import split_cache_sizes
+
+    cache, extra = split_cache_sizes(specs)
+    return {"cache": cache, "extra_caches": extra}
 
 
 def _profile(args, output) -> int:
@@ -227,7 +246,8 @@ def _profile(args, output) -> int:
     options = ProfileOptions(
         backends=tuple(args.backends), device=args.device, precision=args.precision, threads=args.threads,
         batch=args.batch, resolution=args.resolution, input_shape=args.input_shape, counters=tuple(args.counters),
-        simulate_cache=args.simulate_cache, simulate_isa=args.simulate_isa, cache=args.cache, target_ci=args.target_ci / 100,
+        simulate_cache=args.simulate_cache, simulate_isa=args.simulate_isa, **_caches(args.cache),
+        target_ci=args.target_ci / 100,
         max_seconds=DEFAULT_MAX_SECONDS if args.max_time is None else args.max_time, fit_cap=args.max_time is None,
         min_rounds=args.min_rounds, iterations=args.iterations, warmup=args.warmup,
         flamegraph=str(args.flamegraph) if args.flamegraph else None, breakdown=args.breakdown,

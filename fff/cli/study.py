@@ -72,8 +72,11 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--simulate-isa", choices=tuple(ISA_CAPS),
                         help="cap the simulated kernels' instruction set: 5-9x faster under valgrind (the default "
                              "study: avx); each record says what the cap changes per counter")
-    parser.add_argument("--cache", metavar="LL=SIZE[,Nway]",
-                        help="what-if last-level cache for the cache model and simulation, e.g. LL=8MiB,16way")
+    parser.add_argument("--cache", metavar="LL=SIZE[,Nway]", action="append",
+                        help="what-if last-level cache for the cache model and simulation, e.g. LL=8MiB,16way; "
+                             "given more than once, an LL-size axis ('machine' is this machine's own): "
+                             "--cache machine --cache LL=12MiB,16way models (and simulates) each cell at both "
+                             "sizes from one timed run")
     parser.add_argument("--max-time", type=positive_float, help="seconds of timed rounds per cell at most")
     parser.add_argument("--out", required=True, metavar="RESULTS.jsonl", help="results file (JSON Lines)")
     parser.add_argument("--resume", action="store_true", help="continue a study in --out, skipping finished cells")
@@ -88,12 +91,12 @@ def build_parser() -> OneLineParser:
     return parser
 
 
-def _cache(text):
-    if text is not None:  # a bad spec is a UsageError: one line, exit 2
-        from fff.explain.cache_geometry import parse_cache_spec
+def _caches(specs):
+    if specs is not None:  # a bad spec is a UsageError: one line, exit 2
+        from fff.explain.cache_geometry import parse_cache_sizes
 
-        parse_cache_spec(text)
-    return text
+        parse_cache_sizes(specs)
+    return specs
 
 
 def _config(args):
@@ -103,7 +106,7 @@ def _config(args):
     return base.with_overrides(
         patterns=args.patterns, depths=args.depths, widths=args.widths, pattern_resolutions=args.resolutions,
         zoo=args.zoo, zoo_resolutions=args.zoo_resolutions, precisions=args.precisions, threads=args.threads,
-        counters=args.counters, simulate_cache=args.simulate_cache, cache=_cache(args.cache),
+        counters=args.counters, simulate_cache=args.simulate_cache, caches=_caches(args.cache),
         simulate_isa=args.simulate_isa, max_seconds=args.max_time)
 
 
@@ -117,10 +120,13 @@ def _dry_run(config, shard) -> int:
         print(f"{cell.cell_id}  {cell.label}")
     estimate = len(cells) * (FIXED_SECONDS_PER_CELL + config.max_seconds)
     simulated = sum(cell.simulate_cache for cell in cells)
+    sizes = 1 + len(config.extra_caches)
     print(f"{len(cells)} cells; about {format_duration(estimate)} at {FIXED_SECONDS_PER_CELL:g} s + "
           f"{config.max_seconds:g} s of timed rounds per cell (large zoo models take longer)"
           + (f"; then {simulated} simulated under valgrind (minutes per cell on one core, every core at once)"
-             if simulated else ""), file=sys.stderr)
+             + (f", at each of {sizes} LL sizes" if sizes > 1 else "") if simulated else "")
+          + (f"; the cache model runs at {sizes} LL sizes ({config.cache or 'machine'}, "
+             f"{', '.join(config.extra_caches)}), timing once" if sizes > 1 else ""), file=sys.stderr)
     return 0
 
 

@@ -92,6 +92,8 @@ def model_error(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def cache_sources(records: pd.DataFrame) -> pd.DataFrame:
-    """How many records per backend take their LLC figure from each source."""
+    """How many records per backend (and LL size, where there are several) take their LLC figure
+    from each source."""
     known = records[records["llc_source"].notna()]
-    return known.groupby(["backend", "llc_source"]).size().rename("records").reset_index()
+    keys = (["ll"] if "ll" in known and known["ll"].nunique() > 1 else []) + ["backend", "llc_source"]
+    return known.groupby(keys).size().rename("records").reset_index()

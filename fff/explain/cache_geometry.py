@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from fff.errors import FffError, UsageError
 
-__all__ = ["CacheLevel", "CacheGeometry", "cache_geometry", "parse_cache_spec", "simulable", "CACHE_SPEC_USAGE"]
+__all__ = ["CacheLevel", "CacheGeometry", "cache_geometry", "parse_cache_spec", "simulable", "CACHE_SPEC_USAGE",
+           "MACHINE", "parse_cache_sizes", "split_cache_sizes"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ def simulable(size: int, assoc: int, line: int) -> CacheLevel:
 
 
 CACHE_SPEC_USAGE = "LL=SIZE[,Nway][,line=B], e.g. LL=8MiB,16way (SIZE in B, KiB, MiB or GiB)"
+# In a list of LL sizes (a study's axis), the machine's own last level, read from sysfs.
+MACHINE = "machine"
 _UNITS = {"b": 1, "kib": 1024, "kb": 1024, "k": 1024, "mib": 1024**2, "mb": 1024**2, "m": 1024**2,
           "gib": 1024**3, "gb": 1024**3, "g": 1024**3}
 
@@ -109,3 +112,33 @@ def cache_geometry(ll: CacheLevel | None = None) -> CacheGeometry:
         return CacheGeometry(levels["L1i"], levels["L1d"], ll, f"{CPU_SYSFS}/cpu0/cache for L1; what-if LL")
     return CacheGeometry(levels["L1i"], levels["L1d"], levels[unified[-1]],
                          f"{CPU_SYSFS}/cpu0/cache ({unified[-1]} as LL)")
+
+
+def parse_cache_sizes(specs) -> tuple[str, ...]:
+    """A list of LL sizes for a study's cache axis: ``"machine"`` (this machine's own LL) or what-if
+    specs (parse_cache_spec), each checked, none twice; a single string is a list of one. UsageError
+    naming the problem otherwise."""
+    specs = [specs] if isinstance(specs, str) else list(specs or ())
+    if not specs:
+        raise UsageError(f"no LL size given; expected {MACHINE!r} or {CACHE_SPEC_USAGE}")
+    seen = {}
+    for spec in specs:
+        if not isinstance(spec, str):
+            raise UsageError(f"bad cache spec {spec!r}: expected {MACHINE!r} or {CACHE_SPEC_USAGE}")
+        if spec.strip().lower() == MACHINE:
+            key = MACHINE
+        else:
+            level = parse_cache_spec(spec)
+            key = (level.size, level.assoc, level.line)
+        if key in seen:
+            raise UsageError(f"LL size {spec!r} is listed twice (as {seen[key]!r} before)")
+        seen[key] = spec
+    return tuple(MACHINE if spec.strip().lower() == MACHINE else spec for spec in specs)
+
+
+def split_cache_sizes(specs) -> tuple[str | None, tuple[str, ...]]:
+    """(the first LL size as a single-size study states it: None for the machine's own, and the
+    others): the first is the one a record's own cache fields describe, the others go in its
+    ``ll_sizes``."""
+    sizes = parse_cache_sizes(specs)
+    return (None if sizes[0] == MACHINE else sizes[0]), sizes[1:]

@@ -368,16 +368,23 @@ def model_caches(traces: dict, *, ll=None, block: int = DEFAULT_BLOCK) -> dict[s
     return results
 
 
-def record_fields(tracers: dict, artifacts: dict, *, precision: str, cache: str | None, model) -> dict[str, dict]:
+def record_fields(tracers: dict, artifacts: dict, *, precision: str, cache: str | None, model,
+                  extra_caches: tuple[str, ...] = ()) -> dict[str, dict]:
     """The builder child's hook (fff.builder): the model for one target, what-if LL included.
     ``tracers``: backend -> its Backend.cache_trace. A stack the model cannot trace says why
-    (``not_modelled``); a model that fails is reported in the record, never fatal to the measurement."""
+    (``not_modelled``); a model that fails is reported in the record, never fatal to the measurement.
+    ``extra_caches``: further LL sizes ("machine" or what-if specs), each modelled from the same
+    traces (tracing is the cost; streaming a trace through one more LRU is small) into each backend's
+    ``ll_sizes`` by size."""
     from fff.backends.base import NotModelled
     from fff.errors import FffError
-    from fff.explain.cache_geometry import cache_geometry, parse_cache_spec
+    from fff.explain.cache_geometry import MACHINE, cache_geometry, parse_cache_spec
+
+    def level(spec):
+        return parse_cache_spec(spec) if spec and spec != MACHINE else cache_geometry().LL
 
     try:
-        ll = parse_cache_spec(cache) if cache else cache_geometry().LL
+        ll = level(cache)
         traces, skipped = {}, {}
         for backend, trace in tracers.items():
             if backend not in artifacts:
@@ -389,7 +396,14 @@ def record_fields(tracers: dict, artifacts: dict, *, precision: str, cache: str 
                 skipped[backend] = {"cache_model": {"source": "modelled", "not_modelled": str(reason)}}
                 continue
             traces[backend] = (warm, counted, time.monotonic() - start)
-        return {**model_caches(traces, ll=ll), **skipped}
+        fields = {**model_caches(traces, ll=ll), **skipped}
+        streamed = {backend: (warm, counted, 0.0) for backend, (warm, counted, _) in traces.items()}
+        for extra in extra_caches:  # elapsed_s of a further size: its streaming alone (the trace is the record's)
+            for backend, extra_fields in {**model_caches(streamed, ll=level(extra)), **skipped}.items():
+                if "cache_model" in extra_fields and "elapsed_s" in extra_fields["cache_model"]:
+                    extra_fields["cache_model"]["elapsed_is"] = "streaming through this size's LRU; the trace is the record's own"
+                fields[backend].setdefault("ll_sizes", {})[extra] = extra_fields
+        return fields
     except (FffError, RuntimeError, ValueError) as error:
         return model_error([b for b in tracers if b in artifacts], error)
 

@@ -18,11 +18,13 @@ __all__ = ["report"]
 
 REPORT_PAGE = "index.html"
 RECORDS_CSV = "records.csv"
+CACHE_RECORDS_CSV = "cache_records.csv"  # a study with an LL-size axis: one row per cell x backend x LL size
 
 
 def report(results, out) -> Path:
     """Merge the results files, draw every figure per machine, write ``out/index.html`` and
-    ``out/records.csv`` (one row per cell x backend); returns the page's path."""
+    ``out/records.csv`` (one row per cell x backend; with an LL-size axis also ``out/cache_records.csv``,
+    one row per cell x backend x LL size); returns the page's path."""
     from fff.analysis import load_results
     from fff.errors import UsageError
     from fff.report.breakdown_figures import draw_breakdown
@@ -44,16 +46,22 @@ def report(results, out) -> Path:
     figures = {}
     for fingerprint in loaded.machines:
         records = loaded.records[loaded.records["machine"] == fingerprint]
-        figures[fingerprint] = draw_all(records, directory, suffix=f".{str(fingerprint)[:8]}" if several else "")
+        every_size = loaded.cache_records[loaded.cache_records["machine"] == fingerprint]
+        figures[fingerprint] = draw_all(records, directory, suffix=f".{str(fingerprint)[:8]}" if several else "",
+                                        cache_records=every_size)
         breakdowns = loaded.breakdowns[loaded.breakdowns["machine"] == fingerprint]
         figures[fingerprint] += draw_breakdown(breakdowns, directory, suffix=f".{str(fingerprint)[:8]}" if several else "")
     page = directory / REPORT_PAGE
     write_text(directory / RECORDS_CSV, loaded.records.to_csv(index=False))
+    written = [page, directory / RECORDS_CSV]
+    if loaded.cache_records["ll"].nunique() > 1:  # the further sizes' cache figures, beside the records' own
+        write_text(directory / CACHE_RECORDS_CSV, loaded.cache_records.to_csv(index=False))
+        written.append(directory / CACHE_RECORDS_CSV)
     write_text(page, render_report(loaded, figures, directory, sources))
     umask = os.umask(0)
     os.umask(umask)
-    for written in (page, directory / RECORDS_CSV):  # a report is for sharing: the PNGs' permissions, not 0600
-        written.chmod(0o666 & ~umask)
+    for path in written:  # a report is for sharing: the PNGs' permissions, not 0600
+        path.chmod(0o666 & ~umask)
     return page
 
 

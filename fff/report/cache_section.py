@@ -14,7 +14,7 @@ import pandas as pd
 from fff.explain.cache_analysis import cache_sources
 from fff.backends import backend_cache_model_error
 from fff.explain.cache_calibration import BENCH_SOURCE
-from fff.explain.cache_calibration import FLOOR_LINES, calibration_factors, calibration_validation
+from fff.explain.cache_calibration import FLOOR_LINES, calibration_factors, calibration_status, calibration_validation
 from fff.backends import BASELINE, backend_color, backend_label
 from fff.report.plotting import empty_figure, new_figure, save, stack_order
 
@@ -153,8 +153,12 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
 
 def _calibration_html(records: pd.DataFrame, table) -> list[str]:
     """The model's calibration by the simulated cells, its validation per pattern, and for each
-    backend with no simulated cell, that its figures are uncalibrated and what the bench measured."""
+    backend (and LL size) whose figures could not be calibrated, why: no cell simulated, or cells
+    simulated that no factor could be fitted on (the model 0, the simulation under the floor), with
+    the counts; the model's floor from the simulated cells it predicts 0 for."""
     factors = calibration_factors(records)
+    status = calibration_status(records)
+    several = "ll" in records and records["ll"].nunique() > 1
     parts = ["<h3>The cache model against simulation</h3>",
              '<p class="note">Calibration: simulated / modelled LL read misses over the simulated cells (those with '
              f'at least {FLOOR_LINES:,} simulated lines and a non-zero model). A pattern with a simulated cell of a '
@@ -162,42 +166,79 @@ def _calibration_html(records: pd.DataFrame, table) -> list[str]:
              'a pattern with none, and a zoo model, the median over all the backend\'s cells. Modelled figures '
              'elsewhere in this report are multiplied by their factor and say so ("modelled, calibrated by N simulated '
              'cells (factor x)"); the raw modelled value stays beside it in records.csv (llc_modelled, '
-             'llc_calibrated). A failed simulation counts as no cell, never as 0.</p>',
-             table(factors.drop(columns=["machine"]).round(3), "no simulated cell to calibrate by")]
-    calibrated = set(factors["backend"])
-    modelled = records[records["llc_modelled"].notna()]
-    uncalibrated = [b for b in sorted(modelled["backend"].dropna().unique()) if b not in calibrated]
-    if uncalibrated:
-        lines = "; ".join(f"{html.escape(b)}: {html.escape(backend_cache_model_error(b))}" for b in uncalibrated)
-        parts.append(f'<p class="note"><b>Uncalibrated:</b> no cell of {html.escape(", ".join(uncalibrated))} was '
-                     f'simulated here (set calibrate_every in the study file), so its modelled LLC figures are the raw '
-                     f'model. Its known error, from {html.escape(BENCH_SOURCE)}: {lines}.</p>')
+             'llc_calibrated). A failed simulation counts as no cell, never as 0.'
+             + (' Each LL size is calibrated by the cells simulated at that size only.' if several else '') + '</p>']
+    parts.append(table(status.drop(columns=["machine", "says"]), "no modelled LLC figures"))
+    parts.append(_paragraphs_html(status["says"]))
+    if not factors.empty:
+        parts.append(table(factors.drop(columns=["machine"]).round(3)))
+    uncalibrated = status[~status["calibrated"].astype(bool)] if not status.empty else status
+    if not uncalibrated.empty:
+        lines = "; ".join(f"{html.escape(b)}: {html.escape(backend_cache_model_error(b))}"
+                          for b in sorted(uncalibrated["backend"].unique()))
+        parts.append(f'<p class="note"><b>Uncalibrated</b> where the table says calibrated False: those modelled LLC '
+                     f'figures are the raw model. Its known error where it predicts misses, from '
+                     f'{html.escape(BENCH_SOURCE)}: {lines}.</p>')
+    parts += _floor_html(records)
     validation = calibration_validation(records).drop(columns=["machine"]).round(1)
     if validation.empty:
         return parts + ['<p class="note">No cell was both simulated and modelled: nothing validates the model '
                         'here.</p>']
+    validation, notes = _footnoted(validation, "reading")
     parts += ['<p class="note">Validation per pattern over the simulated cells: the raw model\'s error and the '
               'calibrated model\'s, 100 x (model - simulated) / simulated (below 1,000 simulated lines, against '
               '1,000). The calibrated error is leave-one-out: each cell is predicted by a factor fitted on the '
               'backend\'s other simulated cells, never on itself: by its own pattern\'s other cells where it has '
               'some, else by the pooled median of the other patterns (what a pattern with no simulated cell gets). '
-              'A backend with one simulated cell validates nothing. n = simulated cells.</p>',
-              table(validation)]
+              'A backend with one simulated cell validates nothing. n = simulated cells. reading: what an error '
+              'near -100% means where the model is 0.</p>',
+              table(validation), notes]
     if not factors.empty and (records.get("intensity_source", pd.Series(dtype=object)) == "modelled").any():
         parts.append('<p class="note">The roofline\'s arithmetic intensity uses the LL traffic its record carries; '
                      'where that is modelled it is the raw model, not calibrated.</p>')
     return parts
 
 
-def cache_section_html(records: pd.DataFrame, table) -> str:
-    """HTML for one machine's cache section; ``table`` renders a DataFrame as fff.report.html does."""
+def _paragraphs_html(lines) -> str:
+    return "".join(f'<p class="note">{html.escape(str(line))}</p>' for line in lines)
+
+
+def _footnoted(frame: pd.DataFrame, column: str) -> tuple[pd.DataFrame, str]:
+    """A long text that repeats down a column said once under the table, the cells pointing to it."""
+    texts = [t for t in dict.fromkeys(frame[column].dropna()) if t]
+    numbers = {t: f"reading {i}" for i, t in enumerate(texts, 1)}
+    frame = frame.assign(**{column: frame[column].map(lambda t: numbers.get(t, t))})
+    return frame, _paragraphs_html(f"{numbers[t]}: {t}" for t in texts)
+
+
+def _floor_html(records: pd.DataFrame) -> list[str]:
+    """The model's floor, from the data: what the simulation saw where the model says 0 (the working set
+    fits the LL, so the tensor model predicts no miss after the warm-up)."""
+    both = records[records["llc_simulated"].notna() & records["llc_modelled"].notna()]
+    zero = both[both["llc_modelled"] <= 0]
+    if zero.empty:
+        return []
+    lines = [f"{html.escape(str(backend))}: median {cells['llc_simulated'].median():,.0f} lines "
+             f"({cells['llc_simulated'].min():,.0f} to {cells['llc_simulated'].max():,.0f}, {len(cells)} cell(s))"
+             for backend, cells in zero.groupby("backend")]
+    return [f'<p class="note"><b>The model\'s floor.</b> Where a cell\'s working set fits the LL the tensor model '
+            f'says 0 misses; the simulation of those cells saw {"; ".join(lines)}: the code\'s, the runtime\'s and the '
+            f'interpreter\'s own lines and first touches, which the model does not count. Modelled figures below '
+            f'about that many lines, and any below {FLOOR_LINES:,}, are not comparable with a simulated or measured '
+            f'count.</p>']
+
+
+def cache_section_html(records: pd.DataFrame, table, cache_records: pd.DataFrame | None = None) -> str:
+    """HTML for one machine's cache section; ``table`` renders a DataFrame as fff.report.html does.
+    ``cache_records``: the rows at every LL size of a study's cache axis (calibration is per size)."""
+    every = records if cache_records is None or cache_records.empty else cache_records
     parts = ["<h3>Where the cache figures come from</h3>",
              '<p class="note">LLC misses per inference: measured (a PMU), simulated (valgrind callgrind, on its '
              'virtual CPU without AVX-512) or modelled (fff.explain.cache_model: each operation\'s tensors streamed once '
              'through an LRU of the LL\'s size; no reuse inside an operation, no scratch buffers). The best source '
              'a record has is used; a what-if LL is marked.</p>',
-             table(cache_sources(records), "no LLC figures in these results"),
-             *_calibration_html(records, table)]
+             table(cache_sources(every), "no LLC figures in these results"),
+             *_calibration_html(every, table)]
     parts += _roof_parts(records, table)
     return "\n".join(parts)
 

@@ -15,12 +15,12 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from fff.analysis import PAPER, accelerated, speedup_by_pattern, speedup_trend, suspect_cells
+from fff.analysis import LLC_SOURCES, PAPER, accelerated, speedup_by_pattern, speedup_trend, suspect_cells
 from fff.report.cache_section import roofline_figure
 from fff.backends import BASELINE, backend_color, backend_label
 from fff.report.plotting import empty_figure, new_figure, plain_log_scale, save, stack_order
 
-__all__ = ["FIGURES", "draw_all"]
+__all__ = ["FIGURES", "draw_all", "ll_sizes", "ll_caption", "ll_slug", "llc_curves"]
 
 # One colour per design pattern where patterns share a plot (matplotlib's tab10, in order).
 PATTERN_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -199,10 +199,69 @@ def latency_against_flops(records: pd.DataFrame, path: Path) -> Path:
     return save(figure, path)
 
 
+# How each source of LLC misses is drawn: a figure never joins points of two sources into one line.
+SOURCE_MARKERS = {"measured": "s", "simulated": "o", "calibrated": "D", "modelled": "D"}
+
+
+def ll_caption(ll: str, ll_bytes: float, what_if: bool) -> str:
+    """'this machine's LL (480 MiB)' or 'what-if LL=12MiB,16way (12 MiB)': every cache figure says which."""
+    size = f" ({ll_bytes / 2**20:.3g} MiB)" if np.isfinite(ll_bytes) else ""
+    return f"what-if {ll}{size}" if what_if else f"this machine's LL{size}"
+
+
+def _curve_source(line: pd.DataFrame) -> str | None:
+    """The model's source for one curve: calibrated where the whole curve is, else the raw model."""
+    column = LLC_SOURCES["calibrated"]
+    if column in line and len(line) and line[column].notna().all():
+        return "calibrated"
+    column = LLC_SOURCES["modelled"]
+    return "modelled" if column in line and line[column].notna().any() else None
+
+
+def llc_curves(rows: pd.DataFrame) -> pd.DataFrame:
+    """What the LLC figure draws, one row per curve: pattern, backend, width, source, the depths and
+    values (medians over resolution), and whether its points are joined by a line. Each curve has one
+    source: the model's (calibrated where every point of the curve is, else raw), and the simulated
+    and measured figures each on their own, joined only where every depth of the curve has one."""
+    out = []
+    rows = rows[(rows["kind"] == "pattern") & rows["depth"].notna()]
+    columns = [c for c in LLC_SOURCES.values() if c in rows]
+    for (pattern, backend, width), cells in rows.groupby(["pattern", "backend", "width"]):
+        line = cells.groupby("depth")[columns].median(numeric_only=True).reindex(columns=columns)
+        model = _curve_source(line)
+        sources = ([model] if model else []) + [s for s in ("simulated", "measured") if LLC_SOURCES[s] in line]
+        for source in sources:
+            known = line[LLC_SOURCES[source]].dropna()
+            if known.empty:
+                continue
+            out.append({"pattern": pattern, "backend": backend, "width": width, "source": source,
+                        "depths": known.index.tolist(), "values": known.tolist(),
+                        "joined": len(known) == len(line) and len(known) > 1})
+    return pd.DataFrame(out, columns=["pattern", "backend", "width", "source", "depths", "values", "joined"])
+
+
+def _lines_text(value: float) -> str:
+    """0, 500, 1k, 10k, 1M: an axis of line counts read at a glance."""
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:g}{unit}"
+    return f"{value:g}"
+
+
 def llc_misses_against_depth(records: pd.DataFrame, path: Path) -> Path:
-    title = "Last-level-cache misses per inference against depth"
-    rows = records[(records["kind"] == "pattern") & records["llc_misses"].notna()]
-    if rows.empty:
+    """LLC misses per inference against depth, per pattern, a line per backend and width, for the
+    records of one LL size. One source per curve: the model's curve (calibrated where its backend
+    and size have a factor, else raw) is a line with hollow markers; simulated and measured figures
+    are markers of their own, joined only where every point of that curve has one. Below
+    fff.explain.cache_calibration.FLOOR_LINES the axis is linear (symlog), so a model's 0 and the
+    simulation's few hundred cold misses both show."""
+    from fff.explain.cache_calibration import FLOOR_LINES
+
+    title = "Last-level-cache misses per inference against depth and width"
+    has_any = [c for c in LLC_SOURCES.values() if c in records]
+    rows = records[(records["kind"] == "pattern")]
+    rows = rows[rows[has_any].notna().any(axis=1)] if has_any else rows.iloc[:0]
+    if rows.empty or rows["depth"].isna().all():
         notes = records["llc_note"].dropna().unique()
         reason = textwrap.shorten(notes[0] if len(notes) else "no cells", 150, placeholder=" ...")
         return empty_figure(path, title, "\n".join(textwrap.wrap(f"No LLC-miss counts in these results ({reason}).", 90))
@@ -210,19 +269,42 @@ def llc_misses_against_depth(records: pd.DataFrame, path: Path) -> Path:
                             "fff-study --counters llc-misses --simulate-cache (in a study file: simulate_cache = true).")
     patterns = sorted(rows["pattern"].unique())
     figure, axes = _pattern_grid(patterns)
+    widths = sorted(rows["width"].dropna().unique())
+    styles = dict(zip(reversed(widths), ["-", "--", ":", "-."] * 4))  # the widest solid
+    curves = llc_curves(rows)
     for ax, pattern in zip(axes, patterns):
         cells = rows[rows["pattern"] == pattern]
-        for backend, line in cells.groupby("backend"):
-            line = line.groupby("depth")["llc_misses"].median()
-            ax.plot(line.index, line.values, marker="o", color=backend_color(backend), label=backend)
+        for curve in curves[curves["pattern"] == pattern].itertuples():
+            color, style = backend_color(curve.backend), styles.get(curve.width, "-")
+            model = curve.source in ("modelled", "calibrated")
+            ax.plot(curve.depths, curve.values, linestyle=style if curve.joined else "", color=color,
+                    marker=SOURCE_MARKERS[curve.source], markersize=4 if model else 6, zorder=2 if model else 3,
+                    markerfacecolor="none" if curve.source == "modelled" else "white" if model else color,
+                    linewidth=1.1)
         ax.set_title(pattern, fontsize=10)
-        ax.set_xticks(sorted(cells["depth"].unique()))
+        ax.set_yscale("symlog", linthresh=FLOOR_LINES)
+        ax.set_ylim(0, max(ax.get_ylim()[1] * 1.5, 1.5 * FLOOR_LINES))  # the floor always on the axis
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: _lines_text(value)))
+        ax.set_xticks(sorted(cells["depth"].dropna().unique()))
         ax.set_xlabel("depth")
-        ax.set_ylabel("misses")
-    axes[0].legend(fontsize=7)
-    sources = ", ".join(sorted(rows["llc_source"].dropna().unique()))
-    figure.suptitle("\n".join(textwrap.wrap(f"{title} ({sources}; medians over width and resolution)",
-                                             int(figure.get_figwidth() * 11))))
+        ax.set_ylabel("misses (lines)")
+    legend = [Line2D([], [], color=backend_color(b), label=backend_label(b)) for b in stack_order(rows["backend"])]
+    legend += [Line2D([], [], color="grey", linestyle=styles[w], label=f"width {w:g}") for w in reversed(widths)]
+    what = {"modelled": "modelled (raw model)", "calibrated": "model, calibrated at this size",
+            "simulated": "simulated (joined only if every depth is)", "measured": "measured (PMU)"}
+    legend += [Line2D([], [], color="grey", linestyle="", marker=SOURCE_MARKERS[s], label=what[s],
+                      markerfacecolor="none" if s == "modelled" else "white" if s == "calibrated" else "grey")
+               for s in LLC_SOURCES if s in set(curves["source"])]
+    figure.legend(handles=legend, fontsize=7, loc="outside lower center", ncols=2 if len(patterns) < 3 else 4,
+                  frameon=False)
+    ll = ""
+    if "ll" in rows and rows["ll"].notna().any():
+        first = rows.iloc[0]
+        ll = " at " + ll_caption(first["ll"], first["ll_bytes"], bool(first["what_if"]))
+        if bool(first["what_if"]):
+            ll += ": figures of a what-if cache, latency timed on this machine's own"
+    figure.suptitle("\n".join(textwrap.wrap(f"{title}{ll} (medians over resolution; linear below {FLOOR_LINES:,} "
+                                             "lines, logarithmic above)", int(figure.get_figwidth() * 11))))
     return save(figure, path)
 
 
@@ -279,7 +361,35 @@ FIGURES = {
 }
 
 
-def draw_all(records: pd.DataFrame, directory: Path, suffix: str = "") -> list[tuple[str, Path]]:
-    """Every figure for one machine's records; returns (caption, path) in report order."""
+def ll_sizes(cache_records: pd.DataFrame) -> list[tuple[str, float, bool]]:
+    """(LL size, bytes, what-if) of each size a machine's records have, the cells' own LL first."""
+    if cache_records is None or cache_records.empty or "ll" not in cache_records or cache_records["ll"].isna().all():
+        return []
+    sizes = cache_records.drop_duplicates("ll")
+    if "primary" in sizes:
+        sizes = sizes.sort_values("primary", ascending=False, kind="stable")
+    return [(r.ll, r.ll_bytes, bool(r.what_if)) for r in sizes.itertuples()]
+
+
+def ll_slug(ll: str) -> str:
+    """A file name's part for an LL size: 'LL=12MiB,16way' -> 'll-12MiB-16way'."""
+    return "ll-" + "".join(c if c.isalnum() else "-" for c in ll.split("=", 1)[-1]).strip("-")
+
+
+def draw_all(records: pd.DataFrame, directory: Path, suffix: str = "",
+             cache_records: pd.DataFrame | None = None) -> list[tuple[str, Path]]:
+    """Every figure for one machine's records; returns (caption, path) in report order. With
+    ``cache_records`` of several LL sizes (a study's cache axis), the LLC figure is drawn once per
+    size, each captioned with its size."""
     directory.mkdir(parents=True, exist_ok=True)
-    return [(caption, draw(records, directory / f"{stem}{suffix}.png")) for stem, (caption, draw) in FIGURES.items()]
+    sizes = ll_sizes(cache_records)
+    drawn = []
+    for stem, (caption, draw) in FIGURES.items():
+        if stem == "llc_vs_depth" and len(sizes) > 1:
+            for index, (ll, size, what_if) in enumerate(sizes):
+                at = cache_records[cache_records["ll"] == ll]
+                name = stem if index == 0 else f"{stem}.{ll_slug(ll)}"  # the cells' own LL keeps the usual name
+                drawn.append((f"{caption} at {ll_caption(ll, size, what_if)}", draw(at, directory / f"{name}{suffix}.png")))
+            continue
+        drawn.append((caption, draw(records, directory / f"{stem}{suffix}.png")))
+    return drawn

@@ -17,6 +17,7 @@ from fff.analysis import (PAPER, SPEEDUP_CONVENTION, SUSPECT_FACTOR, StudyResult
 from fff.backends import BASELINE, backend_label
 from fff.measure.contention import NOISY_CI
 
+from fff.report.cache_efficacy import cache_efficacy_html
 from fff.report.cache_section import cache_section_html
 
 __all__ = ["render_report", "machine_label"]
@@ -140,6 +141,8 @@ def _pivot(trend: pd.DataFrame, axis: str) -> pd.DataFrame:
 def _machine_section(fingerprint: str, results: StudyResults, figures: list[tuple[str, Path]], directory: Path) -> str:
     entry = results.machines.get(fingerprint, {})
     records = results.records[results.records["machine"] == fingerprint]
+    every_size = (results.cache_records[results.cache_records["machine"] == fingerprint]
+                  if not results.cache_records.empty else records)
     drop = ["machine"]
     parts = [f"<h2>Machine {html.escape(machine_label(fingerprint, entry))}</h2>", _table(_machine_table(fingerprint, entry))]
     for caption, path in figures:
@@ -155,9 +158,13 @@ def _machine_section(fingerprint: str, results: StudyResults, figures: list[tupl
         "<h3>Median speed-up against width</h3>", _table(_pivot(speedup_trend(records, "width"), "width")),
         "<h3>Correlation of latency with FLOPs, with LLC misses and with working set</h3>",
         '<p class="note">Pearson (linear) and Spearman (rank) over the cells of each pattern across depth and '
-        'width, n = cells; missing LLC counts are left out, never read as zero.</p>',
-        *_correlation_table(records),
-        cache_section_html(records, _table),
+        'width, n = cells; missing LLC counts are left out, never read as zero. LLC misses are correlated per '
+        'source (measured, simulated, calibrated model, raw model: never a mix) and per LL size (ll; a what-if '
+        'size is the cache model or simulation of that cache for the same timed run), each over the cells that '
+        'have that source.</p>',
+        *_correlation_table(every_size),
+        cache_efficacy_html(every_size, _table),
+        cache_section_html(records, _table, every_size),
         "<h3>Achieved GFLOP/s per pattern</h3>", _table(gflops_by_pattern(records).drop(columns=drop)),
         "<h3>Architectures, table</h3>",
         _table(architecture_table(records).drop(columns=drop), "no successful zoo models"),

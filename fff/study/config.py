@@ -8,14 +8,14 @@ precisions x thread counts.
 A study file has four tables; every key is optional, unknown keys and wrong types are errors:
 
     [study]    name, description
-    [measure]  backends, device, precisions, threads, batch, counters, simulate_cache, cache,
+    [measure]  backends, device, precisions, threads, batch, counters, simulate_cache, cache (one LL or a list),
                calibrate_every, calibrate_from, simulate_isa, max_seconds, min_rounds, target_ci, warmup, keep_samples,
                breakdown
     [patterns] names, depths, widths, resolutions
     [zoo]      models, resolutions
 
 A cell's identity (``cell_id``) is a hash of what it measures (target, resolution, precision,
-threads as declared, batch, backends, device, counters, what-if cache) and not of how long
+threads as declared, batch, backends, device, counters, what-if cache, further LL sizes) and not of how long
 it is measured (max_seconds, target_ci, min_rounds, warmup, breakdown), so a study resumed with a longer
 time cap keeps what it has. Nor of whether its caches are simulated: simulation runs after the
 timing (fff.study.sweep's simulation phase) and changes nothing that is timed, so a timed study
@@ -60,11 +60,17 @@ class Cell:
     counters: tuple[str, ...]
     simulate_cache: bool
     cache: str | None = None  # what-if LL ("LL=8MiB,16way"); None: the machine's own
+    # further LL sizes ("machine" or what-if specs) the cache model and simulation also run at, from the
+    # same timed run: a study's cache axis (the record's ll_sizes)
+    extra_caches: tuple[str, ...] = ()
 
     def identity(self) -> dict:
-        identity = {**asdict(self), "backends": list(self.backends), "counters": list(self.counters)}
+        identity = {**asdict(self), "backends": list(self.backends), "counters": list(self.counters),
+                    "extra_caches": list(self.extra_caches)}
         if identity["cache"] is None:  # cells measured before what-if caches existed keep their ids
             del identity["cache"]
+        if not identity["extra_caches"]:  # nor do cells of a single LL size
+            del identity["extra_caches"]
         return identity
 
     @property
@@ -96,7 +102,8 @@ class StudyConfig:
     batch: int | None = None
     counters: tuple[str, ...] = ()
     simulate_cache: bool = False
-    cache: str | None = None
+    cache: str | None = None  # the first LL size: None for the machine's own
+    extra_caches: tuple[str, ...] = ()  # the other LL sizes of a cache axis (cache = [...] in the file)
     simulate_isa: str | None = None  # fff.explain.cache_sim.ISA_CAPS key for the simulated cells
     calibrate_every: int | None = None  # simulate one cell in N (every cell is modelled): the model's calibration
     calibrate_from: int = 0  # the first of them (0-based, in cell order): which depth/width each pattern calibrates
@@ -122,7 +129,8 @@ class StudyConfig:
 
     def cells(self) -> list[Cell]:
         common = dict(batch=self.batch, backends=tuple(self.backends), device=self.device,
-                      counters=tuple(self.counters), simulate_cache=self.simulate_cache, cache=self.cache)
+                      counters=tuple(self.counters), simulate_cache=self.simulate_cache, cache=self.cache,
+                      extra_caches=tuple(self.extra_caches))
         cells = []
         for precision in self.precisions:
             for threads in self.threads:
@@ -156,6 +164,7 @@ class StudyConfig:
         return ProfileOptions(backends=cell.backends, device=cell.device, precision=cell.precision,
                               threads=cell.threads, batch=cell.batch, resolution=cell.resolution,
                               counters=cell.counters, simulate_cache=False, cache=cell.cache,
+                              extra_caches=cell.extra_caches,
                               simulate_isa=self.simulate_isa,
                               target_ci=self.target_ci, max_seconds=self.max_seconds,
                               fit_cap=not self.max_seconds_given,
@@ -166,7 +175,7 @@ class StudyConfig:
         """Flags over a file: ``None`` means "not given". Naming patterns or zoo models picks what
         to run, so giving only one of the two drops the other kind."""
         given = {k: v for k, v in overrides.items() if v is not None}
-        unknown = set(given) - {f.name for f in fields(self)}
+        unknown = set(given) - {f.name for f in fields(self)} - {"caches"}
         if unknown:
             raise TypeError(f"unknown study field(s): {', '.join(sorted(unknown))}")
         if "max_seconds" in given:  # --max-time: the user's limit
@@ -175,6 +184,10 @@ class StudyConfig:
             given["zoo"] = ()
         if "zoo" in given and "patterns" not in given:
             given["patterns"] = ()
+        if "caches" in given:  # a list of LL sizes (--cache A B): the first, and the others
+            from fff.explain.cache_geometry import split_cache_sizes
+
+            given["cache"], given["extra_caches"] = split_cache_sizes(given.pop("caches"))
         return replace(self, **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
 
 
@@ -219,13 +232,17 @@ def _scalar(check, what: str):
 
 
 def _cache_spec(value):
-    from fff.explain.cache_geometry import CACHE_SPEC_USAGE, parse_cache_spec
+    from fff.explain.cache_geometry import CACHE_SPEC_USAGE, MACHINE, parse_cache_spec, split_cache_sizes
 
     try:
+        if isinstance(value, list):  # a cache axis: "machine" and what-if specs
+            return split_cache_sizes(value)
         parse_cache_spec(value)
-    except UsageError:
-        raise ValueError(f"a what-if cache {CACHE_SPEC_USAGE}") from None
-    return value
+    except UsageError as error:
+        what = (f"a list of LL sizes, each {MACHINE!r} or {CACHE_SPEC_USAGE}, none twice ({error})"
+                if isinstance(value, list) else f"a what-if cache {CACHE_SPEC_USAGE}, or a list of LL sizes")
+        raise ValueError(what) from None
+    return value, ()
 
 
 def _flag(value):
@@ -247,7 +264,7 @@ _SCHEMA = {
         "batch": ("batch", _scalar(_whole, "a whole number >= 1")),
         "counters": ("counters", lambda v: () if v == [] else _list_of(_text, "counter names")(v)),
         "simulate_cache": ("simulate_cache", _flag),
-        "cache": ("cache", _cache_spec),
+        "cache": (("cache", "extra_caches"), _cache_spec),
         "calibrate_every": ("calibrate_every", _scalar(_whole, "a whole number >= 1")),
         "calibrate_from": ("calibrate_from", _scalar(_whole_or_zero, "a whole number >= 0")),
         "simulate_isa": ("simulate_isa", _scalar(lambda v: v in ISA_CAPS, _one_of(ISA_CAPS))),
@@ -289,9 +306,13 @@ def parse_study(text: str, source: str = "<study>") -> StudyConfig:
                 raise UsageError(f"{source}: unknown key '{table}.{key}' (known in [{table}]: {', '.join(schema)})")
             name, check = schema[key]
             try:
-                values[name] = check(value)
+                checked = check(value)
             except ValueError as expected:
                 raise UsageError(f"{source}: '{table}.{key}' must be {expected}, got {value!r}") from None
+            if isinstance(name, tuple):  # one key, several fields (cache: the first LL size and the others)
+                values.update(zip(name, checked))
+            else:
+                values[name] = checked
     return StudyConfig(**values, max_seconds_given="max_seconds" in values, source=source)
 
 
