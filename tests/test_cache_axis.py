@@ -219,6 +219,7 @@ def test_correlations_are_per_source_and_ll_size_with_n(tmp_path):
     assert flops["cells"].tolist() == [4]  # FLOPs do not depend on the LL: once, not once per size
 
 
+@pytest.mark.slow
 def test_fff_profile_models_each_ll_size_from_one_timed_run(tmp_path):
     import json
     import subprocess
