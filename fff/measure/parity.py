@@ -20,6 +20,9 @@ fixed-seed input, OpenVINO against PyTorch eager under autocast and against PyTo
   limit sits at the geometric middle of its noise and the smallest real disagreement. A subtle one
   (one weight tensor scaled by 1.05) gives 0.011 to 0.093: caught at f32, about half the time at
   f16, and not at bf16, whose own rounding reaches as far.
+- Several outputs (a tuple, list or dict of tensors, fff.models.outputs): each is compared with
+  the same tolerance relative to its own scale (a segmentation map and an auxiliary head differ in
+  scale), and the whole model is ok only when every output is; the record lists each output.
 - int8: not yet; quantised outputs need their own metric (SQNR or cosine similarity), added as a
   ``_TOLERANCES`` entry with its metric when an int8 path exists.
 """
@@ -33,7 +36,7 @@ import numpy as np
 
 from fff.errors import ParityError, ShapeError, UsageError
 
-__all__ = ["Parity", "Tolerance", "compare", "check_parity", "tolerance_for", "RTOL"]
+__all__ = ["Parity", "Tolerance", "compare", "compare_outputs", "check_parity", "tolerance_for", "RTOL"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,30 @@ def compare(reference: np.ndarray, candidate: np.ndarray, *, rtol: float | None 
     scale = float(np.max(np.abs(reference)))
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
     return Parity(max_abs, max_rel, max_rel <= limit, limit, tolerance.metric, reason)
+
+
+def compare_outputs(reference, candidate, *, tolerance: Tolerance | None = None, names=(),
+                    sides: tuple[str, str] = ("reference", "candidate")) -> dict:
+    """The record's ``parity`` field for one output (an array) or several (a list of arrays, in
+    the model's order, named by ``names``): the worst output's errors, ``ok`` only when every
+    output is, and ``outputs`` listing each output's errors when there are several. A differing
+    number of outputs (a conversion that dropped one) is a ShapeError naming both ``sides``."""
+    references = reference if isinstance(reference, list) else [reference]
+    candidates = candidate if isinstance(candidate, list) else [candidate]
+    if len(references) != len(candidates):
+        raise ShapeError(f"{sides[0]} gave {len(references)} output(s), {sides[1]} {len(candidates)}: "
+                         "the two sides do not compute the same function")
+    names = list(names) if len(names) == len(references) else [str(i) for i in range(len(references))]
+    compared = [compare(r, c, tolerance=tolerance) for r, c in zip(references, candidates)]
+    worst = max(compared, key=lambda p: (not p.ok, p.max_rel_err if math.isfinite(p.max_rel_err) else math.inf))
+    record = worst.as_record()
+    record["ok"] = all(p.ok for p in compared)
+    if len(compared) > 1:
+        record["max_abs_err"] = _json_float(max(p.max_abs_err for p in compared))
+        record["outputs"] = [{"name": name, **{k: v for k, v in p.as_record().items()
+                                              if k in ("max_abs_err", "max_rel_err", "ok")}}
+                             for name, p in zip(names, compared)]
+    return record
 
 
 def fixed_seed_input(shape, seed: int = 0) -> np.ndarray:

@@ -13,6 +13,9 @@ change a tensor's view (reshape, slicing) do no arithmetic and are not listed.
 The count runs under ``torch.no_grad``, and outside any ``torch.inference_mode`` the caller may
 be in: under inference mode FlopCounterMode sees no operators and returns 0. Convolution and
 linear biases are not counted either (FlopCounterMode's formulas leave them out).
+
+The counted pass also names the model's outputs (``fff.models.outputs``): a model returning
+something other than tensors is refused there, before anything is converted or timed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from fff.models.outputs import named_outputs
+
 __all__ = ["FlopCount", "count_flops"]
 
 
@@ -29,6 +34,7 @@ __all__ = ["FlopCount", "count_flops"]
 class FlopCount:
     flops: int
     uncounted: tuple[str, ...]  # e.g. ("aten.add", "aten.max_pool2d_with_indices")
+    outputs: tuple[str, ...] = ()  # the output tensors' names, in order (fff.models.outputs)
 
 
 class _RecordingFlopCounter(FlopCounterMode):
@@ -58,10 +64,12 @@ _METADATA_ONLY = {"aten.clone", "aten._to_copy", "aten.copy_", "aten.empty", "at
                   "aten.detach", "aten.lift_fresh", "aten.contiguous", "aten._unsafe_view"}
 
 
-def count_flops(module: torch.nn.Module, example: torch.Tensor) -> FlopCount:
-    """Run ``module(example)`` once and count its FLOPs (module docstring for the convention)."""
+def count_flops(module: torch.nn.Module, example: torch.Tensor, what: str = "the model") -> FlopCount:
+    """Run ``module(example)`` once and count its FLOPs (module docstring for the convention);
+    a TargetError, naming ``what``, when it returns something other than tensors."""
     counter = _RecordingFlopCounter()
     # inference_mode(False) as well: a caller's inference_mode would hide every operator from the counter.
     with torch.inference_mode(False), torch.no_grad(), counter:
-        module(example)
-    return FlopCount(flops=int(counter.get_total_flops()), uncounted=tuple(sorted(counter.uncounted)))
+        output = module(example)
+    names = tuple(name for name, _ in named_outputs(output, what))
+    return FlopCount(flops=int(counter.get_total_flops()), uncounted=tuple(sorted(counter.uncounted)), outputs=names)

@@ -59,6 +59,7 @@ class Model:
     spec: specs.Spec | None = field(default=None, repr=False)
     flops_counter: str = "torch.utils.flop_counter"  # what counted ``flops``, for the record
     input_shape_source: str | None = None  # where fff inferred part of the input shape, said in the record
+    outputs: tuple[str, ...] = ()  # the output tensors' names, in order (fff.models.outputs); () for files
 
 
 def _check_option(name: str, value):
@@ -112,13 +113,14 @@ def _construct(make):
 def _finish(name, kind, module, shape, source, spec=None, input_shape_source=None) -> Model:
     example = torch.zeros(shape)
     try:
-        counted = count_flops(module, example)
+        counted = count_flops(module, example, name)
     except (RuntimeError, ValueError, IndexError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ShapeError(f"{name}: cannot run on input shape {tuple(shape)} ({reason})") from None
     params = sum(p.numel() for p in module.parameters())
     return Model(name=name, kind=kind, module=module, input_shape=tuple(shape), flops=counted.flops, params=params,
-                 source=source, uncounted_ops=counted.uncounted, spec=spec, input_shape_source=input_shape_source)
+                 source=source, uncounted_ops=counted.uncounted, spec=spec, input_shape_source=input_shape_source,
+                 outputs=counted.outputs)
 
 
 def _build_zoo(name, *, batch, resolution, input_shape):
