@@ -26,7 +26,7 @@ from fff.errors import ShapeError, SpecError, TargetError, UsageError
 from fff.models import spec as specs
 from fff.models.flops import count_flops
 from fff.models.names import list_targets
-from fff.models.patterns import PATTERNS, PatternNet
+from fff.models.patterns import PATTERNS, pattern_network
 from fff.models.user import FUNCTION_TARGET, MODEL_FILE_SUFFIXES, call_model_function, read_model_file, resolve_shape
 from fff.models.zoo import ZOO
 
@@ -114,7 +114,7 @@ def _finish(name, kind, module, shape, source, spec=None, input_shape_source=Non
     example = torch.zeros(shape)
     try:
         counted = count_flops(module, example, name)
-    except (RuntimeError, ValueError, IndexError) as error:
+    except (RuntimeError, ValueError, IndexError, AssertionError) as error:  # torch._assert raises AssertionError
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ShapeError(f"{name}: cannot run on input shape {tuple(shape)} ({reason})") from None
     params = sum(p.numel() for p in module.parameters())
@@ -127,7 +127,11 @@ def _build_zoo(name, *, batch, resolution, input_shape):
     entry = ZOO[name]
     shape = resolve_shape(name, [1, 3, entry.resolution, entry.resolution], input_shape=input_shape, batch=batch,
                           resolution=resolution)
-    module = _construct(lambda: entry.make(1000))
+    try:
+        module = _construct(lambda: entry.make(1000, shape[-1]))
+    except ValueError as error:  # a model that builds for its input size refuses this one (maxvit_t)
+        reason = str(error).strip().splitlines()[0]
+        raise ShapeError(f"{name}: cannot be built for input shape {tuple(shape)} ({reason})") from None
     return _finish(name, "zoo", module, shape, f"{entry.source}, random weights (seed 0)")
 
 
@@ -142,7 +146,7 @@ def _build_pattern(target, *, batch, resolution, input_shape):
         spec = spec.with_options(batch=batch, resolution=resolution)
     except SpecError as error:
         raise SpecError(f"{target}: {error}") from None
-    module = _construct(lambda: PatternNet(spec.pattern, spec.depth, spec.width, spec.classes))
+    module = _construct(lambda: pattern_network(spec.pattern, spec.depth, spec.width, spec.classes, spec.resolution))
     return _finish(str(spec), "pattern", module, spec.input_shape,
                    f"fff.models.patterns: {PATTERNS[spec.pattern].description}, random weights (seed 0)", spec=spec)
 
