@@ -138,3 +138,12 @@ def test_tuple_and_dict_models_through_every_stack(user_module):
     assert [o["name"] for o in seg["parity"]["outputs"]] == ["out", "aux"]
     assert seg["speedup"] is not None and seg["flops"] > 0
     assert "parity per output (rel): out " in result.stdout and ", aux " in result.stdout
+
+
+def test_check_parity_covers_every_output(user_module, tmp_path):
+    from fff.backends.openvino.conversion import convert
+    from fff.measure.parity import check_parity
+
+    model = build("fff_test_outputs:two_heads")
+    parity = check_parity(model, convert(model, cache_dir=tmp_path))
+    assert parity.ok and 0 < parity.max_rel_err < 1e-4
