@@ -44,6 +44,7 @@ class BuiltTarget:
     uncounted_ops: tuple[str, ...] = ()  # what the FLOPs leave out (fff.models.Model)
     flops_counter: str = "torch.utils.flop_counter"
     input_shape_source: str | None = None
+    outputs: tuple[str, ...] = ()  # the output tensors' names, in order (fff.models.outputs); () for files
 
 
 def _machine_memory() -> int:
@@ -105,7 +106,8 @@ class BuildService:
         return {"name": model.name, "input_shape": list(model.input_shape), "flops": model.flops,
                 "params": model.params, "has_module": model.module is not None, "artifacts": artifacts,
                 "rss_bytes": _rss_bytes(), "uncounted_ops": list(model.uncounted_ops),
-                "flops_counter": model.flops_counter, "input_shape_source": model.input_shape_source}
+                "flops_counter": model.flops_counter, "input_shape_source": model.input_shape_source,
+                "outputs": list(model.outputs)}
 
     def model_caches(self, target: str, build_options: dict, backends: dict[str, str], artifacts: dict,
                      precision: str, cache: str | None, extra_caches: tuple[str, ...] = ()) -> dict:
@@ -179,7 +181,7 @@ class Builder:
                            params=reply["params"], has_module=reply["has_module"], artifacts=reply["artifacts"],
                            notes=notes,
                            uncounted_ops=tuple(reply["uncounted_ops"]), flops_counter=reply["flops_counter"],
-                           input_shape_source=reply["input_shape_source"])
+                           input_shape_source=reply["input_shape_source"], outputs=tuple(reply["outputs"]))
 
     def model_caches(self, target: str, build_options: dict, backends: dict[str, str], artifacts: dict,
                      precision: str, cache: str | None, extra_caches: tuple[str, ...] = ()) -> dict:

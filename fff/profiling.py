@@ -159,10 +159,11 @@ def _start_worker(job: _Target, name: str):
 
 
 def _parity(job: _Target, baseline: Side, side: Side) -> dict:
-    from fff.measure.parity import compare
+    from fff.measure.parity import compare_outputs
 
     tolerance = job.classes[side.name].parity_tolerance(job.options.precision, job.options.precision)
-    return compare(baseline.prepared["output"], side.prepared["output"], tolerance=tolerance).as_record()
+    return compare_outputs(baseline.prepared["output"], side.prepared["output"], tolerance=tolerance,
+                           names=job.model.outputs, sides=(backend_label(baseline.name), backend_label(side.name)))
 
 
 def _fresh_artifact(job: _Target, name: str, progress, why: str) -> None:

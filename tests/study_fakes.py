@@ -22,6 +22,7 @@ ZOO = {  # model: (FLOPs, PyTorch ms, speed-up)
     "darts": (5e8, 50.0, 12.0),
     "mobilenet_v2": (6e8, 12.0, 5.0),
     "resnet18": (3.6e9, 60.0, 3.0),
+    "vit_b_16": (3.5e10, 146.0, 1.24),  # the issue #21 first look's speed-up
 }
 
 

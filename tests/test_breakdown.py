@@ -274,3 +274,77 @@ def test_running_means_are_turned_into_the_mean_over_the_profiled_window():
                                    "running_means": True, "warmup": warmup})
     assert means["a"] == pytest.approx(10_000.0)
     assert latency == pytest.approx(13_000.0)
+
+
+def test_transformer_taxonomy_on_synthetic_profiles():
+    """Attention (a whole nn.MultiheadAttention; the products and softmax in an attention module's
+    own forward), layer norm apart from batch norm, GELU and SiLU as activations, on both stacks."""
+    modules = {"": {"module_type": "Net", "leaf": False, "flops": 0},
+               "enc.attn": {"module_type": "MultiheadAttention", "leaf": False, "flops": 0},
+               "swin.attn": {"module_type": "ShiftedWindowAttention", "leaf": False, "flops": 0},
+               "enc.ln": {"module_type": "LayerNorm", "leaf": True, "flops": 0},
+               "conv.norm": {"module_type": "LayerNorm2d", "leaf": True, "flops": 0},
+               "bn": {"module_type": "BatchNorm2d", "leaf": True, "flops": 0},
+               "gelu": {"module_type": "GELU", "leaf": True, "flops": 0},
+               "silu": {"module_type": "SiLU", "leaf": True, "flops": 0}}
+    torch_raw = {"modules": modules, "conv_calls": [], "latencies_ns": [20000.0] * 3,
+                 "iterations": [[["enc.attn", "multi_head_attention_forward", 5000.0],
+                                 ["swin.attn", "linear", 1000.0], ["swin.attn", "matmul", 700.0],
+                                 ["swin.attn", "softmax", 300.0], ["swin.attn", "scaled_dot_product_attention", 50.0],
+                                 ["enc.ln", "layer_norm", 400.0], ["conv.norm", "layer_norm", 100.0],
+                                 ["bn", "batch_norm", 200.0], ["gelu", "gelu", 150.0], ["silu", "silu", 50.0],
+                                 ["", "softmax", 10.0]]] * 3}
+    base = torch_breakdown(torch_raw)
+    layers = {row["layer"]: row["category"] for row in base["layers"]}
+    assert layers == {"enc.attn": "attention", "swin.attn:linear": "linear/matmul", "swin.attn:matmul": "attention",
+                      "swin.attn:softmax": "attention", "swin.attn:scaled_dot_product_attention": "attention",
+                      "enc.ln": "layer norm", "conv.norm": "layer norm", "bn": "normalization", "gelu": "activation",
+                      "silu": "activation", "model:softmax": "activation"}  # a classifier's softmax is no attention
+    assert base["categories"]["attention"] == pytest.approx(0.00605)
+    assert base["categories"]["layer norm"] == pytest.approx(0.0005)
+
+    def node(name, kind, ns):
+        return {"node_name": name, "node_type": kind, "exec_type": "jit", "status": "EXECUTED", "real_time_ns": ns,
+                "cpu_time_ns": ns}
+
+    # OpenVINO: every node under nn.MultiheadAttention's path (its projections' MatMuls, the fused
+    # attention) is that one layer; an MVN fused with its scale and shift keeps the LayerNorm's name
+    sdpa = "__module.enc.attn/aten::scaled_dot_product_attention/ScaledDotProductAttention"
+    nodes = [node("__module.enc.attn/aten::linear/MatMul", "FullyConnected", 1000.0), node(sdpa, "ScaledAttn", 500.0),
+             node("__module.enc.ln/aten::layer_norm/MVN", "MVN", 100.0),
+             node("__module.swin.attn/aten::matmul/MatMul", "MatMul", 300.0),
+             node("__module.swin.attn/aten::softmax/Softmax", "Softmax", 100.0),
+             node("__module.swin.attn/aten::linear/MatMul", "FullyConnected", 400.0), node("MVN_99", "MVN", 50.0)]
+    openvino_raw = {"iterations": [nodes] * 3, "latencies_ns": [3000.0] * 3, "convs": [],
+                    "original_names": {sdpa: f"{sdpa},__module.enc.attn/aten::transpose/Transpose", "MVN_99": ""}}
+    fast = openvino_breakdown(openvino_raw, torch_raw)
+    layers = {row["layer"]: row for row in fast["layers"]}
+    assert layers["enc.attn"]["category"] == "attention" and layers["enc.attn"]["ms"] == pytest.approx(0.0015)
+    assert layers["swin.attn:matmul"]["category"] == layers["swin.attn:softmax"]["category"] == "attention"
+    assert layers["swin.attn:linear"]["category"] == "linear/matmul"
+    assert layers["enc.ln"]["category"] == "layer norm"
+    assert layers["(openvino) MVN_99"]["category"] == "layer norm"  # by its type, unattributed
+    assert fast["categories"]["attention"] == pytest.approx(0.0019)
+    rows = {row["category"]: row for row in compare(base, fast)["categories"]}
+    assert rows["attention"]["baseline_ms"] == pytest.approx(0.00605)
+    assert category_of_ov_type("ScaledDotProductAttention") == "attention"
+    assert category_of_ov_type("MVN") == "layer norm" and category_of_ov_type("Gelu") == "activation"
+
+
+@pytest.fixture(scope="module")
+def transformer(tmp_path_factory):
+    return _profiles("transformer:depth=1,width=0.25", tmp_path_factory)
+
+
+def test_transformer_pattern_attention_in_both_stacks(transformer):
+    raw_torch, raw_openvino = transformer
+    base, fast = torch_breakdown(raw_torch), openvino_breakdown(raw_openvino, raw_torch)
+    attention = [row["layer"] for row in base["layers"] if row["category"] == "attention"]
+    assert sorted(attention) == [f"encoder.layers.encoder_layer_{i}.self_attention" for i in range(4)]
+    assert base["categories"]["attention"] > 0 and base["categories"]["layer norm"] > 0
+    assert _layer_categories(base)["layer norm"] == 9  # two per block and the encoder's last
+    fast_layers = {row["layer"]: row for row in fast["layers"]}
+    for layer in attention:  # OpenVINO's nodes of each attention module come back to that layer
+        assert fast_layers[layer]["category"] == "attention" and fast_layers[layer]["nodes"]
+    assert fast["categories"]["attention"] > 0
+    assert "normalization" not in fast["categories"] and "normalization" not in base["categories"]

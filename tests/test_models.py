@@ -29,7 +29,8 @@ def test_every_pattern_builds_and_runs(pattern, depth, width):
     assert output.shape == (2, 10)
     assert output.std() > 0  # the output depends on the input, not the bias alone
     assert model.flops > 0 and model.params == sum(p.numel() for p in model.module.parameters())
-    assert "aten._native_batch_norm_legit_no_training" in model.uncounted_ops
+    norms = {"aten._native_batch_norm_legit_no_training", "aten.native_layer_norm"}
+    assert norms & set(model.uncounted_ops)
     assert "aten.convolution" not in model.uncounted_ops
 
 
@@ -41,7 +42,11 @@ def test_patterns_are_built_from_their_blocks():
     from torchvision.models import densenet, mobilenetv2, resnet, shufflenetv2
     from torchvision.models.efficientnet import MBConv
     from torchvision.models.googlenet import Inception
+    from torchvision.models.convnext import CNBlock
+    from torchvision.models.vision_transformer import EncoderBlock
     from torchvision.ops import SqueezeExcitation
+
+    from fff.models.patterns import MobileViTBlock
 
     def module(pattern):
         return build(f"{pattern}:depth=3,width=0.5", resolution=32).module
@@ -55,6 +60,11 @@ def test_patterns_are_built_from_their_blocks():
     assert _count(module("dense"), densenet._DenseLayer) == four_stages
     se = module("se-mbconv")
     assert _count(se, MBConv) == four_stages and _count(se, SqueezeExcitation) == four_stages
+    assert _count(module("convnext"), CNBlock) == four_stages
+    mobilevit = module("mobilevit")
+    assert _count(mobilevit, MobileViTBlock) == four_stages and _count(mobilevit, EncoderBlock) == four_stages
+    assert _count(mobilevit, mobilenetv2.InvertedResidual) == 4  # one downsampling per stage
+    assert _count(module("transformer"), EncoderBlock) == four_stages  # isotropic: 4 x depth blocks
     grouped_3x3 = [m for m in module("grouped").modules()
                    if isinstance(m, nn.Conv2d) and 1 < m.groups < m.in_channels]
     assert len(grouped_3x3) == four_stages
@@ -164,6 +174,47 @@ def test_flops_grow_linearly_with_depth(pattern):
     assert flops[2] - flops[1] == flops[1] - flops[0]
 
 
+@pytest.mark.parametrize("width, dim, heads", [(0.5, 192, 3), (1.0, 384, 6), (2.0, 768, 12)])
+def test_transformer_is_vit_and_counts_attention(width, dim, heads):
+    """width 0.5/1/2 are ViT-Ti/S/B/16; FLOPs include attention's two products (fused or not)."""
+    from torch.nn import MultiheadAttention
+
+    model = build(f"transformer:depth=1,width={width},resolution=64")  # 4 x 4 patches + the class token
+    attention = [m for m in model.module.modules() if isinstance(m, MultiheadAttention)]
+    assert len(attention) == 4 and {(m.embed_dim, m.num_heads) for m in attention} == {(dim, heads)}
+    tokens = 16 + 1
+    per_block = (2 * tokens * dim * 3 * dim + 2 * tokens * dim * dim  # Q, K, V and output projections
+                 + 2 * 2 * tokens * tokens * dim                      # Q K^T and the weights times V
+                 + 2 * 2 * tokens * dim * 4 * dim)                    # the MLP, 4x
+    patch_embedding = 2 * 16 * dim * 3 * 16 * 16
+    assert model.flops == patch_embedding + 4 * per_block + 2 * dim * 1000
+    assert "aten._native_multi_head_attention" not in model.uncounted_ops  # counted (fff.models.flops)
+    assert {"aten.native_layer_norm", "aten.gelu"} <= set(model.uncounted_ops)
+    if width == 1.0:  # ViT-S/16 as published: 22.05M parameters, 4.6 G multiply-adds at 224 px
+        vit_s = build("transformer:depth=3,width=1.0")
+        assert vit_s.params == 22_050_664 and round(vit_s.flops / 2e9, 1) == 4.6
+
+
+def test_fused_attention_counts_as_its_products():
+    import torch.nn.functional as F
+
+    from fff.models.flops import count_flops
+
+    class Fused(nn.Module):
+        def forward(self, q):
+            return F.scaled_dot_product_attention(q, q, q[..., :8])  # (B, H, L, E) with Ev = 8
+
+    counted = count_flops(Fused(), torch.zeros(2, 3, 10, 16))
+    assert counted.flops == 2 * 2 * 3 * 10 * 10 * 16 + 2 * 2 * 3 * 10 * 10 * 8
+
+
+def test_convnext_layer_scale_is_one_at_random_weights():
+    from torchvision.models.convnext import CNBlock
+
+    blocks = [m for m in build("convnext:depth=1,width=0.5", resolution=32).module.modules() if isinstance(m, CNBlock)]
+    assert blocks and all(bool((b.layer_scale == 1).all()) for b in blocks)  # not 1e-6: the branch counts
+
+
 def test_dense_flops_grow_faster_than_linearly():
     # each dense layer sees all earlier layers' features, so later layers cost more
     flops = [build(f"dense:depth={d},width=0.5", resolution=32).flops for d in (1, 2, 3)]
@@ -184,7 +235,8 @@ KNOWN_PARAMS = {"resnet18": 11_689_512, "resnet50": 25_557_032, "mobilenet_v2": 
 
 @pytest.mark.parametrize("name", list(ZOO))
 def test_zoo_models_build(name):
-    resolution = 96 if name == "inception_v3" else 64  # inception_v3 needs at least 75 px
+    # inception_v3 needs at least 75 px; maxvit_t's attention partitions need multiples of 224
+    resolution = {"inception_v3": 96, "maxvit_t": 224}.get(name, 64)
     model = build(name, resolution=resolution)
     assert model.kind == "zoo" and model.name == name
     assert model.input_shape == (1, 3, resolution, resolution)
@@ -192,6 +244,18 @@ def test_zoo_models_build(name):
     assert model.flops > 0 and model.params > 1_000_000
     if name in KNOWN_PARAMS:
         assert model.params == KNOWN_PARAMS[name]
+
+
+def test_zoo_since_2021_says_year_and_kind():
+    listed = list_targets()["zoo"]
+    for name, kind, year in [("vit_b_16", "hand-crafted", 2021), ("swin_t", "hand-crafted", 2021),
+                             ("efficientnet_v2_s", "NAS", 2021), ("convnext_tiny", "hand-crafted", 2022),
+                             ("maxvit_t", "hybrid", 2022)]:
+        assert f"({kind}, {year}" in listed[name]
+    with pytest.raises(ShapeError, match=r"maxvit_t: cannot be built for input shape \(1, 3, 64, 64\)"):
+        build("maxvit_t", resolution=64)
+    vit = build("vit_b_16", resolution=64)  # its learned positions follow the resolution: 4 x 4 patches + 1
+    assert vit.module.encoder.pos_embedding.shape == (1, 17, 768)
 
 
 def test_zoo_default_resolutions():

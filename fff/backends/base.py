@@ -150,8 +150,14 @@ class Backend:
         """One inference on the input ``set_input`` gave; returns the output."""
         raise NotImplementedError
 
-    def output_array(self, output) -> np.ndarray:
-        """``infer``'s output as a float32 numpy array, for the parity check."""
+    def output_array(self, output) -> np.ndarray | list[np.ndarray]:
+        """``infer``'s output as a float32 numpy array for the parity check; a model with several
+        outputs (a tuple, list or dict of tensors, fff.models.outputs) gives one array per output,
+        in order."""
+        from fff.models.outputs import named_outputs
+
+        if isinstance(output, (tuple, list, dict)):
+            return [self.output_array(tensor) for _, tensor in named_outputs(output, self.target)]
         if hasattr(output, "detach"):
             output = output.detach().float().cpu().numpy()
         return np.asarray(output, dtype=np.float32)

@@ -94,6 +94,11 @@ def _threads_text(record: dict) -> str:
     return str(effective) if effective == asked else f"{effective} ({asked})"
 
 
+def _outputs_text(parity: dict) -> str:
+    """', worst of N outputs' for a model with several outputs (each one's parity follows the table)."""
+    return f", worst of {len(parity['outputs'])} outputs" if parity.get("outputs") else ""
+
+
 def format_table(records: list[dict]) -> str:
     from fff.backends import BASELINE
 
@@ -114,12 +119,17 @@ def format_table(records: list[dict]) -> str:
             speedup = "baseline" if r["backend"] == BASELINE else "no baseline"
         parity = "-" if r["parity"] is None else \
             f"{'ok' if r['parity']['ok'] else 'FAILED'} (rel {_fmt(r['parity']['max_rel_err'], '.1e', 'inf')}" \
-            f"{_tolerance_text(r['parity'])})"
+            f"{_tolerance_text(r['parity'])}{_outputs_text(r['parity'])})"
         lines.append(f"{r['target'][:width]:<{width}} {r['backend']:<{bw}} {lat['median']:>10.3f} {ci:>5.1f}% {lat['p90']:>9.3f} "
                      f"{r['first_inference_ms']:>9.2f} {speedup:>22} {r['verdict']:<9} "
                      f"{_fmt(r['flops'] and r['flops'] / 1e9, '.3f'):>8} "
                      f"{_fmt(r['gflops_per_s'], '.1f'):>8} {_threads_text(r):>7}  {parity}")
     lines.append(legend)
+    for r in records:  # a model with several outputs: each one's parity, not only the worst
+        if r["parity"] is not None and r["parity"].get("outputs"):
+            each = ", ".join(f"{o['name']} {_fmt(o['max_rel_err'], '.1e', 'inf')} {'ok' if o['ok'] else 'FAILED'}"
+                             for o in r["parity"]["outputs"])
+            lines.append(f"  {r['target'][:width]:<{width}} {r['backend']:<{bw}} parity per output (rel): {each}")
     counter_lines = []
     reasons: dict[tuple[str, str], set[str]] = {}  # (counter, status) -> reasons: each said once, not per backend
     for r in records:
@@ -286,7 +296,9 @@ def _profile(args, output) -> int:
         parity = r["parity"]
         print(f"{PROG}: parity FAILED for {r['target']} on {r['backend']}: max abs err "
               f"{_fmt(parity['max_abs_err'], '.3g', 'inf')}, max rel err {_fmt(parity['max_rel_err'], '.3g', 'inf')}"
-              f"{_tolerance_text(parity, ' (tolerance {:g} at ' + r['precision'] + ')')}", file=sys.stderr)
+              f"{_tolerance_text(parity, ' (tolerance {:g} at ' + r['precision'] + ')')}"
+              + "".join(f"; output {o['name']}: max rel err {_fmt(o['max_rel_err'], '.3g', 'inf')}"
+                        for o in parity.get("outputs") or () if not o["ok"]), file=sys.stderr)
     if output.report_failed_writes():
         return WRITE_FAILED_EXIT
     return 1 if failed else 0

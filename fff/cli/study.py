@@ -52,7 +52,9 @@ def build_parser() -> OneLineParser:
                f"Patterns: {', '.join(PATTERN_DESCRIPTIONS)}. Zoo models: {', '.join(ZOO_MODELS)}. "
                "fff-profile --list describes each.",
     )
-    parser.add_argument("study", nargs="?", metavar="STUDY.toml", help="study file (default: the built-in study)")
+    parser.add_argument("study", nargs="?", metavar="STUDY.toml",
+                        help="study file, or a built-in study's name: default (the paper's experiment, "
+                        "used without STUDY.toml) or since-2021 (attention, ConvNeXt and MobileViT forms)")
     parser.add_argument("--patterns", type=comma_list, help="design patterns, e.g. plain,dw-bottleneck")
     parser.add_argument("--depths", type=_numbers(int, "whole numbers >= 1"), help="blocks per pattern, e.g. 1,2,4")
     parser.add_argument("--widths", type=_numbers(float, "positive numbers"), help="channel multipliers, e.g. 0.5,1")

@@ -27,6 +27,23 @@ How an OpenVINO node is attributed to a layer, in this order (each layer row say
   A node's time is its mean over the profiled inferences (see ``window_means``: the CPU plugin
   reports running means, not one inference's times).
 
+Transformer operations (CATEGORIES' ``attention`` and ``layer norm``):
+  - ``attention`` is attention's two products and its softmax, or a fused scaled-dot-product
+    operator: ``scaled_dot_product_attention`` anywhere, and the ``matmul``/``bmm``/``einsum``/``softmax``
+    an attention module calls in its own forward (a module whose type names attention: Swin's
+    ``ShiftedWindowAttention``, MaxViT's ``RelativePositionalMultiHeadAttention``); their
+    projections, linear layers of their own, stay ``linear/matmul``. ``nn.MultiheadAttention`` is
+    one layer, projections included: PyTorch runs it as one function (``F.multi_head_attention_forward``,
+    or the fused ``_native_multi_head_attention`` outside profiling) that a per-operator profile
+    cannot split, so OpenVINO's nodes under its module path (the projections' MatMuls and the
+    ScaledDotProductAttention, fused or not) are summed into the same layer, and the two stacks
+    compare like with like.
+  - ``layer norm`` (LayerNorm, ConvNeXt's LayerNorm2d; OpenVINO's MVN) is apart from
+    ``normalization`` (batch norm, which conversion folds into convolutions, and the other norms).
+  - GELU and SiLU are ``activation``, as ReLU is.
+  OpenVINO's fused attention and normalization nodes come back to these layers through their
+  ``originalLayersNames`` (rule 3), which carry the PyTorch module path.
+
 PyTorch: a layer's time is the median over profiled inferences of its operators' times.
 ``framework overhead`` is, per inference, the end-to-end time with profiling on minus the sum of
 the operators' times (Python, module calls and dispatch between operators, and the profiling
@@ -51,27 +68,34 @@ __all__ = ["CATEGORIES", "OVERHEAD", "collect", "torch_breakdown", "openvino_bre
            "layer_key", "layer_category", "layer_summary"]
 
 CATEGORIES = ("dense conv kxk", "pointwise conv 1x1", "depthwise conv", "grouped conv", "linear/matmul",
-              "normalization", "activation", "pooling", "elementwise", "data movement", "framework overhead",
-              "other")
+              "attention", "normalization", "layer norm", "activation", "pooling", "elementwise", "data movement",
+              "framework overhead", "other")
 OVERHEAD = "framework overhead"
 TOP = "model"  # the name of the top module in layer names
 
 _MODULE_CATEGORIES = {
-    "linear/matmul": ("Linear", "Bilinear", "LazyLinear"),
-    "normalization": ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm2d",
+    "linear/matmul": ("Linear", "Bilinear", "LazyLinear", "NonDynamicallyQuantizableLinear"),
+    "attention": ("MultiheadAttention",),
+    "normalization": ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "GroupNorm", "InstanceNorm2d",
                       "LocalResponseNorm"),
+    "layer norm": ("LayerNorm", "LayerNorm2d", "RMSNorm"),
     "activation": ("ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "GELU", "SiLU", "Sigmoid", "Tanh",
                    "Hardswish", "Hardsigmoid", "Hardtanh", "Mish", "Softmax", "LogSoftmax", "Softplus"),
     "pooling": ("MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveAvgPool1d",
                 "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d"),
     "data movement": ("Flatten", "Unflatten", "ChannelShuffle", "PixelShuffle", "ZeroPad2d", "ConstantPad2d",
-                      "ReflectionPad2d", "Upsample"),
+                      "ReflectionPad2d", "Upsample", "Permute"),
 }
+# Modules that are one layer though they have children: PyTorch runs them as one function (see the
+# module docstring), so their time cannot be split among the children on its side either.
+_WHOLE_MODULES = ("MultiheadAttention",)
 _MODULE_CATEGORY = {name: category for category, names in _MODULE_CATEGORIES.items() for name in names}
 
 _OP_CATEGORIES = {
     "linear/matmul": ("linear", "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum"),
-    "normalization": ("batch_norm", "layer_norm", "group_norm", "instance_norm"),
+    "attention": ("scaled_dot_product_attention", "multi_head_attention_forward", "_native_multi_head_attention"),
+    "normalization": ("batch_norm", "group_norm", "instance_norm"),
+    "layer norm": ("layer_norm", "rms_norm"),
     "activation": ("relu", "relu6", "hardtanh", "clamp", "dropout", "sigmoid", "tanh", "hardswish", "hardsigmoid", "silu",
                    "gelu", "softmax", "log_softmax", "leaky_relu", "elu", "mish", "softplus"),
     "pooling": ("adaptive_avg_pool2d", "avg_pool2d", "max_pool2d", "max_pool2d_with_indices", "mean", "avg_pool1d",
@@ -84,10 +108,14 @@ _OP_CATEGORIES = {
                       "unflatten", "pixel_shuffle", "getitem", "setitem", "float", "type_as"),
 }
 _OP_CATEGORY = {name: category for category, names in _OP_CATEGORIES.items() for name in names}
+# What attention is made of when an attention module's own forward calls it (its products, softmax).
+_ATTENTION_PARTS = ("matmul", "bmm", "baddbmm", "einsum", "softmax", "_softmax")
 
 _OV_TYPE_CATEGORIES = {
     "linear/matmul": ("FullyConnected", "MatMul", "Gemm"),
-    "normalization": ("MVN", "NormalizeL2", "BatchNormInference", "BatchNorm"),
+    "attention": ("ScaledDotProductAttention", "ScaledAttn", "SDPA"),
+    "normalization": ("NormalizeL2", "BatchNormInference", "BatchNorm"),
+    "layer norm": ("MVN", "RMS"),
     "activation": ("Relu", "Clamp", "Sigmoid", "Tanh", "Swish", "HSwish", "HSigmoid", "Gelu", "Elu", "SoftMax",
                    "Softmax", "Mish", "SoftPlus", "PRelu"),
     "pooling": ("Pooling", "AvgPool", "MaxPool", "ReduceMean", "Reduce", "AdaptivePooling", "AdaptiveAvgPool"),
@@ -148,10 +176,24 @@ def parse_ov_name(name: str) -> tuple[str, str] | None:
     return match.group("path") or "", match.group("op")
 
 
+def _whole_ancestor(path: str, modules: dict) -> str | None:
+    """``path`` or its closest ancestor that is one layer though it has children (_WHOLE_MODULES)."""
+    parts = path.split(".")
+    for end in range(1, len(parts) + 1):
+        prefix = ".".join(parts[:end])
+        if modules.get(prefix, {}).get("module_type") in _WHOLE_MODULES:
+            return prefix
+    return None
+
+
 def layer_key(owner: str | None, op: str, modules: dict) -> str | None:
-    """The layer an operator belongs to: its owner when that is a leaf module, else ``owner:op``."""
+    """The layer an operator belongs to: its owner when that is a leaf module (or inside a module
+    that is one layer, nn.MultiheadAttention), else ``owner:op``."""
     if owner is None:
         return None
+    whole = _whole_ancestor(owner, modules) if owner else None
+    if whole is not None:
+        return whole
     facts = modules.get(owner)
     if facts is not None and facts["leaf"]:
         return owner
@@ -161,7 +203,10 @@ def layer_key(owner: str | None, op: str, modules: dict) -> str | None:
 def layer_category(key: str, modules: dict) -> str:
     if key in modules:
         return category_of_module(modules[key])
-    return category_of_op(key.rsplit(":", 1)[-1])
+    owner, _, op = key.rpartition(":")
+    if op_base(op) in _ATTENTION_PARTS and "attention" in modules.get(owner, {}).get("module_type", "").lower():
+        return "attention"  # the products and softmax in an attention module's own forward
+    return category_of_op(op)
 
 
 def layer_summary(layers: dict, latency_ns: list, layer_ns: list, reported_ms: float | None, extra_ms: dict) -> dict:

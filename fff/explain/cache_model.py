@@ -185,7 +185,8 @@ def trace_torch(module, example_input) -> Trace:
     intervals += [tuple(v) for v in written.values()]
     input_span = _span(example_input)
     return Trace(steps, weight_bytes=sum(weights.values()), input_bytes=input_span[1] if input_span else 0,
-                 output_bytes=output.numel() * output.element_size(),
+                 output_bytes=sum(t.numel() * t.element_size() for t in tree_flatten(output)[0]
+                                  if isinstance(t, torch.Tensor)),  # every output of a tuple or dict
                  peak_activation_bytes=max(peak_live(intervals), input_span[1] if input_span else 0),
                  source="torch: ATen operations of one eager forward pass (TorchDispatchMode), real addresses")
 

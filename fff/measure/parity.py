@@ -20,6 +20,9 @@ fixed-seed input, OpenVINO against PyTorch eager under autocast and against PyTo
   limit sits at the geometric middle of its noise and the smallest real disagreement. A subtle one
   (one weight tensor scaled by 1.05) gives 0.011 to 0.093: caught at f32, about half the time at
   f16, and not at bf16, whose own rounding reaches as far.
+- Several outputs (a tuple, list or dict of tensors, fff.models.outputs): each is compared with
+  the same tolerance relative to its own scale (a segmentation map and an auxiliary head differ in
+  scale), and the whole model is ok only when every output is; the record lists each output.
 - int8: not yet; quantised outputs need their own metric (SQNR or cosine similarity), added as a
   ``_TOLERANCES`` entry with its metric when an int8 path exists.
 """
@@ -33,7 +36,8 @@ import numpy as np
 
 from fff.errors import ParityError, ShapeError, UsageError
 
-__all__ = ["Parity", "Tolerance", "compare", "check_parity", "tolerance_for", "non_finite", "RTOL"]
+__all__ = ["Parity", "Tolerance", "compare", "compare_outputs", "check_parity", "tolerance_for", "non_finite",
+           "RTOL"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,30 @@ def non_finite(output) -> str | None:
     return f"{' and '.join(parts)} of {values.size} values"
 
 
+def compare_outputs(reference, candidate, *, tolerance: Tolerance | None = None, names=(),
+                    sides: tuple[str, str] = ("reference", "candidate")) -> dict:
+    """The record's ``parity`` field for one output (an array) or several (a list of arrays, in
+    the model's order, named by ``names``): the worst output's errors, ``ok`` only when every
+    output is, and ``outputs`` listing each output's errors when there are several. A differing
+    number of outputs (a conversion that dropped one) is a ShapeError naming both ``sides``."""
+    references = reference if isinstance(reference, list) else [reference]
+    candidates = candidate if isinstance(candidate, list) else [candidate]
+    if len(references) != len(candidates):
+        raise ShapeError(f"{sides[0]} gave {len(references)} output(s), {sides[1]} {len(candidates)}: "
+                         "the two sides do not compute the same function")
+    names = list(names) if len(names) == len(references) else [str(i) for i in range(len(references))]
+    compared = [compare(r, c, tolerance=tolerance) for r, c in zip(references, candidates)]
+    worst = max(compared, key=lambda p: (not p.ok, p.max_rel_err if math.isfinite(p.max_rel_err) else math.inf))
+    record = worst.as_record()
+    record["ok"] = all(p.ok for p in compared)
+    if len(compared) > 1:
+        record["max_abs_err"] = _json_float(max(p.max_abs_err for p in compared))
+        record["outputs"] = [{"name": name, **{k: v for k, v in p.as_record().items()
+                                              if k in ("max_abs_err", "max_rel_err", "ok")}}
+                             for name, p in zip(names, compared)]
+    return record
+
+
 def fixed_seed_input(shape, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(tuple(shape)).astype(np.float32)
 
@@ -149,12 +177,18 @@ def check_parity(model, xml_path, seed: int = 0, *, precision: str = "f32", rtol
     tolerance = tolerance_for(precision, precision) if rtol is None else None
     if model.module is None:
         raise ShapeError(f"{model.name}: a model file has no PyTorch reference to compare with")
+    from fff.models.outputs import named_outputs
+
     example = fixed_seed_input(model.input_shape, seed)
     with torch.no_grad():
-        reference = model.module.eval()(torch.from_numpy(example)).numpy()
+        references = [t.numpy() for _, t in named_outputs(model.module.eval()(torch.from_numpy(example)), model.name)]
     compiled = ov.Core().compile_model(str(xml_path), "CPU", {"INFERENCE_PRECISION_HINT": precision})
-    candidate = compiled(example)[0]
-    parity = compare(reference, candidate, rtol=rtol, tolerance=tolerance)
+    result = compiled(example)
+    if len(compiled.outputs) != len(references):
+        raise ShapeError(f"{model.name}: PyTorch gave {len(references)} output(s), the IR {len(compiled.outputs)}")
+    # several outputs (a tuple or dict): each against its own scale, the worst one reported
+    parity = max((compare(r, result[i], rtol=rtol, tolerance=tolerance) for i, r in enumerate(references)),
+                 key=lambda p: (not p.ok, p.max_rel_err))
     if not parity.ok:
         raise ParityError(f"{model.name}: OpenVINO ({precision}) differs from PyTorch by {parity.max_abs_err:.3g} "
                           f"absolute, {parity.max_rel_err:.3g} of the output's scale (tolerance {parity.tolerance:g})")

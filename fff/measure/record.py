@@ -43,6 +43,7 @@ def measured_record(target: str, side, model, options, *, device: str, verdict: 
         "flops_convention": f"2 x multiply-adds ({model.flops_counter}), one inference of the whole batch",
         "uncounted_ops": list(model.uncounted_ops),  # what the FLOPs leave out
         "input_shape_source": model.input_shape_source,
+        "outputs": list(model.outputs),  # the output tensors' names; parity lists each when there are several
         "params": model.params,
         "latency_ms": latency.as_dict(),
         "first_inference_ms": side.prepared["first_inference_ns"] / 1e6,

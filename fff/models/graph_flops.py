@@ -10,6 +10,9 @@ formulas, with ``out`` the output shape and ``w`` the weights' shape:
 - ``ConvolutionBackpropData``, ``GroupConvolutionBackpropData`` (transposed convolutions):
   2 * batch * prod(input spatial dims) * prod(w), as torch counts a transposed convolution
 - ``MatMul``: 2 * prod(out) * K, K the shared dimension after the transpose attributes
+- ``ScaledDotProductAttention`` (q = [..., L, E], k = [..., S, E], out = [..., L, Ev]): its two
+  products, 2 * prod(q) * S + 2 * prod(out) * S; its softmax, scaling and mask are elementwise and
+  not counted, as in ``fff.models.flops``
 
 Every other operator that computes something is listed in ``uncounted`` by its OpenVINO type
 (``Add``, ``MaxPool``, ...); operators that only move, reshape or describe data are not, as the
@@ -64,6 +67,9 @@ def _op_flops(op) -> int | None:
         transpose_a = op.get_attributes().get("transpose_a", False)
         shared = a[-2] if transpose_a and len(a) > 1 else a[-1]
         return 2 * prod(_shape(op.output(0))) * shared
+    if kind == "ScaledDotProductAttention":
+        source = _shape(op.input_value(1))[-2]
+        return 2 * prod(_shape(op.input_value(0))) * source + 2 * prod(_shape(op.output(0))) * source
     return None
 
 

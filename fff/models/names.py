@@ -23,6 +23,11 @@ PATTERN_DESCRIPTIONS: dict[str, str] = {
     "dense": "DenseNet-BC: each layer (1x1, 3x3) sees all earlier layers' features",
     "se-mbconv": "EfficientNet MBConv: inverted residual with squeeze-excitation, SiLU",
     "shuffle": "ShuffleNet-V2 unit: channel split, 1x1-3x3dw-1x1 branch, channel shuffle",
+    "transformer": "ViT encoder: 16x16 patch embedding, pre-norm blocks of LayerNorm, multi-head "
+                   "self-attention, GELU MLP (2021)",
+    "convnext": "ConvNeXt block: 7x7 depthwise, LayerNorm, inverted GELU MLP (4x), layer scale (2022)",
+    "mobilevit": "MobileViT block: 3x3 and 1x1 convolutions, attention across 2x2-unfolded patches, "
+                 "fold, fuse (hybrid, 2022)",
 }
 
 # name -> (published input resolution, description)
@@ -42,6 +47,12 @@ ZOO_MODELS: dict[str, tuple[int, str]] = {
     "mnasnet1_0": (224, "MnasNet 1.0: platform-aware search (NAS, 2019)"),
     "efficientnet_b0": (224, "EfficientNet-B0: MBConv with SE (NAS, 2019)"),
     "regnet_y_400mf": (224, "RegNetY-400MF: design-space search (2020)"),
+    # since 2021: attention, and convolutions redesigned after it
+    "vit_b_16": (224, "ViT-B/16: transformer encoder on 16x16 patches, global attention (hand-crafted, 2021)"),
+    "swin_t": (224, "Swin-T: shifted-window attention in four stages, patch merging (hand-crafted, 2021)"),
+    "efficientnet_v2_s": (224, "EfficientNetV2-S: fused-MBConv and MBConv, training-aware search (NAS, 2021)"),
+    "convnext_tiny": (224, "ConvNeXt-T: 7x7 depthwise, LayerNorm, GELU MLP blocks (hand-crafted, 2022)"),
+    "maxvit_t": (224, "MaxViT-T: MBConv with block and grid attention (hybrid, 2022; resolution a multiple of 224)"),
 }
 
 OTHER_TARGETS: dict[str, str] = {

@@ -17,27 +17,58 @@ A pattern supplies ``block(in_channels, out_channels, stride)``; the stage build
 Only ``dense`` builds its stages differently (a transition that downsamples, then ``depth``
 densely connected layers, DenseNet-BC style), so its channels grow within a stage and its cost
 grows quadratically with depth rather than linearly. Blocks come from torchvision where it has
-them, written here only where it does not (VGG-style, MobileNet-V1, a strided Inception).
+them, written here only where it does not (VGG-style, MobileNet-V1, a strided Inception,
+MobileViT).
+
+The forms since 2021 keep the same conventions (depth = blocks per stage, width scales channels,
+or the embedding width and the heads, resolution = input size):
+
+- ``convnext`` runs on the skeleton: each stage opens with ConvNeXt's downsampling layer
+  (LayerNorm, 2x2 stride-2 convolution) and stacks ``depth`` torchvision ``CNBlock``s (7x7
+  depthwise, LayerNorm, 1x1 expand 4x, GELU, 1x1, layer scale).
+- ``transformer`` is isotropic, as ViT is: no stem and no stages but a 16x16 stride-16 patch
+  embedding, a class token and learned positions, then ``4 x depth`` torchvision ViT
+  ``EncoderBlock``s (pre-norm: LayerNorm, multi-head self-attention, LayerNorm, MLP 4x with
+  GELU; the same block count as the skeleton's four stages), a final LayerNorm and a linear
+  classifier on the class token. The embedding is ``64 x round(6 x width)`` wide with 64 per head:
+  width 0.5 is ViT-Ti/16 (192, 3 heads), 1.0 ViT-S/16 (384, 6 heads), 2.0 ViT-B/16 (768, 12
+  heads); ``transformer:depth=3`` has ViT-S/16's twelve blocks. Its attention covers every patch,
+  so its cost grows with the square of the patch count: (resolution / 16)^2 tokens.
+- ``mobilevit`` (the mobile hybrid) runs on the skeleton: each stage opens with a MobileNet-V2
+  inverted residual (expand 4x) that downsamples, as MobileViT's stages do, then ``depth``
+  MobileViT blocks: 3x3 conv-BN-SiLU, 1x1 to the token width (the stage's channels), unfold into
+  2x2 patches, one pre-norm transformer layer (4 heads) attending across patches at each of the
+  four pixel positions, LayerNorm, fold, 1x1 conv-BN-SiLU back, concatenated with the block's
+  input and fused by a 3x3 conv-BN-SiLU. Chosen over an EfficientFormer meta-block because one
+  MobileViT block itself mixes convolution and attention, so the mix repeats in every stage;
+  EfficientFormer confines attention to its last stage, and as a repeated block would be either a
+  pooling (PoolFormer) block or a ViT block, nothing the other patterns lack.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torchvision.models import densenet, mobilenetv2, resnet, shufflenetv2
 from torchvision.models._utils import _make_divisible
+from torchvision.models.convnext import CNBlock, LayerNorm2d
 from torchvision.models.efficientnet import MBConv, MBConvConfig
 # torchvision.models.googlenet is the model function, not the module, once torchvision.models is imported
 from torchvision.models.googlenet import Inception as GoogLeNetInception
+from torchvision.models.vision_transformer import EncoderBlock, Encoder
 from torchvision.ops import Conv2dNormActivation
 
 from fff.models.init import variance_preserving
 from fff.models.names import PATTERN_DESCRIPTIONS
 
-__all__ = ["PATTERNS", "PatternNet", "Pattern", "PlainBlock", "DepthwiseSeparableBlock", "InceptionBlock",
-           "STAGE_CHANNELS", "STEM_CHANNELS"]
+__all__ = ["PATTERNS", "PatternNet", "TransformerNet", "Pattern", "PlainBlock", "DepthwiseSeparableBlock",
+           "InceptionBlock", "MobileViTBlock", "pattern_network", "STAGE_CHANNELS", "STEM_CHANNELS", "PATCH_SIZE"]
 
 STEM_CHANNELS = 32
 STAGE_CHANNELS = (64, 128, 256, 512)
+PATCH_SIZE = 16  # the transformer's patch embedding, ViT-*/16's
+HEAD_WIDTH = 64  # the transformer's embedding width per attention head, ViT's
+MLP_RATIO = 4  # every transformer and ConvNeXt MLP expands 4x
 
 
 def channels(base: int, width: float) -> int:
@@ -82,6 +113,59 @@ class InceptionBlock(nn.Sequential):
         super().__init__(*layers)
 
 
+class MobileViTBlock(nn.Module):
+    """MobileViT's block (Mehta and Rastegari, 2022): local 3x3 and 1x1 convolutions, global
+    attention across 2x2 patches (each of the four pixel positions of a patch attends to the
+    same position in every other patch), fold, 1x1 back to the channels, concatenated with the
+    input and fused by a 3x3 convolution. Token width = channels; one transformer layer."""
+
+    def __init__(self, channels: int, heads: int = 4, patch: int = 2):
+        super().__init__()
+        # A map the patch does not divide (the last stages of a small input) takes patch 1: one
+        # pixel per patch, attention over every pixel. Set from the known map size when the
+        # network is built (MobileViT.network), not from the input's shape at run time, where a
+        # traced conversion would see a tensor.
+        self.patch = patch
+        self.local = nn.Sequential(Conv2dNormActivation(channels, channels, 3, activation_layer=nn.SiLU),
+                                   nn.Conv2d(channels, channels, 1, bias=False))
+        self.transformer = EncoderBlock(heads, channels, MLP_RATIO * channels, 0.0, 0.0)
+        self.norm = nn.LayerNorm(channels)
+        self.project = Conv2dNormActivation(channels, channels, 1, activation_layer=nn.SiLU)
+        self.fuse = Conv2dNormActivation(2 * channels, channels, 3, activation_layer=nn.SiLU)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        p = self.patch
+        y = self.local(x)
+        # unfold: (N, C, H, W) -> (N * p * p, H/p * W/p, C), a sequence of patches per pixel position
+        y = y.reshape(n, c, h // p, p, w // p, p).permute(0, 3, 5, 2, 4, 1).reshape(n * p * p, (h // p) * (w // p), c)
+        y = self.norm(self.transformer(y))
+        # fold: back to (N, C, H, W)
+        y = y.reshape(n, p, p, h // p, w // p, c).permute(0, 5, 3, 1, 4, 2).reshape(n, c, h, w)
+        return self.fuse(torch.cat([x, self.project(y)], dim=1))
+
+
+class TransformerNet(nn.Module):
+    """The ``transformer`` pattern: ViT, isotropic (module docstring for its conventions)."""
+
+    def __init__(self, depth: int, width: float, classes: int, resolution: int):
+        super().__init__()
+        heads = max(1, round(6 * width))
+        dim = HEAD_WIDTH * heads
+        self.patch_embedding = nn.Conv2d(3, dim, PATCH_SIZE, stride=PATCH_SIZE)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
+        tokens = (resolution // PATCH_SIZE) ** 2 + 1
+        # torchvision's encoder: learned positions, 4 x depth EncoderBlocks, the final LayerNorm
+        self.encoder = Encoder(tokens, 4 * depth, heads, dim, MLP_RATIO * dim, 0.0, 0.0)
+        self.classifier = nn.Linear(dim, classes)
+        variance_preserving(self)
+
+    def forward(self, x):
+        patches = self.patch_embedding(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.class_token.expand(x.shape[0], -1, -1), patches], dim=1)
+        return self.classifier(self.encoder(tokens)[:, 0])
+
+
 def _projection(in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
     """ResNet's 1x1 shortcut projection, needed where the block changes shape."""
     if stride == 1 and in_channels == out_channels:
@@ -90,10 +174,15 @@ def _projection(in_channels: int, out_channels: int, stride: int) -> nn.Module |
 
 
 class Pattern:
-    """A design pattern: how one block looks, and (by default) a stage as a stack of them."""
+    """A design pattern: how one block looks, and (by default) a stage as a stack of them on
+    the shared skeleton."""
 
     name: str = ""
     description: str = ""
+
+    def network(self, depth: int, width: float, classes: int, resolution: int) -> nn.Module:
+        """The whole network; the skeleton unless the pattern has a shape of its own."""
+        return PatternNet(self.name, depth, width, classes)
 
     def block(self, in_channels: int, out_channels: int, stride: int) -> nn.Module:
         raise NotImplementedError
@@ -198,9 +287,58 @@ class Shuffle(Pattern):
         return shufflenetv2.InvertedResidual(in_channels, out_channels, stride)
 
 
+class Transformer(Pattern):
+    name = "transformer"
+    description = PATTERN_DESCRIPTIONS[name]
+
+    def network(self, depth, width, classes, resolution):
+        return TransformerNet(depth, width, classes, resolution)
+
+    def block(self, in_channels, out_channels, stride):
+        raise ValueError("the transformer pattern is isotropic: it has no skeleton blocks (use pattern_network)")
+
+
+class ConvNeXt(Pattern):
+    name = "convnext"
+    description = PATTERN_DESCRIPTIONS[name]
+
+    def block(self, in_channels, out_channels, stride):
+        block = CNBlock(out_channels, layer_scale=1e-6, stochastic_depth_prob=0.0)
+        if stride == 1 and in_channels == out_channels:
+            return block
+        # ConvNeXt's downsampling layer between stages, then the block
+        return nn.Sequential(LayerNorm2d(in_channels), nn.Conv2d(in_channels, out_channels, 2, stride=stride), block)
+
+
+class MobileViT(Pattern):
+    name = "mobilevit"
+    description = PATTERN_DESCRIPTIONS[name]
+
+    def network(self, depth, width, classes, resolution):
+        network = PatternNet(self.name, depth, width, classes)
+        size = -(-resolution // 2)  # after the stride-2 stem (3x3, padding 1: ceil(n / 2))
+        for stage in network.stages:
+            size = -(-size // 2)  # each stage's inverted residual halves the map
+            for block in stage:
+                if isinstance(block, MobileViTBlock):
+                    block.patch = 2 if size % 2 == 0 else 1
+        return network
+
+    def stage(self, in_channels, out_channels, depth):
+        # MobileViT's stages: an inverted residual downsamples, then the MobileViT blocks
+        blocks = [mobilenetv2.InvertedResidual(in_channels, out_channels, 2, expand_ratio=4)]
+        blocks += [MobileViTBlock(out_channels) for _ in range(depth)]
+        return nn.Sequential(*blocks), out_channels
+
+
 PATTERNS: dict[str, Pattern] = {p.name: p for p in (
     Plain(), Residual(), Bottleneck(), DepthwiseSeparable(), DepthwiseBottleneck(), Grouped(), Inception(), Dense(),
-    SqueezeExcitationMBConv(), Shuffle())}
+    SqueezeExcitationMBConv(), Shuffle(), Transformer(), ConvNeXt(), MobileViT())}
+
+
+def pattern_network(pattern: str, depth: int, width: float, classes: int, resolution: int) -> nn.Module:
+    """The network of ``pattern`` (one of PATTERNS) with its parameters; random weights."""
+    return PATTERNS[pattern].network(depth, width, classes, resolution)
 
 
 class PatternNet(nn.Module):

@@ -7,14 +7,14 @@ Grammar (whitespace around names and values is ignored)::
 
     KEY         VALUE                                   default
     depth       whole number >= 1: blocks per stage     2
-    width       number > 0: channel multiplier          1.0
+    width       number > 0: channel (or embedding) multiplier 1.0
     resolution  whole number >= 32: input height/width  224
     batch       whole number >= 1                       1
     classes     whole number >= 1: classifier outputs   1000
 
 PATTERN is one of ``fff.models.patterns.PATTERNS`` (``plain``, ``residual``, ``bottleneck``,
 ``dw-separable``, ``dw-bottleneck``, ``grouped``, ``inception``, ``dense``, ``se-mbconv``,
-``shuffle``). Each key may appear once; keys left out take their defaults.
+``shuffle``, ``transformer``, ``convnext``, ``mobilevit``). Each key may appear once; keys left out take their defaults.
 
 Examples: ``dw-bottleneck``, ``dw-bottleneck:depth=8,width=1.0,resolution=224``,
 ``residual:depth=3,width=0.5,resolution=64,batch=4,classes=10``.

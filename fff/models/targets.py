@@ -25,7 +25,7 @@ from fff.errors import ShapeError, UsageError
 from fff.models import spec as specs
 from fff.models.flops import count_flops
 from fff.models.names import DEFAULT_TARGET, list_targets
-from fff.models.patterns import PATTERNS, PatternNet
+from fff.models.patterns import PATTERNS, pattern_network
 from fff.models.target_check import TARGET_KINDS, target_kind
 from fff.models.user import call_model_function, read_model_file, resolve_shape
 from fff.models.zoo import ZOO
@@ -52,6 +52,7 @@ class Model:
     spec: specs.Spec | None = field(default=None, repr=False)
     flops_counter: str = "torch.utils.flop_counter"  # what counted ``flops``, for the record
     input_shape_source: str | None = None  # where fff inferred part of the input shape, said in the record
+    outputs: tuple[str, ...] = ()  # the output tensors' names, in order (fff.models.outputs); () for files
 
 
 def _check_option(name: str, value):
@@ -99,27 +100,33 @@ def _construct(make):
 def _finish(name, kind, module, shape, source, spec=None, input_shape_source=None) -> Model:
     example = torch.zeros(shape)
     try:
-        counted = count_flops(module, example)
-    except (RuntimeError, ValueError, IndexError) as error:
+        counted = count_flops(module, example, name)
+    except (RuntimeError, ValueError, IndexError, AssertionError) as error:  # torch._assert raises AssertionError
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ShapeError(f"{name}: cannot run on input shape {tuple(shape)} ({reason})") from None
     params = sum(p.numel() for p in module.parameters())
     return Model(name=name, kind=kind, module=module, input_shape=tuple(shape), flops=counted.flops, params=params,
-                 source=source, uncounted_ops=counted.uncounted, spec=spec, input_shape_source=input_shape_source)
+                 source=source, uncounted_ops=counted.uncounted, spec=spec, input_shape_source=input_shape_source,
+                 outputs=counted.outputs)
 
 
 def _build_zoo(name, *, batch, resolution, input_shape):
     entry = ZOO[name]
     shape = resolve_shape(name, [1, 3, entry.resolution, entry.resolution], input_shape=input_shape, batch=batch,
                           resolution=resolution)
-    module = _construct(lambda: entry.make(1000))
+    try:
+        module = _construct(lambda: entry.make(1000, shape[-1]))
+    except ValueError as error:  # a model that builds for its input size refuses this one (maxvit_t)
+        reason = str(error).strip().splitlines()[0]
+        raise ShapeError(f"{name}: cannot be built for input shape {tuple(shape)} ({reason})") from None
     return _finish(name, "zoo", module, shape, f"{entry.source}, random weights (seed 0)")
 
 
 def _build_pattern(target, *, batch, resolution, input_shape):
     spec = specs.with_build_options(specs.parse(target), target, batch=batch, resolution=resolution,
                                     input_shape=input_shape)
-    module = _construct(lambda: PatternNet(spec.pattern, spec.depth, spec.width, spec.classes))
+    module = _construct(lambda: pattern_network(spec.pattern, spec.depth, spec.width, spec.classes,
+                                                spec.resolution))
     return _finish(str(spec), "pattern", module, spec.input_shape,
                    f"fff.models.patterns: {PATTERNS[spec.pattern].description}, random weights (seed 0)", spec=spec)
 

@@ -3,7 +3,8 @@
 Every entry is built without downloading anything (``weights=None``), then given He (fan-in)
 random weights (``fff.models.init``) so that its output depends on its input and parity checks
 mean something: speed does not depend on the values of the weights.
-``resolution`` is the input size each architecture was published at.
+``resolution`` is the input size each architecture was published at; ``make`` takes the one asked
+for, since some build for one (ViT's learned positions, MaxViT's partitions).
 """
 
 from __future__ import annotations
@@ -22,22 +23,27 @@ __all__ = ["ZOO", "ZooEntry"]
 @dataclass(frozen=True)
 class ZooEntry:
     name: str
-    make: Callable[[int], nn.Module]  # classes -> module
+    make: Callable[[int, int], nn.Module]  # (classes, resolution) -> module
     resolution: int
     description: str
     source: str
 
 
-def _torchvision(name: str, **options) -> Callable[[int], nn.Module]:
-    def make(classes: int) -> nn.Module:
+def _torchvision(name: str, sized_by: str | None = None, **options) -> Callable[[int, int], nn.Module]:
+    """``sized_by``: the option that tells the model its input size (``image_size``, ``input_size``)."""
+    def make(classes: int, resolution: int) -> nn.Module:
         import torchvision
 
+        if sized_by == "image_size":
+            options["image_size"] = resolution
+        elif sized_by == "input_size":
+            options["input_size"] = (resolution, resolution)
         return variance_preserving(getattr(torchvision.models, name)(weights=None, num_classes=classes, **options))
 
     return make
 
 
-def _darts(classes: int) -> nn.Module:
+def _darts(classes: int, resolution: int) -> nn.Module:
     from fff.models.darts import darts_v2
 
     return variance_preserving(darts_v2(num_classes=classes))
@@ -61,6 +67,11 @@ _MAKERS = {
     "mnasnet1_0": _torchvision("mnasnet1_0"),
     "efficientnet_b0": _torchvision("efficientnet_b0"),
     "regnet_y_400mf": _torchvision("regnet_y_400mf"),
+    "vit_b_16": _torchvision("vit_b_16", sized_by="image_size"),  # learned positions for its patch count
+    "swin_t": _torchvision("swin_t"),
+    "efficientnet_v2_s": _torchvision("efficientnet_v2_s"),
+    "convnext_tiny": _torchvision("convnext_tiny"),  # layer scale 1, not 1e-6 (fff.models.init)
+    "maxvit_t": _torchvision("maxvit_t", sized_by="input_size"),  # attention partitions of its map sizes
 }
 
 ZOO: dict[str, ZooEntry] = {

@@ -36,9 +36,12 @@ from fff.backends import DEFAULT_BACKENDS
 from fff.errors import UsageError
 from fff.explain.simulation_server import ISA_CAPS
 
-__all__ = ["Cell", "StudyConfig", "load_study", "default_study", "parse_study", "DEFAULT_STUDY_RESOURCE"]
+__all__ = ["Cell", "StudyConfig", "load_study", "default_study", "parse_study", "DEFAULT_STUDY_RESOURCE",
+           "BUILTIN_STUDIES", "builtin_study"]
 
 DEFAULT_STUDY_RESOURCE = "default.toml"  # in the fff.study package, shipped in the wheel
+# Built-in studies a user names instead of a file (``fff-study since-2021``): name -> resource.
+BUILTIN_STUDIES = {"default": DEFAULT_STUDY_RESOURCE, "since-2021": "since2021.toml"}
 
 
 @dataclass(frozen=True)
@@ -317,11 +320,14 @@ def parse_study(text: str, source: str = "<study>") -> StudyConfig:
 
 
 def load_study(path: str | Path) -> StudyConfig:
+    """A study file, or a built-in study's name (BUILTIN_STUDIES) where no such file exists."""
     path = Path(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise UsageError(f"study file {path} does not exist") from None
+        if str(path) in BUILTIN_STUDIES:
+            return builtin_study(str(path))
+        raise UsageError(f"study file {path} does not exist (built-in studies: {', '.join(BUILTIN_STUDIES)})") from None
     except (OSError, UnicodeDecodeError) as error:
         raise UsageError(f"study file {path} cannot be read: {error}") from None
     return parse_study(text, str(path))
@@ -329,8 +335,14 @@ def load_study(path: str | Path) -> StudyConfig:
 
 def default_study() -> StudyConfig:
     """The built-in study that reproduces the paper's experiment at a size for a small machine."""
-    text = resources.files("fff.study").joinpath(DEFAULT_STUDY_RESOURCE).read_text()
+    return builtin_study("default")
+
+
+def builtin_study(name: str) -> StudyConfig:
+    """A study shipped with fff, by name (BUILTIN_STUDIES)."""
+    resource = BUILTIN_STUDIES[name]
+    text = resources.files("fff.study").joinpath(resource).read_text()
     # Its max_seconds is fff's choice, not the user's: a budget every cell may exceed where its
     # calibration says min_rounds rounds need more (vgg16 on a slow machine), so that every cell
-    # of the built-in study is measured on any machine that can run it.
-    return replace(parse_study(text, f"fff/study/{DEFAULT_STUDY_RESOURCE} (built-in)"), max_seconds_given=False)
+    # of a built-in study is measured on any machine that can run it.
+    return replace(parse_study(text, f"fff/study/{resource} (built-in)"), max_seconds_given=False)

@@ -84,10 +84,15 @@ class OpenVINOBackend(Backend):
         first = self._runner.run(iterations=1, warmup=warmup)
         return {
             "first_inference_ns": first.first_inference_ns,
-            "output": self._runner.output(0).astype(np.float32),
+            "output": self._outputs(),
             "config": self._runner.effective_config,
             "clock": self._clock,
         }
+
+    def _outputs(self) -> np.ndarray | list[np.ndarray]:
+        """Every output of the IR in its order (the order of the PyTorch model's tuple or dict)."""
+        arrays = [self._runner.output(i).astype(np.float32) for i in range(len(self._runner.outputs))]
+        return arrays[0] if len(arrays) == 1 else arrays
 
     def round(self, iterations: int, counters: tuple[str, ...] = (), warmup: int = 0,
               deadline_s: float | None = None) -> dict:

@@ -120,6 +120,9 @@ def _convert_static(model):
         # openvino traces with torch.jit.trace (and trace_method), which torch >= 2.9 marks
         # deprecated: a FutureWarning about openvino's internals that the user can do nothing about.
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace.* is deprecated", category=FutureWarning)
+        # torch's own shape checks (nn.MultiheadAttention's, in nn.functional) compare traced sizes;
+        # the input shape is static here, so every branch on a shape traces as it runs.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         try:
             ov_model = ov.convert_model(model.module, example_input=example, input=[list(model.input_shape)])
         except Exception as error:  # the frontends raise plain Exceptions for unsupported ops
