@@ -207,3 +207,6 @@ def test_non_finite_counts_what_is_not_finite():
     assert non_finite(np.ones(5)) is None
     assert non_finite(np.array([np.nan, np.inf, -np.inf, 1.0])) == "1 NaN and 2 infinite of 4 values"
     assert non_finite(np.array([[np.nan, 0.0]])) == "1 NaN of 2 values"
+    # a model with several outputs (a list): the first one that is not finite, named by its place
+    assert non_finite([np.ones(3), np.ones((2, 2))]) is None
+    assert non_finite([np.ones(3), np.array([[np.inf, 0.0]])]) == "output 1: 1 infinite of 2 values"

@@ -130,13 +130,16 @@ def compare(reference: np.ndarray, candidate: np.ndarray, *, rtol: float | None 
 
 
 def non_finite(output) -> str | None:
-    """What is not finite in ``output`` ("2 NaN and 1 infinite of 1000 values"); None when all of it is."""
-    values = np.asarray(output, dtype=np.float64)
-    nan, infinite = int(np.isnan(values).sum()), int(np.isinf(values).sum())
-    if not nan and not infinite:
-        return None
-    parts = [f"{nan} NaN"] * bool(nan) + [f"{infinite} infinite"] * bool(infinite)
-    return f"{' and '.join(parts)} of {values.size} values"
+    """What is not finite in ``output``, an array or a list of a model's outputs ("2 NaN and 1
+    infinite of 1000 values", "output 1: ..." where there are several); None when all of it is."""
+    outputs = output if isinstance(output, list) else [output]
+    for index, one in enumerate(outputs):
+        values = np.asarray(one, dtype=np.float64)
+        nan, infinite = int(np.isnan(values).sum()), int(np.isinf(values).sum())
+        if nan or infinite:
+            parts = [f"{nan} NaN"] * bool(nan) + [f"{infinite} infinite"] * bool(infinite)
+            return (f"output {index}: " if len(outputs) > 1 else "") + f"{' and '.join(parts)} of {values.size} values"
+    return None
 
 
 def compare_outputs(reference, candidate, *, tolerance: Tolerance | None = None, names=(),
