@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from fff.backends import BASELINE, DEFAULT_BACKENDS, backend_class, backend_label, check_backend_names, class_path
-from fff.backends.base import PRECISIONS, fixed_seed_input
+from fff.backends.base import PRECISIONS, fixed_seed_input, side_precision
 from fff.errors import FffError, UsageError
 from fff.measure.record import compare_with_baseline, measured_record, verdict_of
 from fff.measure.rounds import Side, measure_rounds
@@ -65,7 +65,9 @@ class ProfileOptions:
             raise UsageError(f"invalid precision '{self.precision}' (choose {', '.join(PRECISIONS)})")
         for name in self.backends:
             supported = backend_class(name).precisions
-            if self.precision not in supported:
+            # The baseline beside other stacks runs f32 where it lacks the precision (PyTorch has no int8):
+            # the speed-up then names both sides' precisions. Any other stack must compute in it.
+            if self.precision not in supported and not (name == BASELINE and len(self.backends) > 1):
                 raise UsageError(f"backend {name} cannot compute in {self.precision} (it offers {', '.join(supported)})")
         def whole(value) -> bool:
             return isinstance(value, int) and not isinstance(value, bool) and value >= 1
@@ -122,11 +124,16 @@ class _Target:
     def served(self) -> dict[str, str]:
         return {name: class_path(cls) for name, cls in self.classes.items()}
 
+    def precision_of(self, name: str) -> str:
+        """The precision stack ``name`` computes in (the baseline: f32 where it lacks the one asked)."""
+        return side_precision(self.classes[name], self.options.precision)
+
 
 def _build(job: _Target, progress, fresh: tuple[str, ...] = ()):
     from fff.builder import shared_builder
 
-    return shared_builder().prepare(job.name, job.build_options, job.served, fresh=fresh)
+    precisions = {name: job.precision_of(name) for name in job.classes}
+    return shared_builder().prepare(job.name, job.build_options, job.served, fresh=fresh, precisions=precisions)
 
 
 def _start_worker(job: _Target, name: str):
@@ -137,13 +144,13 @@ def _start_worker(job: _Target, name: str):
     return Worker(name, served=class_path(cls), env=cls.environment(options.threads), target=job.name,
                   build_options=job.build_options, artifact=job.model.artifacts[name],
                   input_shape=list(job.model.input_shape), device=options.device, threads=options.threads,
-                  precision=options.precision)
+                  precision=job.precision_of(name))
 
 
 def _parity(job: _Target, baseline: Side, side: Side) -> dict:
     from fff.measure.parity import compare
 
-    tolerance = job.classes[side.name].parity_tolerance(job.options.precision, job.options.precision)
+    tolerance = job.classes[side.name].parity_tolerance(job.precision_of(side.name), job.precision_of(baseline.name))
     return compare(baseline.prepared["output"], side.prepared["output"], tolerance=tolerance).as_record()
 
 
@@ -285,6 +292,13 @@ def _records(job: _Target, sides: list[Side], interleaving: dict, explained: dic
         record = measured_record(job.name, side, job.model, options, device=job.classes[side.name].device_of(options.device),
                                  verdict=verdicts[side.name], interleaving=interleaving, timestamp=timestamp,
                                  packages=job.classes[side.name].packages)
+        record["precision"] = job.precision_of(side.name)
+        calibration = job.model.artifacts.get(side.name, {}).get("calibration")
+        if calibration is not None:  # a quantized stack: what set its ranges (synthetic: timing, not accuracy)
+            record["calibration"] = calibration
+        if baseline is not None and side is not baseline:
+            record["speedup_precisions"] = f"{record['precision']} ({side.name}) vs " \
+                                           f"{job.precision_of(baseline.name)} ({baseline.name})"
         record.update(explained["simulated"].get(side.name, {}))
         record.update(explained["modelled"].get(side.name, {}))
         if roof is not None:
