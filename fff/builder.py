@@ -113,7 +113,7 @@ class BuildService:
                 "flops_counter": model.flops_counter, "input_shape_source": model.input_shape_source}
 
     def model_caches(self, target: str, build_options: dict, backends: dict[str, str], artifacts: dict,
-                     precision: str, cache: str | None) -> dict:
+                     precision: str | dict, cache: str | None) -> dict:
         """fff.explain.cache_model's tensor-level LL model of every backend, here rather than in the main
         process: tracing runs the user's module once and compiles the artifacts."""
         from fff.explain.cache_model import record_fields
@@ -189,7 +189,7 @@ class Builder:
                            input_shape_source=reply["input_shape_source"])
 
     def model_caches(self, target: str, build_options: dict, backends: dict[str, str], artifacts: dict,
-                     precision: str, cache: str | None) -> dict:
+                     precision: str | dict, cache: str | None) -> dict:
         """The cache model's record fields per backend, computed in the builder child."""
         return self._call("model_caches", target, build_options=build_options, backends=dict(backends),
                           artifacts=artifacts, precision=precision, cache=cache)

@@ -265,8 +265,9 @@ def _model_caches(job: _Target, names: list[str], progress) -> dict:
     started = time.monotonic()
     served = {name: where for name, where in job.served.items() if name in names}
     try:
+        precisions = {name: job.precision_of(name) for name in served}  # the baseline's own where it lacks int8
         modelled = shared_builder().model_caches(job.name, job.build_options, served, job.model.artifacts,
-                                                 job.options.precision, job.options.cache)
+                                                 precisions, job.options.cache)
     except FffError as error:
         modelled = model_error(names, error)
     for fields in modelled.values():  # the whole call, every stack and the child's round trip: its cost
