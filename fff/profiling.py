@@ -293,7 +293,8 @@ def _records(job: _Target, sides: list[Side], interleaving: dict, explained: dic
         record = measured_record(job.name, side, job.model, options, device=job.classes[side.name].device_of(options.device),
                                  verdict=verdicts[side.name], interleaving=interleaving, timestamp=timestamp,
                                  packages=job.classes[side.name].packages)
-        record["precision"] = job.precision_of(side.name)
+        record["precision"] = job.precision_of(side.name)  # what this stack computed in
+        record["precision_asked"] = options.precision  # what pairs the rows of one measurement (analysis)
         calibration = job.model.artifacts.get(side.name, {}).get("calibration")
         if calibration is not None:  # a quantized stack: what set its ranges (synthetic: timing, not accuracy)
             record["calibration"] = calibration
