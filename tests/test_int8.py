@@ -100,3 +100,28 @@ def test_int8_output_passes_sqnr_parity_and_a_wrong_model_fails(quantized):
     table = openvino_breakdown(raw, None)
     assert table["int8"]["layers_int8"] and table["int8"]["ms_int8"] > 0
     assert set(table["int8"]["layers_int8"]).isdisjoint(table["int8"]["layers_not_int8"])
+
+
+def test_the_analysis_pairs_an_int8_row_with_its_f32_baseline(tmp_path):
+    import sys
+
+    from fff.analysis import architecture_table, load_results
+    from fff.study.config import StudyConfig
+    from fff.study.sweep import run_study
+
+    fakes = sys.modules["study_fakes"]  # loaded by conftest.py
+
+    def measure(target, options, progress=lambda _: None):
+        records = fakes.fake_measure(target, options, progress)
+        for record in records:  # as fff.profiling writes them: the baseline computed in f32
+            record["precision_asked"] = options.precision
+            record["precision"] = "f32" if record["backend"] == "torch" else options.precision
+        return records
+
+    out = tmp_path / "int8.jsonl"
+    run_study(StudyConfig(name="int8", zoo=("resnet18",), precisions=("f32", "int8")), out, measure=measure,
+              fingerprint="machine")
+    records = load_results([out]).records
+    assert set(zip(records["backend"], records["precision"], records["stack_precision"])) == {
+        ("torch", "f32", "f32"), ("openvino", "f32", "f32"), ("torch", "int8", "f32"), ("openvino", "int8", "int8")}
+    assert sorted(architecture_table(records)["precision"]) == ["f32", "int8"]  # both pairs kept
