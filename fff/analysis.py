@@ -62,7 +62,7 @@ SUSPECT_FACTOR = 5.0
 
 RECORD_COLUMNS = [
     "machine", "host", "study", "cell_id", "kind", "target", "pattern", "depth", "width", "model",
-    "resolution", "precision", "threads", "batch", "backend", "latency_ms", "latency_ci_low",
+    "resolution", "precision", "stack_precision", "threads", "batch", "backend", "latency_ms", "latency_ci_low",
     "latency_ci_high", "latency_mean", "first_inference_ms", "flops", "params", "gflops_per_s", "speedup",
     "speedup_ci_low", "speedup_ci_high", "llc_misses", "llc_source", "llc_note", "n_samples", "warnings",
     "verdict",
@@ -159,7 +159,10 @@ def _record_row(row: dict, record: dict) -> dict:
         "pattern": cell.get("pattern"), "depth": cell.get("depth"), "width": cell.get("width"),
         "model": cell.get("model"),
         "resolution": (record.get("input_shape") or [None])[-1] if record.get("input_shape") else cell.get("resolution"),
-        "precision": record.get("precision", cell.get("precision")), "threads": record.get("threads"),
+        # The precision asked for pairs a baseline with its accelerated rows (an int8 stack's baseline
+        # computes in f32); ``stack_precision`` is what each row's stack computed in.
+        "precision": record.get("precision_asked", record.get("precision", cell.get("precision"))),
+        "stack_precision": record.get("precision", cell.get("precision")), "threads": record.get("threads"),
         "batch": record.get("batch"), "backend": record.get("backend"),
         "latency_ms": latency.get("median"), "latency_ci_low": latency.get("ci95_low"),
         "latency_ci_high": latency.get("ci95_high"), "latency_mean": latency.get("mean"),

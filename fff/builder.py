@@ -83,9 +83,10 @@ class BuildService:
         self._last = None  # (target, build_options, model): the cache model reuses the module just built
 
     def build(self, target: str, build_options: dict, backends: dict[str, str], cache_dir: str | None = None,
-              fresh: tuple[str, ...] = ()) -> dict:
+              fresh: tuple[str, ...] = (), precisions: dict[str, str] | None = None) -> dict:
         """Build the target and the artifact of each of ``backends`` (name -> ``module:Class``) that can
-        run it; ``fresh``: the backends whose cached artifact is made again regardless."""
+        run it; ``fresh``: the backends whose cached artifact is made again regardless; ``precisions``:
+        the precision each backend computes in (f32 where not given)."""
         from fff.models import build
 
         self._last = None
@@ -97,7 +98,11 @@ class BuildService:
                 cls = _backend(where)
                 if model.module is None and cls.needs_module:
                     continue  # a model file: the stacks that need the PyTorch module sit it out
-                artifacts[name] = cls.prepare_artifact(model, cache_dir=cache_dir, fresh=name in fresh)
+                precision = (precisions or {}).get(name, "f32")
+                # Passed on only where it changes the artifact (int8: a quantized model), so a stack written
+                # before precisions reached the builder (no such parameter) still runs f32, bf16 and f16.
+                extra = {"precision": precision} if precision == "int8" else {}
+                artifacts[name] = cls.prepare_artifact(model, cache_dir=cache_dir, fresh=name in fresh, **extra)
         except (RuntimeError, MemoryError) as error:
             needed = allocation_failure(error)
             if needed is None:
@@ -110,7 +115,7 @@ class BuildService:
                 "outputs": list(model.outputs)}
 
     def model_caches(self, target: str, build_options: dict, backends: dict[str, str], artifacts: dict,
-                     precision: str, cache: str | None, extra_caches: tuple[str, ...] = ()) -> dict:
+                     precision: str | dict, cache: str | None, extra_caches: tuple[str, ...] = ()) -> dict:
         """fff.explain.cache_model's tensor-level LL model of every backend, here rather than in the main
         process: tracing runs the user's module once and compiles the artifacts."""
         from fff.explain.cache_model import record_fields
@@ -167,10 +172,12 @@ class Builder:
         return None if self._worker is None else self._worker.pid
 
     def prepare(self, target: str, build_options: dict, backends: dict[str, str], *, cache_dir=None,
-                fresh: tuple[str, ...] = ()) -> BuiltTarget:
-        """Build ``target`` and the artifacts of ``backends`` (name -> ``module:Class``) in the child."""
+                fresh: tuple[str, ...] = (), precisions: dict[str, str] | None = None) -> BuiltTarget:
+        """Build ``target`` and the artifacts of ``backends`` (name -> ``module:Class``) in the child,
+        each at its precision in ``precisions`` (f32 where not given)."""
         reply = self._call("build", target, build_options=build_options, backends=dict(backends),
-                           cache_dir=None if cache_dir is None else str(cache_dir), fresh=tuple(fresh))
+                           cache_dir=None if cache_dir is None else str(cache_dir), fresh=tuple(fresh),
+                           precisions=dict(precisions or {}))
         rss = reply.pop("rss_bytes")
         if self._first_rss is None:
             self._first_rss = rss
@@ -184,7 +191,7 @@ class Builder:
                            input_shape_source=reply["input_shape_source"], outputs=tuple(reply["outputs"]))
 
     def model_caches(self, target: str, build_options: dict, backends: dict[str, str], artifacts: dict,
-                     precision: str, cache: str | None, extra_caches: tuple[str, ...] = ()) -> dict:
+                     precision: str | dict, cache: str | None, extra_caches: tuple[str, ...] = ()) -> dict:
         """The cache model's record fields per backend, computed in the builder child; ``extra_caches``:
         further LL sizes, modelled from the same trace (each backend's ``ll_sizes``)."""
         return self._call("model_caches", target, build_options=build_options, backends=dict(backends),

@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from fff.backends import BASELINE, DEFAULT_BACKENDS, backend_class, backend_label, check_backend_names, class_path
-from fff.backends.base import PRECISIONS, fixed_seed_input
+from fff.backends.base import PRECISIONS, fixed_seed_input, side_precision
 from fff.errors import FffError, NonFiniteOutputError, UsageError
 from fff.measure.record import compare_with_baseline, measured_record, verdict_of
 from fff.measure.rounds import Side, measure_rounds
@@ -73,7 +73,9 @@ class ProfileOptions:
             raise UsageError(f"invalid precision '{self.precision}' (choose {', '.join(PRECISIONS)})")
         for name in self.backends:
             supported = backend_class(name).precisions
-            if self.precision not in supported:
+            # The baseline beside other stacks runs f32 where it lacks the precision (PyTorch has no int8):
+            # the speed-up then names both sides' precisions. Any other stack must compute in it.
+            if self.precision not in supported and not (name == BASELINE and len(self.backends) > 1):
                 raise UsageError(f"backend {name} cannot compute in {self.precision} (it offers {', '.join(supported)})")
         def whole(value) -> bool:
             return isinstance(value, int) and not isinstance(value, bool) and value >= 1
@@ -140,11 +142,16 @@ class _Target:
     def served(self) -> dict[str, str]:
         return {name: class_path(cls) for name, cls in self.classes.items()}
 
+    def precision_of(self, name: str) -> str:
+        """The precision stack ``name`` computes in (the baseline: f32 where it lacks the one asked)."""
+        return side_precision(self.classes[name], self.options.precision)
+
 
 def _build(job: _Target, progress, fresh: tuple[str, ...] = ()):
     from fff.builder import shared_builder
 
-    return shared_builder().prepare(job.name, job.build_options, job.served, fresh=fresh)
+    precisions = {name: job.precision_of(name) for name in job.classes}
+    return shared_builder().prepare(job.name, job.build_options, job.served, fresh=fresh, precisions=precisions)
 
 
 def _start_worker(job: _Target, name: str):
@@ -155,13 +162,13 @@ def _start_worker(job: _Target, name: str):
     return Worker(name, served=class_path(cls), env=cls.environment(options.threads), target=job.name,
                   build_options=job.build_options, artifact=job.model.artifacts[name],
                   input_shape=list(job.model.input_shape), device=options.device, threads=options.threads,
-                  precision=options.precision)
+                  precision=job.precision_of(name))
 
 
 def _parity(job: _Target, baseline: Side, side: Side) -> dict:
     from fff.measure.parity import compare_outputs
 
-    tolerance = job.classes[side.name].parity_tolerance(job.options.precision, job.options.precision)
+    tolerance = job.classes[side.name].parity_tolerance(job.precision_of(side.name), job.precision_of(baseline.name))
     return compare_outputs(baseline.prepared["output"], side.prepared["output"], tolerance=tolerance,
                            names=job.model.outputs, sides=(backend_label(baseline.name), backend_label(side.name)))
 
@@ -309,9 +316,9 @@ def _model_caches(job: _Target, names: list[str], progress) -> dict:
     started = time.monotonic()
     served = {name: where for name, where in job.served.items() if name in names}
     try:
+        precisions = {name: job.precision_of(name) for name in served}  # the baseline's own where it lacks int8
         modelled = shared_builder().model_caches(job.name, job.build_options, served, job.model.artifacts,
-                                                 job.options.precision, job.options.cache,
-                                                 job.options.extra_caches)
+                                                 precisions, job.options.cache, job.options.extra_caches)
     except FffError as error:
         modelled = model_error(names, error)
     for fields in modelled.values():  # the whole call, every stack and the child's round trip: its cost
@@ -338,6 +345,14 @@ def _records(job: _Target, sides: list[Side], interleaving: dict, explained: dic
                                  verdict=verdicts[side.name], interleaving=interleaving, timestamp=timestamp,
                                  packages=job.classes[side.name].packages)
         record["effective_threads"] = job.classes[side.name].effective_threads(record["config"] or {})
+        record["precision"] = job.precision_of(side.name)  # what this stack computed in
+        record["precision_asked"] = options.precision  # what pairs the rows of one measurement (analysis)
+        calibration = job.model.artifacts.get(side.name, {}).get("calibration")
+        if calibration is not None:  # a quantized stack: what set its ranges (synthetic: timing, not accuracy)
+            record["calibration"] = calibration
+        if baseline is not None and side is not baseline:
+            record["speedup_precisions"] = f"{record['precision']} ({side.name}) vs " \
+                                           f"{job.precision_of(baseline.name)} ({baseline.name})"
         simulated, modelled = explained["simulated"].get(side.name, {}), explained["modelled"].get(side.name, {})
         record.update(simulated)
         record.update(modelled)

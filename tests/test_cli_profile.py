@@ -151,6 +151,7 @@ def test_counter_reasons_are_said_once(tiny_run):
     ([TINY, "--counters", "bogus-counter"], "bogus-counter"),
     ([TINY, "--device", "GPU"], "GPU"),
     ([TINY, "--precision", "f64"], "precision"),
+    ([TINY, "--backends", "torch", "--precision", "int8"], "backend torch cannot compute in int8"),
     ([TINY, "--threads", "0"], "threads"),
     ([TINY, "--batch", "-1"], "batch"),
     ([TINY, "--max-time", "soon"], "max-time"),

@@ -31,7 +31,7 @@ def test_the_lower_precision_wins():
     assert tolerance_for("bf16", "f16").limit == 1e-1
 
 
-@pytest.mark.parametrize("pair", [("int8", "f32"), ("f32", "fp64"), ("F32", "f32")])
+@pytest.mark.parametrize("pair", [("int4", "f32"), ("f32", "fp64"), ("F32", "f32")])
 def test_unknown_precision_is_a_usage_error(pair):
     with pytest.raises(UsageError, match="no parity tolerance for precision"):
         tolerance_for(*pair)

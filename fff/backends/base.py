@@ -35,9 +35,9 @@ import numpy as np
 
 from fff.errors import FffError
 
-__all__ = ["Backend", "NotModelled", "NotSimulated", "fixed_seed_input", "cpus_asked", "PRECISIONS"]
+__all__ = ["Backend", "NotModelled", "NotSimulated", "fixed_seed_input", "cpus_asked", "side_precision", "PRECISIONS"]
 
-PRECISIONS = ("f32", "bf16", "f16")  # every precision fff can ask a stack for
+PRECISIONS = ("f32", "bf16", "f16", "int8")  # every precision fff can ask a stack for
 
 
 class NotModelled(FffError):
@@ -51,6 +51,13 @@ class NotSimulated(FffError):
 def fixed_seed_input(input_shape) -> np.ndarray:
     """The input every stack sees: standard normal, seed 0."""
     return np.random.default_rng(0).standard_normal(tuple(input_shape)).astype(np.float32)
+
+
+def side_precision(backend_class, precision: str) -> str:
+    """The precision a stack computes in when ``precision`` is asked: that one where it offers it,
+    else f32 (the baseline's case: PyTorch eager has no int8, so an int8 stack is compared with its
+    f32; the profiler refuses every other stack that lacks the precision before anything is built)."""
+    return precision if precision in backend_class.precisions else "f32"
 
 
 def cpus_asked(threads: int) -> int:
@@ -126,8 +133,10 @@ class Backend:
     # --- the builder child -----------------------------------------------------------------------
 
     @classmethod
-    def prepare_artifact(cls, model, *, cache_dir=None, fresh: bool = False) -> dict:
-        """What its worker runs, as plain data (``cached``: from a cache; ``notes``: said to the user)."""
+    def prepare_artifact(cls, model, *, cache_dir=None, fresh: bool = False, precision: str = "f32") -> dict:
+        """What its worker runs at ``precision``, as plain data (``cached``: from a cache; ``notes``: said
+        to the user). A quantized stack quantizes here (int8), so the cost stays out of the worker; the
+        builder passes ``precision`` only for int8 (the one precision that changes an artifact)."""
         return {"cached": False, "notes": []}
 
     @classmethod

@@ -27,6 +27,14 @@ def _honesty(breakdown: dict) -> str:
     return text
 
 
+def _int8(backend: str, int8: dict) -> str:
+    """Which layers ran int8 kernels and which stayed in floating point (a quantized run)."""
+    rest = int8["layers_not_int8"]
+    named = ", ".join(rest[:6]) + (f", ... ({len(rest) - 6} more)" if len(rest) > 6 else "")
+    return (f"{backend}: int8 kernels in {len(int8['layers_int8'])} layer(s), {int8['ms_int8']:.3f} ms; "
+            f"not int8 in {len(rest)} ({int8['ms_not_int8']:.3f} ms)" + (f": {named}" if rest else ""))
+
+
 def format_breakdown(records: list[dict]) -> str:
     """One section per target whose records carry a breakdown; empty when none do."""
     sections = []
@@ -36,6 +44,7 @@ def format_breakdown(records: list[dict]) -> str:
             continue
         lines = [f"per-layer breakdown: {target} (after the timed rounds; the latencies above are unaffected)"]
         lines += [f"  {_honesty(r['breakdown'])}" for r in rows]
+        lines += [f"  {_int8(r['backend'], r['breakdown']['int8'])}" for r in rows if r["breakdown"].get("int8")]
         compared = [r for r in rows if r["breakdown"].get("comparison")]
         if not compared:
             for r in rows:

@@ -33,7 +33,10 @@ def build_parser() -> OneLineParser:
                         help=f"registry names or package.module:ClassName; the baseline is {BASELINE}; "
                              f"default: {','.join(DEFAULT_BACKENDS)} (--list shows the registered ones)")
     parser.add_argument("--device", default="CPU", help="OpenVINO device (default CPU)")
-    parser.add_argument("--precision", default="f32", help="f32 (default), bf16 or f16, on both sides")
+    parser.add_argument("--precision", default="f32",
+                        help="f32 (default), bf16 or f16 on both sides; int8: the accelerated stacks that offer it "
+                             "(openvino, NNCF post-training quantization, synthetic calibration) against the "
+                             "baseline in f32")
     parser.add_argument("--threads", type=positive_int, help="threads on both sides (default: every available CPU)")
     parser.add_argument("--batch", type=positive_int, help="batch size (default 1)")
     # Both spellings, as in fff-study: a user need not remember which command takes which.
@@ -99,17 +102,26 @@ def _outputs_text(parity: dict) -> str:
     return f", worst of {len(parity['outputs'])} outputs" if parity.get("outputs") else ""
 
 
+def _parity_text(parity: dict) -> str:
+    """What parity was judged by: SQNR and cosine (int8), else the error relative to the output's scale."""
+    if parity.get("metric") == "sqnr_db":
+        return (f"SQNR {_fmt(parity.get('sqnr_db'), '.1f', 'inf')} dB >= {parity['tolerance']:g}, "
+                f"cos {_fmt(parity.get('cosine'), '.4f', 'nan')} >= {parity.get('min_cosine'):g}")
+    return f"rel {_fmt(parity['max_rel_err'], '.1e', 'inf')}{_tolerance_text(parity)}"
+
+
 def format_table(records: list[dict]) -> str:
     from fff.backends import BASELINE
 
     width = min(max([len("target")] + [len(r["target"]) for r in records]), 60)
     bw = max([9] + [len(r["backend"]) for r in records])  # a plugin's module:Class is longer than a built-in name
-    header = f"{'target':<{width}} {'backend':<{bw}} {'median ms':>10} {'+-CI':>6} {'p90 ms':>9} {'first ms':>9} " \
-             f"{'speed-up [95% CI]':>22} {'verdict':<9} {'GFLOPs':>8} {'GFLOP/s':>8} {'threads':>7}  parity"
+    header = f"{'target':<{width}} {'backend':<{bw}} {'prec':<5} {'median ms':>10} {'+-CI':>6} {'p90 ms':>9} " \
+             f"{'first ms':>9} {'speed-up [95% CI]':>22} {'verdict':<9} {'GFLOPs':>8} {'GFLOP/s':>8} {'threads':>7}  parity"
     lines = [header, "-" * len(header)]
     legend = "+-CI: half the median's 95% CI, in % of the median; first ms: the first inference, not in " \
-             f"the statistics; speed-up: {BASELINE} median / this median; threads: as the runtime reports them " \
-             "(asked for in brackets where they differ)"
+             f"the statistics; speed-up: {BASELINE} median / this median, each side at its own prec " \
+             f"({BASELINE} runs f32 where it lacks the precision asked for, e.g. int8); threads: as the runtime " \
+             "reports them (asked for in brackets where they differ)"
     for r in records:
         lat = r["latency_ms"]
         ci = 100 * (lat["ci95_high"] - lat["ci95_low"]) / 2 / lat["median"]
@@ -118,9 +130,9 @@ def format_table(records: list[dict]) -> str:
         else:  # no baseline row to compare against: a model file, or --backends without the baseline
             speedup = "baseline" if r["backend"] == BASELINE else "no baseline"
         parity = "-" if r["parity"] is None else \
-            f"{'ok' if r['parity']['ok'] else 'FAILED'} (rel {_fmt(r['parity']['max_rel_err'], '.1e', 'inf')}" \
-            f"{_tolerance_text(r['parity'])}{_outputs_text(r['parity'])})"
-        lines.append(f"{r['target'][:width]:<{width}} {r['backend']:<{bw}} {lat['median']:>10.3f} {ci:>5.1f}% {lat['p90']:>9.3f} "
+            f"{'ok' if r['parity']['ok'] else 'FAILED'} ({_parity_text(r['parity'])}{_outputs_text(r['parity'])})"
+        lines.append(f"{r['target'][:width]:<{width}} {r['backend']:<{bw}} {r['precision']:<5} {lat['median']:>10.3f} "
+                     f"{ci:>5.1f}% {lat['p90']:>9.3f} "
                      f"{r['first_inference_ms']:>9.2f} {speedup:>22} {r['verdict']:<9} "
                      f"{_fmt(r['flops'] and r['flops'] / 1e9, '.3f'):>8} "
                      f"{_fmt(r['gflops_per_s'], '.1f'):>8} {_threads_text(r):>7}  {parity}")
@@ -294,9 +306,11 @@ def _profile(args, output) -> int:
     failed = [r for r in records if r["parity"] is not None and not r["parity"]["ok"]]
     for r in failed:
         parity = r["parity"]
+        judged = (f"{_parity_text(parity)} at {r['precision']}" if parity.get("metric") == "sqnr_db" else
+                  f"max rel err {_fmt(parity['max_rel_err'], '.3g', 'inf')}"
+                  f"{_tolerance_text(parity, ' (tolerance {:g} at ' + r['precision'] + ')')}")
         print(f"{PROG}: parity FAILED for {r['target']} on {r['backend']}: max abs err "
-              f"{_fmt(parity['max_abs_err'], '.3g', 'inf')}, max rel err {_fmt(parity['max_rel_err'], '.3g', 'inf')}"
-              f"{_tolerance_text(parity, ' (tolerance {:g} at ' + r['precision'] + ')')}"
+              f"{_fmt(parity['max_abs_err'], '.3g', 'inf')}, {judged}"
               + "".join(f"; output {o['name']}: max rel err {_fmt(o['max_rel_err'], '.3g', 'inf')}"
                         for o in parity.get("outputs") or () if not o["ok"]), file=sys.stderr)
     if output.report_failed_writes():

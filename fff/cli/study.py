@@ -64,7 +64,8 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--zoo", type=comma_list, help="zoo models, e.g. mobilenet_v2,darts,resnet50")
     parser.add_argument("--zoo-resolutions", type=_numbers(int, "whole numbers >= 1"),
                         help="zoo input sizes (default: each model's own)")
-    parser.add_argument("--precisions", type=comma_list, help="f32 (default), bf16, f16")
+    parser.add_argument("--precisions", type=comma_list,
+                        help="f32 (default), bf16, f16, int8 (the stacks that offer it, against the baseline in f32)")
     parser.add_argument("--threads", type=_numbers(int, "whole numbers >= 1"),
                         help="thread counts (default: every available CPU)")
     parser.add_argument("--counters", type=_counter_list,

@@ -63,8 +63,8 @@ import numpy as np
 
 from fff.explain.layer_profiles import median_by_key
 
-__all__ = ["CATEGORIES", "OVERHEAD", "collect", "torch_breakdown", "openvino_breakdown", "window_means", "compare",
-           "category_rows", "category_of_module", "category_of_op", "category_of_ov_type", "parse_ov_name",
+__all__ = ["CATEGORIES", "OVERHEAD", "collect", "int8_kernel", "torch_breakdown", "openvino_breakdown", "window_means",
+           "compare", "category_rows", "category_of_module", "category_of_op", "category_of_ov_type", "parse_ov_name",
            "layer_key", "layer_category", "layer_summary"]
 
 CATEGORIES = ("dense conv kxk", "pointwise conv 1x1", "depthwise conv", "grouped conv", "linear/matmul",
@@ -314,6 +314,22 @@ def window_means(raw: dict) -> tuple[dict[str, float], float]:
     return {name: max(value, 0.0) for name, value in means.items()}, float(np.mean(latencies[1:]))
 
 
+def int8_kernel(exec_type: str) -> bool:
+    """Whether an OpenVINO CPU exec type is an 8-bit integer kernel (``brgconv_avx512_amx_1x1_I8``,
+    ``jit_uni_u8``: the plugin names a kernel after the precision it computes in)."""
+    return exec_type.lower().endswith(("_i8", "_u8"))
+
+
+def _int8_summary(layers: dict) -> dict:
+    """Which layers ran an int8 kernel and which stayed in a floating-point one, with their time."""
+    ran = [row for row in layers.values() if row["nodes"]]
+    int8 = [row for row in ran if row["int8"]]
+    other = [row for row in ran if not row["int8"]]
+    return {"layers_int8": [row["layer"] for row in int8], "layers_not_int8": [row["layer"] for row in other],
+            "ms_int8": sum(row["ms"] for row in int8), "ms_not_int8": sum(row["ms"] for row in other),
+            "source": "exec types of get_profiling_info() ending in _I8/_U8"}
+
+
 def openvino_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float | None = None) -> dict:
     """An OpenVINO profile (fff.explain.layer_profiles.profile_openvino) attributed to the PyTorch model's
     layers; ``torch_raw`` (the PyTorch profile of the same model) supplies the modules and the
@@ -371,6 +387,9 @@ def openvino_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float | N
         row["nodes"].append(name)
         if node["exec_type"] not in row["exec_types"]:
             row["exec_types"].append(node["exec_type"])
+        # A layer ran int8 when its main node did (its first: the convolution or matmul it is named after);
+        # the reorders and f32 epilogues beside it do not change that.
+        row.setdefault("int8", int8_kernel(node["exec_type"]))
         for absorbed in node["fused"]:
             fused = layers.setdefault(absorbed, {"layer": absorbed, "module_type": modules.get(absorbed, {}).get(
                 "module_type", "(functional)"), "category": layer_category(absorbed, modules), "ms": 0.0,
@@ -379,6 +398,8 @@ def openvino_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float | N
             fused.setdefault("fused_into", key)
     result = layer_summary(layers, raw["latencies_ns"], [], reported_ms, {})
     result["coverage"] = sum(node_ns.values()) / window_latency_ns if window_latency_ns > 0 else None
+    if any(row.get("int8") for row in layers.values()):
+        result["int8"] = _int8_summary({key: row for key, row in layers.items() if "int8" in row})
     result.update({
         "backend": "openvino",
         "source": "OpenVINO get_profiling_info() (real time per executed node) from a second compilation "
@@ -423,7 +444,8 @@ def compare(baseline: dict, accelerated: dict) -> dict:
         layers.append({"layer": row["layer"], "category": row["category"], "module_type": row["module_type"],
                        "flops": row["flops"], "baseline_ms": row["ms"],
                        "accelerated_ms": other["ms"] if other else 0.0, "note": note,
-                       "exec_types": other.get("exec_types") if other else None})
+                       "exec_types": other.get("exec_types") if other else None,
+                       "int8": other.get("int8") if other else None})
     for row in fast_layers.values():  # nodes with no PyTorch counterpart (the plugin's reorders)
         layers.append({"layer": row["layer"], "category": row["category"], "module_type": row["module_type"],
                        "flops": row["flops"], "baseline_ms": None, "accelerated_ms": row["ms"],

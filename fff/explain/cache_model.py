@@ -369,10 +369,11 @@ def model_caches(traces: dict, *, ll=None, block: int = DEFAULT_BLOCK) -> dict[s
     return results
 
 
-def record_fields(tracers: dict, artifacts: dict, *, precision: str, cache: str | None, model,
+def record_fields(tracers: dict, artifacts: dict, *, precision: str | dict, cache: str | None, model,
                   extra_caches: tuple[str, ...] = ()) -> dict[str, dict]:
     """The builder child's hook (fff.builder): the model for one target, what-if LL included.
-    ``tracers``: backend -> its Backend.cache_trace. A stack the model cannot trace says why
+    ``tracers``: backend -> its Backend.cache_trace; ``precision``: one for all, or backend -> its own
+    (an int8 stack beside a baseline that runs f32). A stack the model cannot trace says why
     (``not_modelled``); a model that fails is reported in the record, never fatal to the measurement.
     ``extra_caches``: further LL sizes ("machine" or what-if specs), each modelled from the same
     traces (tracing is the cost; streaming a trace through one more LRU is small) into each backend's
@@ -392,7 +393,8 @@ def record_fields(tracers: dict, artifacts: dict, *, precision: str, cache: str 
                 continue  # the stack does not run this target (a model file and a stack needing PyTorch)
             start = time.monotonic()
             try:
-                warm, counted = trace(model, artifacts[backend], precision)
+                own = precision.get(backend, "f32") if isinstance(precision, dict) else precision
+                warm, counted = trace(model, artifacts[backend], own)
             except NotModelled as reason:
                 skipped[backend] = {"cache_model": {"source": "modelled", "not_modelled": str(reason)}}
                 continue

@@ -104,12 +104,13 @@ def _jobs_for(item: SimulationTarget, directory: str) -> tuple[list[_Job], dict[
     and the PyTorch module saved whole for the stacks whose simulated child loads it. Also returns
     the reason of each stack that cannot be simulated (NotSimulated), by name."""
     from fff.backends import backend_class, class_path
-    from fff.backends.base import NotSimulated
+    from fff.backends.base import NotSimulated, side_precision
     from fff.builder import shared_builder
 
     classes = {name: backend_class(name) for name in item.backends}
+    precisions = {name: side_precision(cls, item.precision) for name, cls in classes.items()}
     model = shared_builder().prepare(item.target, item.build_options,
-                                     {name: class_path(cls) for name, cls in classes.items()})
+                                     {name: class_path(cls) for name, cls in classes.items()}, precisions=precisions)
     jobs, refused = [], {}
     for name, cls in classes.items():
         if name not in model.artifacts:
@@ -126,7 +127,7 @@ def _jobs_for(item: SimulationTarget, directory: str) -> tuple[list[_Job], dict[
         try:
             job = cls.simulation_job(target=item.target, build_options=item.build_options,
                                      input_shape=model.input_shape, artifact=model.artifacts[name],
-                                     precision=item.precision, module_path=path)
+                                     precision=precisions[name], module_path=path)
         except NotSimulated as error:
             refused[name] = str(error).splitlines()[0]
             if path:

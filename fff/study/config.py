@@ -262,7 +262,7 @@ _SCHEMA = {
     "measure": {
         "backends": ("backends", _list_of(_text, "backend names")),
         "device": ("device", _scalar(_text, "a device name such as \"CPU\"")),
-        "precisions": ("precisions", _list_of(_text, "precisions (\"f32\", \"bf16\", \"f16\")")),
+        "precisions": ("precisions", _list_of(_text, "precisions (\"f32\", \"bf16\", \"f16\", \"int8\")")),
         "threads": ("threads", _list_of(_whole, "whole numbers >= 1")),
         "batch": ("batch", _scalar(_whole, "a whole number >= 1")),
         "counters": ("counters", lambda v: () if v == [] else _list_of(_text, "counter names")(v)),

@@ -33,8 +33,8 @@ from pathlib import Path
 
 from fff.errors import CompileError, FffError, UsageError, allocation_failure, openvino_reason
 
-__all__ = ["convert", "prepare_ir", "IrEntry", "is_cached", "cache_key", "default_cache_dir", "IR_NAME",
-           "CHECKSUM_NAME"]
+__all__ = ["convert", "prepare_ir", "IrEntry", "is_cached", "cache_key", "default_cache_dir", "entry_damage",
+           "store_ir", "IR_NAME", "CHECKSUM_NAME"]
 
 IR_NAME = "model.xml"
 CHECKSUM_NAME = "checksum.sha256"
@@ -57,7 +57,7 @@ def _checksum(entry: Path) -> str:
     return "".join(lines)
 
 
-def _damage(entry: Path) -> str | None:
+def entry_damage(entry: Path) -> str | None:
     """Why the cache entry cannot be used as it is ("absent", or what is wrong), None if it can."""
     if not (entry / IR_NAME).is_file():
         return "absent"
@@ -107,7 +107,7 @@ def _entry(model, cache_dir) -> Path:
 
 def is_cached(model, *, cache_dir=None) -> bool:
     """Whether ``convert(model, cache_dir=...)`` would find its IR in the cache, unchanged."""
-    return _damage(_entry(model, cache_dir)) is None
+    return entry_damage(_entry(model, cache_dir)) is None
 
 
 def _convert_static(model):
@@ -143,7 +143,7 @@ def convert(model, *, cache_dir=None) -> Path:
 def prepare_ir(model, *, cache_dir=None, fresh: bool = False) -> IrEntry:
     """``model``'s IR: from the cache when its checksum holds, else converted (and stored)."""
     entry = _entry(model, cache_dir)
-    damage = _damage(entry)
+    damage = entry_damage(entry)
     if damage is None and not fresh:
         return IrEntry(entry / IR_NAME, cached=True)
     notes = ()
@@ -151,16 +151,18 @@ def prepare_ir(model, *, cache_dir=None, fresh: bool = False) -> IrEntry:
         notes = (f"{model.name}: the cached IR in {entry} {damage}; converted afresh",)
     ov_model = _convert_static(model)
     try:
-        _store(model, ov_model, entry, replace=damage != "absent")
+        store_ir(ov_model, entry, {"target": model.name, "input_shape": list(model.input_shape),
+                                   "source": model.source, "versions": _versions()}, replace=damage != "absent")
     except (OSError, RuntimeError) as error:  # openvino reports a failed write as RuntimeError
         raise FffError(f"{model.name}: cannot write the IR into the cache at {entry.parent} ({error}); "
                        "set FFF_CACHE_DIR to a writable directory") from error
     return IrEntry(entry / IR_NAME, cached=False, notes=notes)
 
 
-def _store(model, ov_model, entry: Path, replace: bool = False):
-    """Save into a staging directory beside ``entry``, then rename it into place (``replace``:
-    over a damaged or suspect entry, which is moved aside first)."""
+def store_ir(ov_model, entry: Path, meta: dict, replace: bool = False):
+    """Save ``ov_model`` (f32 weights) and ``meta`` (meta.json) into a staging directory beside
+    ``entry``, then rename it into place (``replace``: over a damaged or suspect entry, which is
+    moved aside first)."""
     import openvino as ov
 
     entry.parent.mkdir(parents=True, exist_ok=True)
@@ -168,9 +170,7 @@ def _store(model, ov_model, entry: Path, replace: bool = False):
     try:
         staging.chmod(0o755)  # mkdtemp's 0700 would keep a shared cache from being shared
         ov.save_model(ov_model, str(staging / IR_NAME), compress_to_fp16=False)
-        (staging / "meta.json").write_text(json.dumps(
-            {"target": model.name, "input_shape": list(model.input_shape), "source": model.source,
-             "versions": _versions()}, indent=1) + "\n")
+        (staging / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
         (staging / CHECKSUM_NAME).write_text(_checksum(staging))  # last: its presence means "complete"
         if replace and entry.exists():
             aside = Path(tempfile.mkdtemp(prefix=f".{entry.name}.old.", dir=entry.parent))
