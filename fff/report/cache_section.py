@@ -135,7 +135,8 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
         side.axhline(fma, **roof_style)  # past the ridge the roof is the compute roof
         side.axhline(gemm, color="gray", linestyle="--")
         side.set_xlim(-0.6, len(backends) - 0.4)
-        side.set_xticks(range(len(backends)), backends, fontsize=7.5)
+        side.set_xticks(range(len(backends)), backends, fontsize=7.5, rotation=60 if len(backends) > 2 else 0,
+                        ha="right" if len(backends) > 2 else "center")  # three names side by side overlap
         side.tick_params(axis="y", which="both", left=False)
         side.set_title(f"LL-resident\n{len(resident)} point(s)", fontsize=8)
         side.set_xlabel(f"intensity > {right:.0f}", fontsize=7.5)
