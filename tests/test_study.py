@@ -18,7 +18,8 @@ from fff.study.store import ResultsFile, read_rows
 from fff.study.sweep import FINISHED, check_targets, parse_shard, row_key, run_study, select_shard
 
 # The directory holding the fff under test (site-packages when installed, the checkout in a dev
-# build): children given it on PYTHONPATH import the same fff, never a checkout without _native.
+# build): children given it on PYTHONPATH import the same fff, never a checkout without _native
+# (and run with -P, so that "-c" does not put the working directory, a checkout in CI, first).
 ROOT = Path(fff.__file__).resolve().parents[1]
 FAKES_PATH = Path(__file__).with_name("study_fakes.py")
 
@@ -129,7 +130,7 @@ def test_shards_partition_the_cells_evenly_and_the_same_way_in_every_process():
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
     script = ("from fff.study.config import default_study; from fff.study.sweep import select_shard;"
               "print(','.join(c.cell_id for c in select_shard(default_study().cells(), (2, 4))))")
-    other_process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+    other_process = subprocess.run([sys.executable, "-P", "-c", script], capture_output=True, text=True, check=True,
                                    env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "123"})
     assert other_process.stdout.strip().split(",") == [c.cell_id for c in shards[1]]
 
@@ -231,7 +232,7 @@ def _finished_count(path: Path) -> int:
 
 def test_sigkill_mid_study_then_resume_finishes_every_cell_exactly_once(tmp_path):
     out = tmp_path / "results.jsonl"
-    command = [sys.executable, "-c", KILLABLE_STUDY, str(out), str(FAKES_PATH)]
+    command = [sys.executable, "-P", "-c", KILLABLE_STUDY, str(out), str(FAKES_PATH)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -259,7 +260,7 @@ DEADLY_STUDY = KILLABLE_STUDY.replace('depths=(1, 2, 3, 4, 5), widths=(1.0,))', 
 
 def test_a_cell_that_kills_the_study_process_twice_becomes_an_error_row(tmp_path):
     out = tmp_path / "results.jsonl"
-    command = [sys.executable, "-c", DEADLY_STUDY, str(out), str(FAKES_PATH)]
+    command = [sys.executable, "-P", "-c", DEADLY_STUDY, str(out), str(FAKES_PATH)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for attempt in (1, 2):  # the cell kills the process each time it is measured
         died = subprocess.run(command, env=env, stderr=subprocess.DEVNULL, timeout=60)
@@ -298,7 +299,7 @@ def test_two_writers_appending_to_one_file_never_interleave_lines(tmp_path):
     out = tmp_path / "shared.jsonl"
     rows, size = 40, 300_000  # lines far beyond a pipe buffer or a page, where unlocked writes tear
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    writers = [subprocess.Popen([sys.executable, "-c", CONCURRENT_WRITER, str(out), name, str(rows), str(size)], env=env)
+    writers = [subprocess.Popen([sys.executable, "-P", "-c", CONCURRENT_WRITER, str(out), name, str(rows), str(size)], env=env)
                for name in ("a", "b")]
     assert [w.wait(timeout=120) for w in writers] == [0, 0]
     outcome = read_rows(out)
