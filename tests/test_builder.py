@@ -159,7 +159,8 @@ def test_a_parity_failure_on_a_cached_ir_is_checked_again_from_a_fresh_conversio
     """A cache entry holding another model's IR, with a checksum that matches (a bug, a copy):
     the fresh conversion agrees, the entry is replaced, nothing is reported as a parity failure."""
     import fff.builder
-    from fff.backends.openvino.conversion import CHECKSUM_NAME, _checksum, prepare_ir
+    from fff.backends.artifact_cache import CHECKSUM_NAME, checksum
+    from fff.backends.openvino.conversion import IR_FILES, prepare_ir
     from fff.models import build
     from fff.profiling import ProfileOptions, profile_target
 
@@ -169,7 +170,7 @@ def test_a_parity_failure_on_a_cached_ir_is_checked_again_from_a_fresh_conversio
     other = prepare_ir(build("plain:depth=1,width=0.5,resolution=32")).xml.parent  # same input and output shapes
     for name in ("model.xml", "model.bin"):
         shutil.copyfile(other / name, entry / name)
-    (entry / CHECKSUM_NAME).write_text(_checksum(entry))
+    (entry / CHECKSUM_NAME).write_text(checksum(entry, IR_FILES))
 
     lines = []
     try:

@@ -168,7 +168,7 @@ def measure_roofline(threads: int, ll_bytes: int | None = None, *, meter=None) -
 
 
 def _cache_path(threads: int):
-    from fff.backends.openvino.conversion import default_cache_dir
+    from fff.backends.artifact_cache import default_cache_dir
     from fff.measure.machine import machine_fingerprint
 
     return default_cache_dir() / f"roofline-{machine_fingerprint()}-{threads}t.json"

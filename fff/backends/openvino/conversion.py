@@ -22,23 +22,19 @@ once when a cached IR fails the parity check) and replaces the entry.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from fff.backends import artifact_cache
+from fff.backends.artifact_cache import CHECKSUM_NAME, default_cache_dir, entry_path, module_digest, store_entry
 from fff.errors import CompileError, FffError, UsageError, allocation_failure, openvino_reason
 
 __all__ = ["convert", "prepare_ir", "IrEntry", "is_cached", "cache_key", "default_cache_dir", "entry_damage",
-           "store_ir", "IR_NAME", "CHECKSUM_NAME"]
+           "store_ir", "IR_NAME", "IR_FILES", "CHECKSUM_NAME"]
 
 IR_NAME = "model.xml"
-CHECKSUM_NAME = "checksum.sha256"
-_CHECKED_FILES = (IR_NAME, "model.bin", "meta.json")
+IR_FILES = (IR_NAME, "model.bin", "meta.json")  # what an entry's checksum covers (fff.backends.artifact_cache)
 
 
 @dataclass(frozen=True)
@@ -48,30 +44,9 @@ class IrEntry:
     notes: tuple[str, ...] = ()
 
 
-def _checksum(entry: Path) -> str:
-    """sha256 lines over the entry's files, in the format of `sha256sum`."""
-    lines = []
-    for name in _CHECKED_FILES:
-        with open(entry / name, "rb") as f:
-            lines.append(f"{hashlib.file_digest(f, 'sha256').hexdigest()}  {name}\n")
-    return "".join(lines)
-
-
 def entry_damage(entry: Path) -> str | None:
-    """Why the cache entry cannot be used as it is ("absent", or what is wrong), None if it can."""
-    if not (entry / IR_NAME).is_file():
-        return "absent"
-    if not (entry / CHECKSUM_NAME).is_file():
-        return "had no checksum (written by an older fff, or cut short)"
-    try:
-        same = (entry / CHECKSUM_NAME).read_text() == _checksum(entry)
-    except OSError as error:
-        return f"could not be read ({error.strerror or error})"
-    return None if same else "did not match its checksum (changed or damaged on disk)"
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("FFF_CACHE_DIR") or Path.home() / ".cache" / "fff")
+    """Why the IR's cache entry cannot be used as it is ("absent", or what is wrong), None if it can."""
+    return artifact_cache.entry_damage(entry, IR_FILES)
 
 
 def _versions() -> dict[str, str]:
@@ -85,24 +60,14 @@ def _versions() -> dict[str, str]:
 
 def cache_key(model) -> str:
     """Hex digest over the target, shape, structure, weights and versions (module docstring)."""
-    import torch
-
     if model.module is None:
         raise UsageError(f"{model.name}: a model file has nothing to convert; use its path directly")
-    digest = hashlib.sha256()
-    header = {"target": model.name, "input_shape": list(model.input_shape), "versions": _versions(),
-              "structure": repr(model.module)}
-    digest.update(json.dumps(header, sort_keys=True).encode())
-    for name, tensor in model.module.state_dict().items():
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        # Raw bytes through a uint8 view: works for every dtype (numpy has no bfloat16) without a copy.
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()[:32]
+    return module_digest(model, {"target": model.name, "input_shape": list(model.input_shape),
+                                 "versions": _versions(), "structure": repr(model.module)})
 
 
 def _entry(model, cache_dir) -> Path:
-    return Path(cache_dir if cache_dir is not None else default_cache_dir()).expanduser() / cache_key(model)
+    return entry_path(cache_key(model), cache_dir)
 
 
 def is_cached(model, *, cache_dir=None) -> bool:
@@ -160,28 +125,9 @@ def prepare_ir(model, *, cache_dir=None, fresh: bool = False) -> IrEntry:
 
 
 def store_ir(ov_model, entry: Path, meta: dict, replace: bool = False):
-    """Save ``ov_model`` (f32 weights) and ``meta`` (meta.json) into a staging directory beside
-    ``entry``, then rename it into place (``replace``: over a damaged or suspect entry, which is
-    moved aside first)."""
+    """Save ``ov_model`` (f32 weights) and ``meta`` (meta.json) as the cache entry ``entry``
+    (fff.backends.artifact_cache.store_entry: staged, checksummed, renamed into place)."""
     import openvino as ov
 
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
-    try:
-        staging.chmod(0o755)  # mkdtemp's 0700 would keep a shared cache from being shared
-        ov.save_model(ov_model, str(staging / IR_NAME), compress_to_fp16=False)
-        (staging / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
-        (staging / CHECKSUM_NAME).write_text(_checksum(staging))  # last: its presence means "complete"
-        if replace and entry.exists():
-            aside = Path(tempfile.mkdtemp(prefix=f".{entry.name}.old.", dir=entry.parent))
-            entry.rename(aside / "entry")
-            shutil.rmtree(aside, ignore_errors=True)
-        try:
-            staging.rename(entry)
-        except OSError:
-            # Another process finished the same conversion first: theirs is as good as ours.
-            if not (entry / IR_NAME).is_file():
-                raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    store_entry(entry, IR_FILES, lambda staging: ov.save_model(ov_model, str(staging / IR_NAME), compress_to_fp16=False),
+                meta, replace=replace)
