@@ -18,9 +18,9 @@ import argparse
 import sys
 import time
 
-from fff.explain.cache_model import model_caches
+from fff.backends import backend_class
+from fff.explain.cache_model import record_fields
 from fff.explain.cache_sim import parse_cache_spec, simulate, simulate_callable
-from fff.backends.openvino.conversion import convert
 from fff.models import build
 
 # 64 px, not 32: at 32 px the last stage's 3x3 convolutions see a 1x1 map, and oneDNN reads only
@@ -39,12 +39,20 @@ def main(argv=None) -> int:
           f"{'simulated':>10} {'error':>9} {'sim s':>6}")
     for target in args.targets:
         model = build(target)
-        xml = str(convert(model))
+        classes = {name: backend_class(name) for name in args.backends.split(",")}
+        # each stack's own artifact (the IR the timed run compiles) and tracer, as the builder child uses them
+        artifacts = {name: cls.prepare_artifact(model) for name, cls in classes.items()}
+        tracers = {name: cls.cache_trace for name, cls in classes.items()}
+        xml = artifacts.get("openvino", {}).get("xml")
         for spec in args.ll:
             ll = parse_cache_spec(spec)
-            for backend in args.backends.split(","):
-                modelled = model_caches([backend], module=model.module, xml=xml, input_shape=model.input_shape, ll=ll)
-                work = modelled[backend]["cache_model"]["working_set"]
+            fields = record_fields(tracers, artifacts, precision="f32", cache=spec, model=model)
+            for backend in classes:
+                modelled = fields[backend]
+                if "modelled_counters" not in modelled:
+                    print(f"{target:<48} {ll.size >> 20:>4}Mi {backend:<9} not modelled: {modelled['cache_model']}")
+                    continue
+                work = modelled["cache_model"]["working_set"]
                 start = time.monotonic()
                 if backend == "openvino":
                     sim = simulate(xml, list(model.input_shape), iterations=1, warmup=1, ll=ll, timeout=1200)
@@ -54,7 +62,7 @@ def main(argv=None) -> int:
                                              "input_shape": list(model.input_shape)},
                                             iterations=1, warmup=1, ll=ll, timeout=1200)
                 seconds = time.monotonic() - start
-                m = modelled[backend]["modelled_counters"]["llc-misses"]["per_inference"]
+                m = modelled["modelled_counters"]["llc-misses"]["per_inference"]
                 s = sim.per_inference("llc-misses")
                 error = f"{100 * (m - s) / s:+.1f}%" if s > 1000 else f"{m - s:+.0f} ln"
                 floor = work["weight_bytes"] // ll.line if work["weight_bytes"] > ll.size else 0
