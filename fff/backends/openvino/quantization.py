@@ -67,7 +67,7 @@ def prepare_int8_ir(model, f32_ir: IrEntry, *, fresh: bool = False, calibration_
                     ) -> tuple[IrEntry, dict]:
     """(``model``'s int8 IR, quantized from ``f32_ir`` on a cache miss (``fresh``: regardless), the
     calibration's record); ``calibration_dir``: the user's images, else synthetic inputs."""
-    calibration, inputs = calibration_set(model.input_shape, calibration_dir, who=model.name)
+    calibration, inputs = calibration_set(model.input_shape, calibration_dir, who=f"openvino: {model.name}")
     entry = f32_ir.xml.parent.parent / f"int8-{int8_key(f32_ir.xml.parent, calibration)}"
     damage = entry_damage(entry)
     if damage is None and not fresh:

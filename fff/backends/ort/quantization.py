@@ -117,7 +117,7 @@ def prepare_int8_onnx(model, f32_path: Path, *, cache_dir=None, fresh: bool = Fa
                       calibration_dir: str | None = None) -> tuple[Path, bool, tuple[str, ...], dict]:
     """(the int8 model's path, whether it came from the cache, notes, the calibration's record),
     quantized from the f32 export at ``f32_path`` on a cache miss (``fresh``: regardless)."""
-    calibration, inputs = calibration_set(model.input_shape, calibration_dir, who=model.name)
+    calibration, inputs = calibration_set(model.input_shape, calibration_dir, who=f"onnxruntime: {model.name}")
     entry = entry_path(int8_key(f32_path.parent, calibration), cache_dir)
     damage = entry_damage(entry, INT8_FILES)
     if damage is None and not fresh:
