@@ -67,7 +67,9 @@ INT8_OPS = ("QGemm", "ConvInteger", "MatMulInteger", "MatMulIntegerToFloat", "Dy
 # onnxruntime's fused kernels report their own operator name; the node they grew from has the plain one.
 _FUSED_OPS = {"FusedConv": "Conv", "FusedGemm": "Gemm", "FusedMatMul": "MatMul", "NhwcConv": "Conv",
               "QGemm": "Gemm", "ConvInteger": "Conv", "MatMulInteger": "MatMul", "MatMulIntegerToFloat": "MatMul",
-              "DynamicQuantizeMatMul": "MatMul", "NhwcQLinearConv": "Conv"}
+              "DynamicQuantizeMatMul": "MatMul", "NhwcQLinearConv": "Conv", "NhwcMaxPool": "MaxPool"}
+# Operators whose one kernel takes float or 8-bit data: int8 when its input is (a uint8 max pool).
+_TYPE_GENERIC_OPS = ("MaxPool", "NhwcMaxPool")
 _MAX_FUSED_CHAIN = 4  # nodes a fused kernel absorbs after its operator (conv, add, activation, ...)
 _COPY_SUFFIX = re.compile(r"_\d+$")
 _TOKEN_SUFFIX = re.compile(r"_token_\d+$")  # what onnxruntime's NHWC transformer appends to a node it rewrites
@@ -76,6 +78,13 @@ _TOKEN_SUFFIX = re.compile(r"_token_\d+$")  # what onnxruntime's NHWC transforme
 def int8_op(op: str) -> bool:
     """Whether an onnxruntime operator is an integer kernel (QLinearConv, QGemm, MatMulInteger, ...)."""
     return op.startswith("QLinear") or op in INT8_OPS
+
+
+def _int8_event(event: dict) -> bool:
+    """Whether a profiled node ran an int8 kernel: an integer operator, or a max pool on 8-bit data."""
+    shapes = event.get("input_shapes") or [None]
+    eight_bit = bool(shapes[0]) and shapes[0][0] in ("uint8", "int8")
+    return int8_op(event["op"]) or (event["op"] in _TYPE_GENERIC_OPS and eight_bit)
 
 
 def _float_op(op: str) -> str:
@@ -215,7 +224,7 @@ def onnxruntime_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float 
 
     modules = (torch_raw or {}).get("modules", {})
     graph = _graph_index(raw["graph"])
-    rows, kernels, fused_into, unattributed, rules = {}, {}, {}, {}, {}
+    rows, kernels, fused_into, unattributed, rules, int8 = {}, {}, {}, {}, {}, {}
     per_iteration = []
     for events in raw["iterations"]:
         times = defaultdict(float)
@@ -240,6 +249,7 @@ def onnxruntime_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float 
                             fused_into.setdefault(absorbed_key, key)
                 rows[name] = (key, category)
                 kernels[name] = op + (" (NCHWc)" if name.endswith("_nchwc") else "")
+                int8[name] = _int8_event(event)
             times[rows[name][0]] += event["ns"]
         per_iteration.append(times)
     medians = median_by_key(per_iteration)
@@ -254,7 +264,7 @@ def onnxruntime_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float 
         if kernels[name] not in row["exec_types"]:
             row["exec_types"].append(kernels[name])
         # A layer ran int8 when its main kernel did (its first: the convolution or matmul it is named after).
-        row.setdefault("int8", int8_op(kernels[name].split(" ")[0]))
+        row.setdefault("int8", int8[name])
     for absorbed, key in fused_into.items():
         if absorbed not in layers:
             layers[absorbed] = {"layer": absorbed, "module_type": modules.get(absorbed, {}).get("module_type",
@@ -266,7 +276,8 @@ def onnxruntime_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float 
     result = layer_summary(layers, raw["latencies_ns"], layer_ns, reported_ms, {})
     if any(row.get("int8") for row in layers.values()):
         result["int8"] = int8_summary({key: row for key, row in layers.items() if "int8" in row},
-                                      source="onnxruntime profile op names: QLinear*, QGemm, ConvInteger, MatMulInteger")
+                                      source="onnxruntime profile op names (QLinear*, QGemm, ConvInteger, MatMulInteger; "
+                                             "a max pool on uint8 input)")
     result.update({
         "backend": "onnxruntime",
         "source": "onnxruntime session profiling (Chrome-trace JSON, cat Node, <node>_kernel_time, args.op_name) "
