@@ -250,3 +250,30 @@ def test_fff_profile_onnxruntime_int8_records_both_precisions_calibration_and_in
     assert calibration["source"] == "images" and calibration["count"] == 2
     assert calibration["dir"] == str((tmp_path / "images").resolve()) and len(calibration["digest"]) == 32
     assert ort_images["parity"]["ok"]
+
+
+def test_both_int8_cache_keys_follow_the_calibration_digest(tmp_path):
+    from pathlib import Path
+
+    from fff.backends.openvino.quantization import int8_key as openvino_key
+    from fff.backends.ort.quantization import int8_key as onnxruntime_key
+
+    record, _ = calibration_set((1, 3, 16, 16), str(_images(tmp_path / "images", count=2)))
+    elsewhere, _ = calibration_set((1, 3, 16, 16), str(_images(tmp_path / "copy", count=2)))
+    assert elsewhere["dir"] != record["dir"] and elsewhere["digest"] == record["digest"]
+    for key, entry in ((openvino_key, Path("ir-0123")), (onnxruntime_key, Path("onnx-0123"))):
+        assert key(entry, record) != key(entry, SYNTHETIC)
+        assert key(entry, record) == key(entry, elsewhere)  # the same images in another directory
+    assert openvino_key(Path("ir-0123")) == openvino_key(Path("ir-0123"), SYNTHETIC)  # entries cached before keep theirs
+
+
+@pytest.mark.slow
+def test_openvino_int8_calibrates_on_the_images_too(model, tmp_path):
+    from fff.backends.openvino.backend import OpenVINOBackend
+
+    synthetic = OpenVINOBackend.prepare_artifact(model, cache_dir=tmp_path / "cache", precision="int8")
+    images = OpenVINOBackend.prepare_artifact(model, cache_dir=tmp_path / "cache", precision="int8",
+                                              calibration=str(_images(tmp_path / "images", count=2)))
+    assert synthetic["calibration"]["source"] == "synthetic" and not images["cached"]
+    assert images["calibration"]["source"] == "images" and images["calibration"]["count"] == 2
+    assert images["xml"] != synthetic["xml"]
