@@ -83,10 +83,12 @@ class BuildService:
         self._last = None  # (target, build_options, model): the cache model reuses the module just built
 
     def build(self, target: str, build_options: dict, backends: dict[str, str], cache_dir: str | None = None,
-              fresh: tuple[str, ...] = (), precisions: dict[str, str] | None = None) -> dict:
+              fresh: tuple[str, ...] = (), precisions: dict[str, str] | None = None,
+              calibration: str | None = None) -> dict:
         """Build the target and the artifact of each of ``backends`` (name -> ``module:Class``) that can
         run it; ``fresh``: the backends whose cached artifact is made again regardless; ``precisions``:
-        the precision each backend computes in (f32 where not given)."""
+        the precision each backend computes in (f32 where not given); ``calibration``: the images an
+        int8 stack calibrates on (None: synthetic)."""
         from fff.models import build
 
         self._last = None
@@ -102,6 +104,8 @@ class BuildService:
                 # Passed on only where it changes the artifact (int8: a quantized model), so a stack written
                 # before precisions reached the builder (no such parameter) still runs f32, bf16 and f16.
                 extra = {"precision": precision} if precision == "int8" else {}
+                if extra and calibration is not None:
+                    extra["calibration"] = calibration
                 artifacts[name] = cls.prepare_artifact(model, cache_dir=cache_dir, fresh=name in fresh, **extra)
         except (RuntimeError, MemoryError) as error:
             needed = allocation_failure(error)
@@ -172,12 +176,13 @@ class Builder:
         return None if self._worker is None else self._worker.pid
 
     def prepare(self, target: str, build_options: dict, backends: dict[str, str], *, cache_dir=None,
-                fresh: tuple[str, ...] = (), precisions: dict[str, str] | None = None) -> BuiltTarget:
+                fresh: tuple[str, ...] = (), precisions: dict[str, str] | None = None,
+                calibration: str | None = None) -> BuiltTarget:
         """Build ``target`` and the artifacts of ``backends`` (name -> ``module:Class``) in the child,
-        each at its precision in ``precisions`` (f32 where not given)."""
+        each at its precision in ``precisions`` (f32 where not given); ``calibration``: int8's images."""
         reply = self._call("build", target, build_options=build_options, backends=dict(backends),
                            cache_dir=None if cache_dir is None else str(cache_dir), fresh=tuple(fresh),
-                           precisions=dict(precisions or {}))
+                           precisions=dict(precisions or {}), calibration=calibration)
         rss = reply.pop("rss_bytes")
         if self._first_rss is None:
             self._first_rss = rss

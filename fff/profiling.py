@@ -40,6 +40,7 @@ class ProfileOptions:
     backends: tuple[str, ...] = DEFAULT_BACKENDS  # registry names or module:Class (fff.backends)
     device: str = "CPU"
     precision: str = "f32"
+    calibration: str | None = None  # int8: a directory of images to calibrate on (fff.backends.calibration); None: synthetic
     threads: int | None = None  # None: every CPU this process may run on
     batch: int | None = None
     resolution: int | None = None
@@ -79,6 +80,9 @@ class ProfileOptions:
                 raise UsageError(f"backend {name} cannot compute in {self.precision} (it offers {', '.join(supported)})")
         def whole(value) -> bool:
             return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+        if self.calibration is not None:
+            _check_calibration(self)
 
         for name in ("threads", "batch", "resolution", "iterations"):
             value = getattr(self, name)
@@ -122,6 +126,20 @@ class ProfileOptions:
                        input_shape=shape, extra_caches=tuple(self.extra_caches))
 
 
+def _check_calibration(options: ProfileOptions) -> None:
+    """--calibration DIR: only for int8, images the quantizers can read, a model that takes images."""
+    from fff.backends.calibration import check_calibration_dir
+
+    if options.precision != "int8":
+        raise UsageError(f"--calibration calibrates int8 quantization; it needs --precision int8 "
+                         f"(got {options.precision})")
+    shape = options.input_shape
+    if shape is not None and (len(shape) != 4 or shape[1] != 3):
+        raise UsageError(f"--calibration images need an input of [N, 3, H, W] images; the input shape asked "
+                         f"is {list(shape)}")
+    check_calibration_dir(options.calibration)
+
+
 def build_options_of(options: ProfileOptions) -> dict:
     """What fff.models.build is given for a target profiled with ``options``."""
     return {"batch": options.batch, "resolution": options.resolution,
@@ -151,7 +169,8 @@ def _build(job: _Target, progress, fresh: tuple[str, ...] = ()):
     from fff.builder import shared_builder
 
     precisions = {name: job.precision_of(name) for name in job.classes}
-    return shared_builder().prepare(job.name, job.build_options, job.served, fresh=fresh, precisions=precisions)
+    return shared_builder().prepare(job.name, job.build_options, job.served, fresh=fresh, precisions=precisions,
+                                    calibration=job.options.calibration)
 
 
 def _start_worker(job: _Target, name: str):

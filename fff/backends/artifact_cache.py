@@ -7,7 +7,8 @@ directory beside it, ``checksum.sha256`` over them last, and the directory is re
 (``store_entry``), so a crash never leaves half an artifact where the cache would find it. An entry
 whose files changed on disk (a disk error, a copy cut short, someone's edit) or that has no
 checksum is made afresh (``entry_damage`` says why, for the stack's note) instead of the stack being
-blamed for a parity failure. The OpenVINO IR, its int8 quantization and the ONNX export use it.
+blamed for a parity failure. The OpenVINO IR, its int8 quantization, the ONNX export and its int8
+quantization use it.
 """
 
 from __future__ import annotations

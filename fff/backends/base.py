@@ -136,7 +136,8 @@ class Backend:
     def prepare_artifact(cls, model, *, cache_dir=None, fresh: bool = False, precision: str = "f32") -> dict:
         """What its worker runs at ``precision``, as plain data (``cached``: from a cache; ``notes``: said
         to the user). A quantized stack quantizes here (int8), so the cost stays out of the worker; the
-        builder passes ``precision`` only for int8 (the one precision that changes an artifact)."""
+        builder passes ``precision`` only for int8 (the one precision that changes an artifact), and
+        with it ``calibration`` (a directory of images, fff.backends.calibration) when the user gave one."""
         return {"cached": False, "notes": []}
 
     @classmethod

@@ -35,8 +35,12 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--device", default="CPU", help="OpenVINO device (default CPU)")
     parser.add_argument("--precision", default="f32",
                         help="f32 (default), bf16 or f16 on both sides; int8: the accelerated stacks that offer it "
-                             "(openvino, NNCF post-training quantization, synthetic calibration) against the "
-                             "baseline in f32")
+                             "(openvino through NNCF, onnxruntime through quantize_static; synthetic calibration "
+                             "unless --calibration) against the baseline in f32")
+    parser.add_argument("--calibration", metavar="DIR",
+                        help="with --precision int8: calibrate the quantization on the images in DIR (the first 16 "
+                             "in name order, resized and centre-cropped to the input, ImageNet-normalised) instead "
+                             "of fixed-seed noise")
     parser.add_argument("--threads", type=positive_int, help="threads on both sides (default: every available CPU)")
     parser.add_argument("--batch", type=positive_int, help="batch size (default 1)")
     # Both spellings, as in fff-study: a user need not remember which command takes which.
@@ -266,7 +270,8 @@ def _profile(args, output) -> int:
     from fff.profiling import ProfileOptions, check_available, profile_records
 
     options = ProfileOptions(
-        backends=tuple(args.backends), device=args.device, precision=args.precision, threads=args.threads,
+        backends=tuple(args.backends), device=args.device, precision=args.precision, calibration=args.calibration,
+        threads=args.threads,
         batch=args.batch, resolution=args.resolution, input_shape=args.input_shape, counters=tuple(args.counters),
         simulate_cache=args.simulate_cache, simulate_isa=args.simulate_isa, **_caches(args.cache),
         target_ci=args.target_ci / 100,

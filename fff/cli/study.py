@@ -66,6 +66,8 @@ def build_parser() -> OneLineParser:
                         help="zoo input sizes (default: each model's own)")
     parser.add_argument("--precisions", type=comma_list,
                         help="f32 (default), bf16, f16, int8 (the stacks that offer it, against the baseline in f32)")
+    parser.add_argument("--calibration", metavar="DIR",
+                        help="int8 cells calibrate on the images in DIR instead of fixed-seed noise")
     parser.add_argument("--threads", type=_numbers(int, "whole numbers >= 1"),
                         help="thread counts (default: every available CPU)")
     parser.add_argument("--counters", type=_counter_list,
@@ -110,7 +112,7 @@ def _config(args):
         patterns=args.patterns, depths=args.depths, widths=args.widths, pattern_resolutions=args.resolutions,
         zoo=args.zoo, zoo_resolutions=args.zoo_resolutions, precisions=args.precisions, threads=args.threads,
         counters=args.counters, simulate_cache=args.simulate_cache, caches=_caches(args.cache),
-        simulate_isa=args.simulate_isa, max_seconds=args.max_time)
+        simulate_isa=args.simulate_isa, max_seconds=args.max_time, calibration=args.calibration)
 
 
 def _dry_run(config, shard) -> int:

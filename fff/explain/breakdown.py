@@ -63,7 +63,7 @@ import numpy as np
 
 from fff.explain.layer_profiles import median_by_key
 
-__all__ = ["CATEGORIES", "OVERHEAD", "collect", "int8_kernel", "torch_breakdown", "openvino_breakdown", "window_means",
+__all__ = ["CATEGORIES", "OVERHEAD", "collect", "int8_kernel", "int8_summary", "torch_breakdown", "openvino_breakdown", "window_means",
            "compare", "category_rows", "category_of_module", "category_of_op", "category_of_ov_type", "parse_ov_name",
            "layer_key", "layer_category", "layer_summary"]
 
@@ -320,14 +320,15 @@ def int8_kernel(exec_type: str) -> bool:
     return exec_type.lower().endswith(("_i8", "_u8"))
 
 
-def _int8_summary(layers: dict) -> dict:
-    """Which layers ran an int8 kernel and which stayed in a floating-point one, with their time."""
+def int8_summary(layers: dict, source: str = "exec types of get_profiling_info() ending in _I8/_U8") -> dict:
+    """Which layers ran an int8 kernel and which stayed in a floating-point one, with their time
+    (``layers``: rows with an ``int8`` flag; ``source``: how the stack's profile told)."""
     ran = [row for row in layers.values() if row["nodes"]]
     int8 = [row for row in ran if row["int8"]]
     other = [row for row in ran if not row["int8"]]
     return {"layers_int8": [row["layer"] for row in int8], "layers_not_int8": [row["layer"] for row in other],
             "ms_int8": sum(row["ms"] for row in int8), "ms_not_int8": sum(row["ms"] for row in other),
-            "source": "exec types of get_profiling_info() ending in _I8/_U8"}
+            "source": source}
 
 
 def openvino_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float | None = None) -> dict:
@@ -399,7 +400,7 @@ def openvino_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float | N
     result = layer_summary(layers, raw["latencies_ns"], [], reported_ms, {})
     result["coverage"] = sum(node_ns.values()) / window_latency_ns if window_latency_ns > 0 else None
     if any(row.get("int8") for row in layers.values()):
-        result["int8"] = _int8_summary({key: row for key, row in layers.items() if "int8" in row})
+        result["int8"] = int8_summary({key: row for key, row in layers.items() if "int8" in row})
     result.update({
         "backend": "openvino",
         "source": "OpenVINO get_profiling_info() (real time per executed node) from a second compilation "

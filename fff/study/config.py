@@ -8,8 +8,8 @@ precisions x thread counts.
 A study file has four tables; every key is optional, unknown keys and wrong types are errors:
 
     [study]    name, description
-    [measure]  backends, device, precisions, threads, batch, counters, simulate_cache, cache (one LL or a list),
-               calibrate_every, calibrate_from, simulate_isa, max_seconds, min_rounds, target_ci, warmup, keep_samples,
+    [measure]  backends, device, precisions, calibration, threads, batch, counters, simulate_cache, cache
+               (one LL or a list), calibrate_every, calibrate_from, simulate_isa, max_seconds, min_rounds, target_ci, warmup, keep_samples,
                breakdown
     [patterns] names, depths, widths, resolutions
     [zoo]      models, resolutions
@@ -66,6 +66,7 @@ class Cell:
     # further LL sizes ("machine" or what-if specs) the cache model and simulation also run at, from the
     # same timed run: a study's cache axis (the record's ll_sizes)
     extra_caches: tuple[str, ...] = ()
+    calibration: str | None = None  # int8 cells: the images their quantization calibrates on; None: synthetic
 
     def identity(self) -> dict:
         identity = {**asdict(self), "backends": list(self.backends), "counters": list(self.counters),
@@ -74,6 +75,8 @@ class Cell:
             del identity["cache"]
         if not identity["extra_caches"]:  # nor do cells of a single LL size
             del identity["extra_caches"]
+        if identity["calibration"] is None:  # nor do cells calibrated synthetically
+            del identity["calibration"]
         return identity
 
     @property
@@ -101,6 +104,7 @@ class StudyConfig:
     backends: tuple[str, ...] = DEFAULT_BACKENDS  # registry names or module:Class (fff.backends)
     device: str = "CPU"
     precisions: tuple[str, ...] = ("f32",)
+    calibration: str | None = None  # a directory of images the int8 cells calibrate on (fff.backends.calibration)
     threads: tuple[int | None, ...] = (None,)
     batch: int | None = None
     counters: tuple[str, ...] = ()
@@ -134,6 +138,9 @@ class StudyConfig:
         common = dict(batch=self.batch, backends=tuple(self.backends), device=self.device,
                       counters=tuple(self.counters), simulate_cache=self.simulate_cache, cache=self.cache,
                       extra_caches=tuple(self.extra_caches))
+        if self.calibration is not None and "int8" not in self.precisions:
+            raise UsageError(f"{self.source}: calibration calibrates int8 quantization; it needs int8 among the "
+                             f"precisions (got {', '.join(self.precisions)})")
         cells = []
         for precision in self.precisions:
             for threads in self.threads:
@@ -153,6 +160,9 @@ class StudyConfig:
             if cell.cell_id not in seen:
                 seen.add(cell.cell_id)
                 unique.append(cell)
+        if self.calibration is not None:
+            unique = [replace(cell, calibration=self.calibration) if cell.precision == "int8" else cell
+                      for cell in unique]
         if self.calibrate_every:  # in cell order: with the default order, the same depth and width of each pattern
             unique = [replace(cell, simulate_cache=True)
                       if i >= self.calibrate_from and (i - self.calibrate_from) % self.calibrate_every == 0 else cell
@@ -172,7 +182,7 @@ class StudyConfig:
                               target_ci=self.target_ci, max_seconds=self.max_seconds,
                               fit_cap=not self.max_seconds_given,
                               min_rounds=self.min_rounds, warmup=self.warmup, keep_samples=self.keep_samples,
-                              breakdown=self.breakdown)
+                              breakdown=self.breakdown, calibration=cell.calibration)
 
     def with_overrides(self, **overrides) -> "StudyConfig":
         """Flags over a file: ``None`` means "not given". Naming patterns or zoo models picks what
@@ -263,6 +273,7 @@ _SCHEMA = {
         "backends": ("backends", _list_of(_text, "backend names")),
         "device": ("device", _scalar(_text, "a device name such as \"CPU\"")),
         "precisions": ("precisions", _list_of(_text, "precisions (\"f32\", \"bf16\", \"f16\", \"int8\")")),
+        "calibration": ("calibration", _scalar(_text, "a directory of images")),
         "threads": ("threads", _list_of(_whole, "whole numbers >= 1")),
         "batch": ("batch", _scalar(_whole, "a whole number >= 1")),
         "counters": ("counters", lambda v: () if v == [] else _list_of(_text, "counter names")(v)),

@@ -50,7 +50,8 @@ class OpenVINOBackend(Backend):
         return super().effective_threads({"threads": config.get("INFERENCE_NUM_THREADS")})
 
     @classmethod
-    def prepare_artifact(cls, model, *, cache_dir=None, fresh: bool = False, precision: str = "f32") -> dict:
+    def prepare_artifact(cls, model, *, cache_dir=None, fresh: bool = False, precision: str = "f32",
+                         calibration: str | None = None) -> dict:
         from fff.backends.openvino.conversion import prepare_ir
 
         if model.module is None:  # a model file: compiled as it is
@@ -61,11 +62,11 @@ class OpenVINOBackend(Backend):
         ir = prepare_ir(model, cache_dir=cache_dir, fresh=fresh and precision != "int8")
         if precision != "int8":
             return {"xml": str(ir.xml), "cached": ir.cached, "notes": list(ir.notes)}
-        from fff.backends.openvino.quantization import CALIBRATION, prepare_int8_ir
+        from fff.backends.openvino.quantization import prepare_int8_ir
 
-        int8 = prepare_int8_ir(model, ir, fresh=fresh)
+        int8, calibration_record = prepare_int8_ir(model, ir, fresh=fresh, calibration_dir=calibration)
         return {"xml": str(int8.xml), "cached": int8.cached, "notes": list(ir.notes + int8.notes),
-                "calibration": dict(CALIBRATION), "quantized_by": "NNCF post-training quantization"}
+                "calibration": calibration_record, "quantized_by": "NNCF post-training quantization"}
 
     @classmethod
     def cache_trace(cls, model, artifact: dict, precision: str):

@@ -21,8 +21,16 @@ inference (by timestamp). The warm-up inferences are dropped.
    a module called twice ``relu_1``), which gives the module path (``features.1.conv.0``) and the
    operator; fff.explain.breakdown's ``layer_key`` makes it a layer (a leaf module, or ``owner:op``).
 
+An int8 model (fff.backends.ort.quantization, QDQ format) runs as onnxruntime's optimiser fused it:
+DequantizeLinear -> Conv -> QuantizeLinear becomes one ``QLinearConv`` (``QGemm``, ``QLinearAdd``,
+``QLinearGlobalAveragePool``, ...) named after the convolution with ``_token_<n>`` appended where its
+NHWC transformer rewrote it; the suffix is stripped like ``_nchwc`` and the integer operator maps to
+the float one it replaced. A layer ran int8 when its kernel is one of those integer operators
+(``INT8_OPS``, ``QLinear*``); the breakdown's ``int8`` summary lists those and the rest.
+
 Nodes onnxruntime inserts itself (``ReorderInput``/``ReorderOutput`` between NCHW and NCHWc
-layouts) have no layer of the model: rows of their own, category data movement, listed as
+layouts, ``Transpose`` between NCHW and the NHWC its integer kernels take, the input's
+QuantizeLinear and the output's DequantizeLinear) have no layer of the model: rows of their own, category data movement, listed as
 unattributed. So is every node of a model file (no PyTorch module): its category comes from its
 operator, a convolution's from its input and weight shapes (depthwise, pointwise or dense). A node's time is its median over the profiled inferences; coverage is the median over
 inferences of the nodes' total against the end-to-end time of the same inference (the calling
@@ -34,7 +42,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-__all__ = ["read_profile", "onnxruntime_breakdown", "scope_path", "TORCH_OPS"]
+__all__ = ["read_profile", "onnxruntime_breakdown", "scope_path", "TORCH_OPS", "INT8_OPS", "int8_op"]
 
 # ONNX operator -> the name PyTorch's profile gives the same operation (fff.explain.layer_profiles),
 # so that an ``owner:op`` layer pairs with PyTorch's row and falls into the same category.
@@ -51,11 +59,39 @@ TORCH_OPS = {
     "MatMul": "matmul", "Gemm": "linear", "Conv": "conv2d", "BatchNormalization": "batch_norm",
     "LayerNormalization": "layer_norm", "InstanceNormalization": "instance_norm", "GroupNormalization": "group_norm",
     "ReorderInput": "copy", "ReorderOutput": "copy", "Reorder": "copy",
+    "QuantizeLinear": "to", "DequantizeLinear": "to", "DynamicQuantizeLinear": "to",  # conversions f32 <-> int8
 }
+# onnxruntime's integer kernels (besides every QLinear<Op>): an int8 layer runs one of these.
+INT8_OPS = ("QGemm", "ConvInteger", "MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QAttention",
+            "NhwcQLinearConv")
 # onnxruntime's fused kernels report their own operator name; the node they grew from has the plain one.
-_FUSED_OPS = {"FusedConv": "Conv", "FusedGemm": "Gemm", "FusedMatMul": "MatMul", "NhwcConv": "Conv"}
+_FUSED_OPS = {"FusedConv": "Conv", "FusedGemm": "Gemm", "FusedMatMul": "MatMul", "NhwcConv": "Conv",
+              "QGemm": "Gemm", "ConvInteger": "Conv", "MatMulInteger": "MatMul", "MatMulIntegerToFloat": "MatMul",
+              "DynamicQuantizeMatMul": "MatMul", "NhwcQLinearConv": "Conv", "NhwcMaxPool": "MaxPool"}
+# Operators whose one kernel takes float or 8-bit data: int8 when its input is (a uint8 max pool).
+_TYPE_GENERIC_OPS = ("MaxPool", "NhwcMaxPool")
 _MAX_FUSED_CHAIN = 4  # nodes a fused kernel absorbs after its operator (conv, add, activation, ...)
 _COPY_SUFFIX = re.compile(r"_\d+$")
+_TOKEN_SUFFIX = re.compile(r"_token_\d+$")  # what onnxruntime's NHWC transformer appends to a node it rewrites
+
+
+def int8_op(op: str) -> bool:
+    """Whether an onnxruntime operator is an integer kernel (QLinearConv, QGemm, MatMulInteger, ...)."""
+    return op.startswith("QLinear") or op in INT8_OPS
+
+
+def _int8_event(event: dict) -> bool:
+    """Whether a profiled node ran an int8 kernel: an integer operator, or a max pool on 8-bit data."""
+    shapes = event.get("input_shapes") or [None]
+    eight_bit = bool(shapes[0]) and shapes[0][0] in ("uint8", "int8")
+    return int8_op(event["op"]) or (event["op"] in _TYPE_GENERIC_OPS and eight_bit)
+
+
+def _float_op(op: str) -> str:
+    """The float operator a fused or integer kernel grew from (QLinearConv -> Conv, FusedConv -> Conv)."""
+    if op in _FUSED_OPS:
+        return _FUSED_OPS[op]
+    return op[len("QLinear"):] if op.startswith("QLinear") else op
 _RENAME_SUFFIXES = ("_nchwc", "_bn")  # what the NCHWc transformer appends to the output name it is named after
 
 
@@ -126,7 +162,7 @@ def _parse(name: str, modules: dict) -> tuple[str, str] | None:
 def _origin(node_name: str, op: str, graph: dict) -> tuple[str | None, list[str]]:
     """The exported node a profiled node grew from, and the exported nodes fused into it."""
     by_name, producers = graph["by_name"], graph["producers"]
-    base, wanted = node_name, _FUSED_OPS.get(op, op)
+    base, wanted = _TOKEN_SUFFIX.sub("", node_name), _float_op(op)
     while base.endswith(_RENAME_SUFFIXES):
         if base.endswith("_bn"):  # a batch norm the NCHWc transformer runs as a convolution
             wanted = "BatchNormalization"
@@ -160,7 +196,7 @@ def _conv_category(event: dict) -> str | None:
     from fff.explain.breakdown import category_of_ov_type
 
     shapes = event.get("input_shapes") or []
-    if _FUSED_OPS.get(event["op"], event["op"]) != "Conv" or len(shapes) < 2 or not all(shapes[:2]):
+    if _float_op(event["op"]) != "Conv" or len(shapes) < 2 or not all(shapes[:2]):
         return None
     (_, data), (_, weight) = shapes[0], shapes[1]
     if len(data) < 3 or len(weight) < 3 or not weight[1]:
@@ -183,12 +219,12 @@ def onnxruntime_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float 
     """An onnxruntime profile (``read_profile``'s inferences, the exported graph) attributed to the
     PyTorch model's layers (``torch_raw``: PyTorch's profile of the same model supplies them;
     without it every node is a row of its own)."""
-    from fff.explain.breakdown import category_of_op, layer_category, layer_key, layer_summary
+    from fff.explain.breakdown import category_of_op, int8_summary, layer_category, layer_key, layer_summary
     from fff.explain.layer_profiles import median_by_key
 
     modules = (torch_raw or {}).get("modules", {})
     graph = _graph_index(raw["graph"])
-    rows, kernels, fused_into, unattributed, rules = {}, {}, {}, {}, {}
+    rows, kernels, fused_into, unattributed, rules, int8 = {}, {}, {}, {}, {}, {}
     per_iteration = []
     for events in raw["iterations"]:
         times = defaultdict(float)
@@ -201,11 +237,11 @@ def onnxruntime_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float 
                 if key is None:
                     key = f"(onnxruntime) {name}"
                     unattributed[key] = {"node": name, "type": op}
-                    category = _conv_category(event) or category_of_op(TORCH_OPS.get(_FUSED_OPS.get(op, op),
-                                                                                      op.lower()))
+                    category = _conv_category(event) or category_of_op(TORCH_OPS.get(_float_op(op), op.lower()))
                 else:
                     category = layer_category(key, modules)
-                    rules[key] = "name" if origin in graph["by_name"] and origin == name else "output tensor"
+                    rules[key] = "name" if origin in graph["by_name"] and origin == _TOKEN_SUFFIX.sub("", name) \
+                        else "output tensor"
                     for other in absorbed:
                         hit = _parse(other, modules)
                         absorbed_key = layer_key(hit[0], hit[1], modules) if hit else None
@@ -213,6 +249,7 @@ def onnxruntime_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float 
                             fused_into.setdefault(absorbed_key, key)
                 rows[name] = (key, category)
                 kernels[name] = op + (" (NCHWc)" if name.endswith("_nchwc") else "")
+                int8[name] = _int8_event(event)
             times[rows[name][0]] += event["ns"]
         per_iteration.append(times)
     medians = median_by_key(per_iteration)
@@ -226,6 +263,8 @@ def onnxruntime_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float 
         row["nodes"].append(name)
         if kernels[name] not in row["exec_types"]:
             row["exec_types"].append(kernels[name])
+        # A layer ran int8 when its main kernel did (its first: the convolution or matmul it is named after).
+        row.setdefault("int8", int8[name])
     for absorbed, key in fused_into.items():
         if absorbed not in layers:
             layers[absorbed] = {"layer": absorbed, "module_type": modules.get(absorbed, {}).get("module_type",
@@ -235,6 +274,10 @@ def onnxruntime_breakdown(raw: dict, torch_raw: dict | None, reported_ms: float 
                                 "exec_types": [], "rule": "fused", "fused_into": key}
     layer_ns = [sum(times.values()) for times in per_iteration]
     result = layer_summary(layers, raw["latencies_ns"], layer_ns, reported_ms, {})
+    if any(row.get("int8") for row in layers.values()):
+        result["int8"] = int8_summary({key: row for key, row in layers.items() if "int8" in row},
+                                      source="onnxruntime profile op names (QLinear*, QGemm, ConvInteger, MatMulInteger; "
+                                             "a max pool on uint8 input)")
     result.update({
         "backend": "onnxruntime",
         "source": "onnxruntime session profiling (Chrome-trace JSON, cat Node, <node>_kernel_time, args.op_name) "

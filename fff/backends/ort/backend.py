@@ -9,8 +9,12 @@ from a second, profiling-enabled session (fff.backends.ort.attribution). The cac
 the graph onnxruntime optimised (fff.backends.ort.cache_trace); valgrind simulates its inferences
 on one thread.
 
-Precisions: f32 only. onnxruntime's CPU provider has no bfloat16 convolution kernels and runs
-float16 convolutions only on ARM, so bf16 and f16 are refused before anything is built.
+Precisions: f32 and int8. onnxruntime's CPU provider has no bfloat16 convolution kernels and runs
+float16 convolutions only on ARM, so bf16 and f16 are refused before anything is built. int8 is the
+export quantized by ``quantize_static`` (fff.backends.ort.quantization, cached too); its session is
+the same as f32's, and its breakdown says which layers ran integer kernels. The cache model traces
+the int8 graph as it does the f32 one, each tensor at its own element size (uint8 activations,
+int8 weights, int32 biases) as the profile and the saved graph give it.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     label = "ONNX Runtime"
     color = "#e6550d"  # not one of the registry's fallback colours, which plugins get
-    precisions = ("f32",)
+    precisions = ("f32", "int8")
     needs_module = False  # runs .onnx files as they are
     artifact_name = "ONNX export"
     packages = ("onnxruntime", "onnx")
@@ -57,23 +61,35 @@ class OnnxRuntimeBackend(Backend):
         return None if started is None else 1 + int(started)
 
     @classmethod
-    def prepare_artifact(cls, model, *, cache_dir=None, fresh: bool = False) -> dict:
+    def prepare_artifact(cls, model, *, cache_dir=None, fresh: bool = False, precision: str = "f32",
+                         calibration: str | None = None) -> dict:
         from fff.backends.ort.export import EXPORTER, prepare_onnx
 
         if model.module is None:  # a model file
             if model.path is None or model.path.suffix.lower() != ".onnx":
                 raise ModelFileError(f"onnxruntime: runs .onnx files; {model.name} is not one (leave onnxruntime "
                                      "out for it)")
+            if precision == "int8":
+                raise UsageError(f"onnxruntime: {model.name}: int8 quantizes the ONNX file fff exports from a "
+                                 "PyTorch module; a model file is run as it is (quantize it beforehand, run it at f32)")
             return {"onnx": str(model.path), "exporter": "none (the target is an ONNX file)", "cached": False,
                     "notes": []}
-        entry = prepare_onnx(model, cache_dir=cache_dir, fresh=fresh)
-        return {"onnx": str(entry.path), "exporter": EXPORTER, "cached": entry.cached, "notes": list(entry.notes)}
+        entry = prepare_onnx(model, cache_dir=cache_dir, fresh=fresh and precision != "int8")
+        artifact = {"onnx": str(entry.path), "exporter": EXPORTER, "cached": entry.cached, "notes": list(entry.notes)}
+        if precision != "int8":
+            return artifact
+        from fff.backends.ort.quantization import QUANTIZED_BY, prepare_int8_onnx
+
+        path, cached, notes, calibration_record = prepare_int8_onnx(model, entry.path, cache_dir=cache_dir,
+                                                                    fresh=fresh, calibration_dir=calibration)
+        return {**artifact, "onnx": str(path), "f32_onnx": str(entry.path), "cached": cached,
+                "notes": [*entry.notes, *notes], "calibration": calibration_record, "quantized_by": QUANTIZED_BY}
 
     @classmethod
     def cache_trace(cls, model, artifact: dict, precision: str):
         from fff.backends.ort.cache_trace import trace_onnxruntime
 
-        if precision != "f32":
+        if precision not in cls.precisions:
             raise NotModelled(f"onnxruntime does not run {precision}")
         return trace_onnxruntime(artifact["onnx"], model.input_shape)
 
@@ -97,8 +113,8 @@ class OnnxRuntimeBackend(Backend):
 
         super().__init__(target=target, build_options=build_options, artifact=artifact, input_shape=input_shape,
                          device=device, threads=threads, precision=precision)
-        if precision != "f32":
-            raise UsageError(f"onnxruntime cannot compute in {precision} on the CPU (f32 only)")
+        if precision not in self.precisions:
+            raise UsageError(f"onnxruntime cannot compute in {precision} on the CPU (f32 and int8 only)")
         self._path, self._exporter = artifact["onnx"], artifact.get("exporter")
         try:
             self._session, started = make_session(self._path, threads)
@@ -111,6 +127,8 @@ class OnnxRuntimeBackend(Backend):
         self._input_name = inputs[0].name
         self._output_names = [self._session.get_outputs()[0].name]
         self._config = {**effective_config(self._session, started), "exporter": self._exporter}
+        if artifact.get("quantized_by"):
+            self._config["quantized_by"] = artifact["quantized_by"]
         self._feed = None
 
     def set_input(self, array: np.ndarray) -> None:
