@@ -550,5 +550,4 @@ def speedup_matrix(records: pd.DataFrame) -> pd.DataFrame:
     # outer: a row and stack whose every cell was left out keeps its count, with no mean (NaN, a blank)
     table = table.merge(left_out, on=keys, how="outer").fillna({"left_out": 0, "cells": 0})
     table[["cells", "left_out"]] = table[["cells", "left_out"]].astype(int)
-    return table[columns].sort_values(["machine", "kind", "row", "stack"], ascending=[True, False, True, True],
-                                      ignore_index=True)
+    return table[columns].sort_values(["machine", "kind", "row", "stack"], ignore_index=True)  # patterns, then zoo

@@ -32,7 +32,7 @@ def several_stacks(records: pd.DataFrame) -> bool:
 
 def _matrix_rows(matrix: pd.DataFrame) -> list[tuple[str, str]]:
     """(kind, row) in the order the heat map and table list them: patterns, then zoo models."""
-    ordered = matrix.sort_values(["kind", "row"], ascending=[False, True])  # "pattern" before "zoo"
+    ordered = matrix.sort_values(["kind", "row"])  # "pattern" before "zoo"
     return list(dict.fromkeys(zip(ordered["kind"], ordered["row"])))
 
 
@@ -67,7 +67,8 @@ def speedup_heat_map(records: pd.DataFrame, path: Path) -> Path:
     axes.set_xticks(range(len(stacks)), [backend_label(s) for s in stacks], fontsize=8, rotation=20, ha="right")
     axes.set_yticks(range(len(rows)), [row + (" (zoo)" if kind == "zoo" else "") for kind, row in rows], fontsize=8)
     bar = figure.colorbar(image, ax=axes, shrink=0.8)
-    ticks = [t for t in (-4, -3, -2, -1, 0, 1, 2, 3, 4) if abs(t) <= reach]
+    step = max(1, round(reach / 3))  # a handful of ticks, whatever the range
+    ticks = [t for t in range(-8 * step, 8 * step + 1, step) if abs(t) <= reach]
     bar.set_ticks(ticks, labels=[f"{2.0 ** t:g}x" for t in ticks])
     bar.set_label("speed-up (log scale; 1x = as fast as the baseline)", fontsize=8)
     axes.set_title(title + "\nblank: no ok cell; n: ok cells in the mean", fontsize=9)
@@ -121,7 +122,8 @@ def saved_table(breakdowns: pd.DataFrame) -> pd.DataFrame:
     wide.columns = [f"{c} %" for c in wide.columns]
     cells = shares.groupby("backend")["cells"].first()
     saved = shares.groupby("backend")["saved_ms"].sum()
-    wide.insert(0, "mean ms saved per cell", saved)
+    wide = wide.round(1)
+    wide.insert(0, "mean ms saved per cell", saved.round(3))
     wide.insert(0, "cells", cells)
     wide = wide.reindex([s for s in stack_order(wide.index) if s != BASELINE])
     wide.index = [backend_label(s) for s in wide.index]
