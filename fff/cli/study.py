@@ -128,11 +128,13 @@ def _dry_run(config, shard) -> int:
               + "".join(f"; {name} left out: {why}" for name, why in skipped.items()), file=sys.stderr)
     for cell in cells:
         print(f"{cell.cell_id}  {cell.label}")
-    estimate = len(cells) * (FIXED_SECONDS_PER_CELL + config.max_seconds)
+    # the fixed cost was measured for two stacks; a cell of more stacks starts, builds and checks more
+    estimate = sum(FIXED_SECONDS_PER_CELL * max(1, len(cell.backends)) / 2 + config.max_seconds for cell in cells)
     simulated = sum(cell.simulate_cache for cell in cells)
     sizes = 1 + len(config.extra_caches)
     print(f"{len(cells)} cells; about {format_duration(estimate)} at {FIXED_SECONDS_PER_CELL:g} s + "
-          f"{config.max_seconds:g} s of timed rounds per cell (large zoo models take longer)"
+          f"{config.max_seconds:g} s of timed rounds per cell of two stacks (large zoo models, and "
+          f"torch-compile's compilation, take longer: a built-in study's file states its measured budget)"
           + (f"; then {simulated} simulated under valgrind (minutes per cell on one core, every core at once)"
              + (f", at each of {sizes} LL sizes" if sizes > 1 else "") if simulated else "")
           + (f"; the cache model runs at {sizes} LL sizes ({config.cache or 'machine'}, "
