@@ -170,7 +170,7 @@ def saved_shares_per_stack(breakdowns: pd.DataFrame) -> pd.DataFrame:
 
 
 def time_saved_per_stack(breakdowns: pd.DataFrame, path: Path) -> Path:
-    title = (f"Where each stack saves time over {backend_label(BASELINE)}: share of the saved ms per layer category "
+    title = (f"Where each stack saves time over {backend_label(BASELINE)}:\nshare of the saved ms per layer category "
              "(mean over cells)")
     table = saved_shares_per_stack(breakdowns)
     if table.empty:
@@ -191,6 +191,7 @@ def time_saved_per_stack(breakdowns: pd.DataFrame, path: Path) -> Path:
                   linewidth=0.4)
         right += np.where(values >= 0, values, 0)
         left += np.where(values < 0, values, 0)
+    axes.set_xlim(min(left.min(), 0) - 3, max(right.max(), 100) + 3)  # every bar whole, however far it reaches
     cells = table.groupby("backend")["cells"].first().reindex(stacks)
     axes.set_yticks(positions, [f"{backend_label(s)} ({n} cell{'s' if n != 1 else ''})" for s, n in zip(stacks, cells)],
                     fontsize=8)

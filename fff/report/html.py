@@ -204,7 +204,9 @@ def render_report(results: StudyResults, figures: dict[str, list[tuple[str, Path
         "<h2>The paper's headline findings beside this study's</h2>",
         _paragraphs([SPEEDUP_CONVENTION,
                      f"Speed-up is the {backend_label(BASELINE)} median latency over the accelerated median "
-                     "latency, same weights, input, precision and threads; FLOPs are 2 x multiply-adds. Machines "
+                     "latency, same weights, input and threads, and the same precision unless a stack names its own "
+                     "(an int8 stack is compared with the baseline in f32: each record's speedup_precisions); FLOPs "
+                     "are 2 x multiply-adds. Machines "
                      "are never pooled: each has its own column and section; nor are accelerated stacks: each is "
                      "compared with the baseline on its own.",
                      _flops_note(results.records),

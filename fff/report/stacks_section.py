@@ -40,7 +40,8 @@ def speedup_heat_map(records: pd.DataFrame, path: Path) -> Path:
     title = f"Speed-up over {backend_label(BASELINE)}: geometric mean over ok cells, per design pattern and stack"
     matrix = speedup_matrix(records)
     if matrix.empty or matrix["geomean"].isna().all():
-        return empty_figure(path, title, "No ok cell of any accelerated stack.")
+        return empty_figure(path, title, f"No ok cell of any accelerated stack ({matrix['left_out'].sum()} cell(s) "
+                                         "left out: contended, noisy or unchecked; the table below lists them).")
     rows = _matrix_rows(matrix)
     stacks = [s for s in stack_order(matrix["stack"]) if s != BASELINE]
     values = np.full((len(rows), len(stacks)), np.nan)
@@ -101,9 +102,10 @@ def matrix_table(records: pd.DataFrame) -> pd.DataFrame:
     stacks = [s for s in stack_order(matrix["stack"]) if s != BASELINE]
 
     def text(entry) -> str:
-        mean = f"{entry.geomean:.2f}x" if pd.notna(entry.geomean) else ""
+        if pd.isna(entry.geomean):  # measured, but no cell ok
+            return f"no ok cell ({entry.left_out} left out)" if entry.left_out else ""
         left = f", {entry.left_out} left out" if entry.left_out else ""
-        return f"{mean} (n={entry.cells}{left})" if mean or left else ""
+        return f"{entry.geomean:.2f}x (n={entry.cells}{left})"
 
     cells = {(e.kind, e.row, e.stack): text(e) for e in matrix.itertuples()}
     table = pd.DataFrame([{"kind": kind, "pattern or model": row,
