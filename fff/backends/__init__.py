@@ -23,7 +23,7 @@ from fff.errors import UsageError
 
 __all__ = ["BASELINE", "DEFAULT_BACKENDS", "BUILTIN", "ENTRY_POINT_GROUP", "backend_class", "class_path",
            "registered_names", "backend_label", "backend_color", "backend_cache_model_error", "check_backend_names",
-           "stack_name"]
+           "stack_name", "stack_precision"]
 
 BASELINE = "torch"  # the native framework every other stack's speed-up is measured against
 DEFAULT_BACKENDS = ("torch", "openvino")
@@ -122,6 +122,11 @@ def stack_name(backend: str, precision: str | None) -> str:
     """A stack is a backend at a precision: ``openvino`` (f32, the name alone, as before precisions were
     an axis) or ``openvino int8``. Reports compare stacks, so f32 and int8 rows are never pooled."""
     return backend if precision in (None, "", "f32") else f"{backend} {precision}"
+
+
+def stack_precision(stack: str) -> str:
+    """The precision a stack name (stack_name) stands for: ``int8`` for ``openvino int8``, f32 for a name alone."""
+    return stack.partition(" ")[2] or "f32"
 
 
 def _backend_of(stack: str) -> tuple[str, str]:
