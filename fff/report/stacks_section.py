@@ -40,7 +40,7 @@ def speedup_heat_map(records: pd.DataFrame, path: Path) -> Path:
     title = f"Speed-up over {backend_label(BASELINE)}: geometric mean over ok cells, per design pattern and stack"
     matrix = speedup_matrix(records)
     if matrix.empty or matrix["geomean"].isna().all():
-        return empty_figure(path, title, f"No ok cell of any accelerated stack ({matrix['left_out'].sum()} cell(s) "
+        return empty_figure(path, title, f"No ok cell of any accelerated stack ({matrix['left_out'].sum()} speed-up(s) "
                                          "left out: contended, noisy or unchecked; the table below lists them).")
     rows = _matrix_rows(matrix)
     stacks = [s for s in stack_order(matrix["stack"]) if s != BASELINE]
