@@ -140,9 +140,12 @@ class StudyConfig:
         """precision -> {stack: why it is not timed at that precision}, for the stacks that cannot compute
         in it (the baseline is never left out: it runs f32 where it lacks the precision)."""
         from fff.backends import BASELINE, backend_class
+        from fff.backends.base import PRECISIONS
 
         out = {}
         for precision in self.precisions:
+            if precision not in PRECISIONS:  # said as fff-profile says it, not as a study without cells
+                raise UsageError(f"invalid precision '{precision}' (choose {', '.join(PRECISIONS)})")
             for name in self.backends:
                 offered = backend_class(name).precisions
                 if name != BASELINE and precision not in offered:
