@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fff.backends import BASELINE
+from fff.backends import BASELINE, stack_name
 from fff.explain.cache_analysis import CACHE_COLUMNS, cache_columns, record_llc
 from fff.explain.cache_calibration import calibrate
 from fff.errors import UsageError
@@ -35,7 +35,7 @@ __all__ = [
     "PAPER", "SPEEDUP_CONVENTION", "StudyResults", "load_results", "accelerated",
     "speedup_by_pattern", "speedup_trend", "correlations", "gflops_by_pattern", "architecture_table",
     "headline", "pearson", "spearman", "suspect_cells", "SUSPECT_FACTOR", "geometric_mean", "trusted",
-    "left_out_text", "LLC_SOURCES",
+    "left_out_text", "LLC_SOURCES", "by_stack", "speedup_matrix",
 ]
 
 # The paper's findings (Abbasi, Shafiee, Chan, Wong 2021), as fff reads them.
@@ -62,7 +62,7 @@ SUSPECT_FACTOR = 5.0
 
 RECORD_COLUMNS = [
     "machine", "host", "study", "cell_id", "kind", "target", "pattern", "depth", "width", "model",
-    "resolution", "precision", "stack_precision", "threads", "batch", "backend", "latency_ms", "latency_ci_low",
+    "resolution", "precision", "stack_precision", "threads", "batch", "backend", "stack", "latency_ms", "latency_ci_low",
     "latency_ci_high", "latency_mean", "first_inference_ms", "flops", "params", "gflops_per_s", "speedup",
     "speedup_ci_low", "speedup_ci_high", "llc_misses", "llc_source", "llc_note", "n_samples", "warnings",
     "verdict",
@@ -164,6 +164,7 @@ def _record_row(row: dict, record: dict) -> dict:
         "precision": record.get("precision_asked", record.get("precision", cell.get("precision"))),
         "stack_precision": record.get("precision", cell.get("precision")), "threads": record.get("threads"),
         "batch": record.get("batch"), "backend": record.get("backend"),
+        "stack": stack_name(record.get("backend"), record.get("precision", cell.get("precision"))),
         "latency_ms": latency.get("median"), "latency_ci_low": latency.get("ci95_low"),
         "latency_ci_high": latency.get("ci95_high"), "latency_mean": latency.get("mean"),
         "first_inference_ms": record.get("first_inference_ms"), "flops": record.get("flops"),
@@ -217,6 +218,12 @@ def load_results(paths) -> StudyResults:
             key = (row.get("key"), row.get("config_fingerprint"))  # one cell measured two ways: both kept
             repeated += key in newest
             newest[key] = (row, path)
+    left_out = {}  # precision -> stack -> why (fff.study.config: StudyConfig.left_out)
+    for row, _ in newest.values():
+        for name, why in (row.get("stacks_left_out") or {}).items():
+            left_out.setdefault((row.get("cell") or {}).get("precision"), {})[name] = why
+    notes += [f"{precision} cells: {name} not timed: {why}" for precision, stacks in left_out.items()
+              for name, why in stacks.items()]
     if repeated:
         notes.append(f"{repeated} row(s) repeat a cell already seen on the same machine (a retried error or a "
                      f"file merged twice); the newest row of each cell is used")
@@ -239,7 +246,8 @@ def load_results(paths) -> StudyResults:
             per_record = [[{**r, "machine": fingerprint} for r in _record_rows(row, record)]
                           for record in row.get("records") or []]
             records += [r for rows in per_record for r in rows]
-            breakdowns += [{**{k: v for k, v in rows[0].items() if k in BREAKDOWN_KEYS}, **part}
+            breakdowns += [{**{k: v for k, v in rows[0].items() if k in BREAKDOWN_KEYS}, **part,
+                            "stack": rows[0]["stack"]}
                            for rows, record in zip(per_record, row.get("records") or []) for part in category_rows(record)]
             continue
         entry["failed"] += 1
@@ -265,8 +273,8 @@ def load_results(paths) -> StudyResults:
     every_size["primary"] = every_size["primary"].astype(bool)  # the row at the cell's own LL
     record_frame = every_size[every_size["primary"]].drop(columns="primary").reset_index(drop=True)
     return StudyResults(record_frame, pd.DataFrame(errors, columns=ERROR_COLUMNS), machines, notes,
-                        pd.DataFrame(breakdowns, columns=[*BREAKDOWN_KEYS, "backend", "category", "ms", "share",
-                                                          "coverage", "slowdown"]),
+                        pd.DataFrame(breakdowns, columns=[*BREAKDOWN_KEYS, "backend", "stack", "category", "ms",
+                                                          "share", "coverage", "slowdown"]),
                         every_size.reset_index(drop=True))
 
 
@@ -284,6 +292,15 @@ def spearman(x, y) -> float:
 
 
 # --- the tables -----------------------------------------------------------------------------------
+
+def by_stack(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each row's ``backend`` replaced by its stack (fff.backends.stack_name: ``openvino int8``),
+    so that every table grouped by backend compares stacks and never pools a backend's f32 and int8 rows.
+    At f32 the stack is the backend's name: a single-precision study reads as before. Idempotent."""
+    if "stack" not in frame.columns or frame.empty:
+        return frame
+    return frame.assign(backend=frame["stack"].where(frame["stack"].notna(), frame["backend"]))
+
 
 def accelerated(records: pd.DataFrame) -> pd.DataFrame:
     """The rows that carry a speed-up: every backend but the baseline."""
@@ -314,6 +331,7 @@ def suspect_cells(records: pd.DataFrame) -> pd.DataFrame:
     """Accelerated cells whose speed-up is over SUSPECT_FACTOR times above or below the median
     speed-up of their stack on their machine (a stack 1.5x faster than the baseline is no suspect
     beside one 5x faster); kept in every table, flagged in the report and the headline."""
+    records = by_stack(records)
     rows = accelerated(records)
     out = []
     for (machine, _), cells in rows.groupby(["machine", "backend"]):
@@ -339,7 +357,7 @@ def _with_percent(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 def speedup_by_pattern(records: pd.DataFrame) -> pd.DataFrame:
     """Per machine, accelerated backend and pattern: geometric mean, median, min and max speed-up
     over its ``ok`` cells, and how many of its cells were left out (not ``ok``)."""
-    rows = accelerated(records)
+    rows = accelerated(by_stack(records))
     rows = rows[rows["kind"] == "pattern"]
     keys = ["machine", "backend", "pattern"]
     ok = rows[rows["verdict"] == "ok"]
@@ -357,7 +375,7 @@ def speedup_trend(records: pd.DataFrame, axis: str) -> pd.DataFrame:
     ``ok`` cells that differ in the other dimensions."""
     if axis not in ("depth", "width"):
         raise ValueError(f"axis must be 'depth' or 'width', got {axis!r}")
-    rows = trusted(records)
+    rows = trusted(by_stack(records))
     rows = rows[rows["kind"] == "pattern"]
     return (rows.groupby(["machine", "backend", "pattern", axis])["speedup"]
             .agg(median="median", cells="count").reset_index())
@@ -372,6 +390,7 @@ def correlations(records: pd.DataFrame) -> pd.DataFrame:
     cache_records), n = the cells with that source. Too few values, or no LLC counts, give NaN and
     a note."""
     columns = ["machine", "backend", "scope", "against", "ll", "cells", "pearson", "spearman", "source", "note"]
+    records = by_stack(records)
     rows = records[records["kind"] == "pattern"]
     if "ll" not in rows.columns or rows["ll"].isna().all():
         rows = rows.assign(ll="machine", primary=True)
@@ -416,6 +435,7 @@ def correlations(records: pd.DataFrame) -> pd.DataFrame:
 
 def gflops_by_pattern(records: pd.DataFrame) -> pd.DataFrame:
     """Achieved GFLOP/s (FLOPs = 2 x multiply-adds / median latency) per machine, backend, pattern."""
+    records = by_stack(records)
     rows = records[(records["kind"] == "pattern") & records["gflops_per_s"].notna()]
     return (rows.groupby(["machine", "backend", "pattern"])["gflops_per_s"]
             .agg(median="median", max="max", cells="count").reset_index())
@@ -423,6 +443,7 @@ def gflops_by_pattern(records: pd.DataFrame) -> pd.DataFrame:
 
 def architecture_table(records: pd.DataFrame) -> pd.DataFrame:
     """Zoo models: baseline and accelerated median latency, speed-up with its CI, GFLOPs, params."""
+    records = by_stack(records)
     zoo = records[records["kind"] == "zoo"]
     keys = ["machine", "model", "resolution", "precision", "threads", "batch"]
     base = zoo[zoo["backend"] == BASELINE][keys + ["latency_ms"]].rename(columns={"latency_ms": "baseline_ms"})
@@ -455,8 +476,10 @@ def _stacks_per_machine(records: pd.DataFrame):
 
 def headline(records: pd.DataFrame) -> pd.DataFrame:
     """The paper's four headline findings beside each machine's, one row per finding x machine x
-    accelerated stack: each stack is compared with the baseline, never pooled with another stack."""
+    accelerated stack (a backend at a precision: fff.backends.stack_name): each stack is compared with the
+    baseline, never pooled with another, nor a backend's f32 rows with its int8 rows."""
     out = []
+    records = by_stack(records)
     suspects = suspect_cells(records)
     for machine, rows, stack in _stacks_per_machine(records):
         every = accelerated(rows)
@@ -507,3 +530,24 @@ def headline(records: pd.DataFrame) -> pd.DataFrame:
                                        "ms"])
     table = _with_percent(table, "ratio")
     return table
+
+
+def speedup_matrix(records: pd.DataFrame) -> pd.DataFrame:
+    """The pattern x stack speed-up matrix: per machine, row (a design pattern, or a zoo model as a row of
+    its own, ``kind`` says which) and accelerated stack, the geometric mean of the speed-ups of its ``ok``
+    cells and their count ``cells``, with ``left_out`` counting its cells that are not ``ok``. A row and
+    stack with no ok cell has a NaN mean (a blank in the heat map) or no entry, never a 0."""
+    columns = ["machine", "kind", "row", "stack", "geomean", "cells", "left_out"]
+    rows = accelerated(by_stack(records))
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    rows = rows.assign(row=rows["pattern"].where(rows["kind"] == "pattern", rows["model"]).fillna(rows["target"]),
+                       stack=rows["backend"])
+    keys = ["machine", "kind", "row", "stack"]
+    ok = rows[rows["verdict"] == "ok"]
+    table = ok.groupby(keys)["speedup"].agg(geomean=geometric_mean, cells="count").reset_index()
+    left_out = rows[rows["verdict"] != "ok"].groupby(keys).size().rename("left_out").reset_index()
+    # outer: a row and stack whose every cell was left out keeps its count, with no mean (NaN, a blank)
+    table = table.merge(left_out, on=keys, how="outer").fillna({"left_out": 0, "cells": 0})
+    table[["cells", "left_out"]] = table[["cells", "left_out"]].astype(int)
+    return table[columns].sort_values(["machine", "kind", "row", "stack"], ignore_index=True)  # patterns, then zoo

@@ -16,7 +16,7 @@ def test_since_2021_is_a_built_in_study_with_the_new_forms(tmp_path, monkeypatch
     assert {"transformer", "convnext", "mobilevit"} <= set(study.patterns) <= set(PATTERNS)
     assert {"vit_b_16", "swin_t", "convnext_tiny", "maxvit_t", "efficientnet_v2_s"} <= set(study.zoo) <= set(ZOO)
     assert study.breakdown and study.precisions == ("f32",)
-    assert load_study("default").patterns == default_study().patterns and set(BUILTIN_STUDIES) == {"default",
+    assert load_study("default").patterns == default_study().patterns and set(BUILTIN_STUDIES) == {"default", "stacks",
                                                                                                  "since-2021"}
     # the default study is the paper's experiment, left as it was (the cost is said in since2021.toml)
     assert "transformer" not in default_study().patterns

@@ -22,7 +22,8 @@ from functools import lru_cache
 from fff.errors import UsageError
 
 __all__ = ["BASELINE", "DEFAULT_BACKENDS", "BUILTIN", "ENTRY_POINT_GROUP", "backend_class", "class_path",
-           "registered_names", "backend_label", "backend_color", "backend_cache_model_error", "check_backend_names"]
+           "registered_names", "backend_label", "backend_color", "backend_cache_model_error", "check_backend_names",
+           "stack_name", "stack_precision"]
 
 BASELINE = "torch"  # the native framework every other stack's speed-up is measured against
 DEFAULT_BACKENDS = ("torch", "openvino")
@@ -117,21 +118,45 @@ def _class_or_none(name: str):
         return None
 
 
+def stack_name(backend: str, precision: str | None) -> str:
+    """A stack is a backend at a precision: ``openvino`` (f32, the name alone, as before precisions were
+    an axis) or ``openvino int8``. Reports compare stacks, so f32 and int8 rows are never pooled."""
+    return backend if precision in (None, "", "f32") else f"{backend} {precision}"
+
+
+def stack_precision(stack: str) -> str:
+    """The precision a stack name (stack_name) stands for: ``int8`` for ``openvino int8``, f32 for a name alone."""
+    return stack.partition(" ")[2] or "f32"
+
+
+def _backend_of(stack: str) -> tuple[str, str]:
+    """(backend, ' precision' or '') of a stack name; registry and module:Class names have no spaces."""
+    backend, _, precision = stack.partition(" ")
+    return backend, f" {precision}" if precision else ""
+
+
 def backend_label(name: str) -> str:
-    """How a report names the stack (``PyTorch eager``); the name itself when its class is not here."""
-    cls = _class_or_none(name)
-    return getattr(cls, "label", None) or name
+    """How a report names the stack (``PyTorch eager``, ``OpenVINO (CPU) int8``); the name itself when
+    its class is not here."""
+    backend, precision = _backend_of(name)
+    cls = _class_or_none(backend)
+    return (getattr(cls, "label", None) or backend) + precision
 
 
 def backend_cache_model_error(name: str) -> str:
     """The bench's figure of the cache model's error on the stack (Backend.cache_model_error)."""
-    cls = _class_or_none(name)
+    cls = _class_or_none(_backend_of(name)[0])
     return getattr(cls, "cache_model_error", "") or "no bench figure for this stack"
 
 
 def backend_color(name: str) -> str:
-    """The stack's colour in every figure."""
-    cls = _class_or_none(name)
+    """The stack's colour in every figure: its backend's, darker at another precision than f32."""
+    backend, precision = _backend_of(name)
+    cls = _class_or_none(backend)
     if cls is not None and getattr(cls, "color", None):
-        return cls.color
-    return _FALLBACK_COLORS[sum(map(ord, name)) % len(_FALLBACK_COLORS)]
+        color = cls.color
+    else:
+        color = _FALLBACK_COLORS[sum(map(ord, backend)) % len(_FALLBACK_COLORS)]
+    if not precision or not (color.startswith("#") and len(color) == 7):
+        return color
+    return "#" + "".join(f"{int(int(color[i:i + 2], 16) * 0.55):02x}" for i in (1, 3, 5))

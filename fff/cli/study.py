@@ -54,7 +54,9 @@ def build_parser() -> OneLineParser:
     )
     parser.add_argument("study", nargs="?", metavar="STUDY.toml",
                         help="study file, or a built-in study's name: default (the paper's experiment, "
-                        "used without STUDY.toml) or since-2021 (attention, ConvNeXt and MobileViT forms)")
+                        "used without STUDY.toml), since-2021 (attention, ConvNeXt and MobileViT forms) or stacks "
+                        "(patterns and zoo models through PyTorch, OpenVINO, ONNX Runtime and torch.compile, f32 "
+                        "and int8)")
     parser.add_argument("--patterns", type=comma_list, help="design patterns, e.g. plain,dw-bottleneck")
     parser.add_argument("--depths", type=_numbers(int, "whole numbers >= 1"), help="blocks per pattern, e.g. 1,2,4")
     parser.add_argument("--widths", type=_numbers(float, "positive numbers"), help="channel multipliers, e.g. 0.5,1")
@@ -121,13 +123,20 @@ def _dry_run(config, shard) -> int:
 
     cells = select_shard(config.cells(), shard)
     check_targets(cells)  # a typo is refused here too, not listed as a cell
+    for precision in config.precisions:  # which stacks each precision's cells time, and which it leaves out
+        skipped = config.left_out().get(precision, {})
+        print(f"{precision}: " + (", ".join(config.stacks_at(precision)) if precision not in config.precisions_without_stacks()
+                                  else "no cells (no stack beside the baseline computes in it)")
+              + "".join(f"; {name} left out: {why}" for name, why in skipped.items()), file=sys.stderr)
     for cell in cells:
         print(f"{cell.cell_id}  {cell.label}")
-    estimate = len(cells) * (FIXED_SECONDS_PER_CELL + config.max_seconds)
+    # the fixed cost was measured for two stacks; a cell of more stacks starts, builds and checks more
+    estimate = sum(FIXED_SECONDS_PER_CELL * max(1, len(cell.backends)) / 2 + config.max_seconds for cell in cells)
     simulated = sum(cell.simulate_cache for cell in cells)
     sizes = 1 + len(config.extra_caches)
     print(f"{len(cells)} cells; about {format_duration(estimate)} at {FIXED_SECONDS_PER_CELL:g} s + "
-          f"{config.max_seconds:g} s of timed rounds per cell (large zoo models take longer)"
+          f"{config.max_seconds:g} s of timed rounds per cell of two stacks (large zoo models, and "
+          f"torch-compile's compilation, take longer: a built-in study's file states its measured budget)"
           + (f"; then {simulated} simulated under valgrind (minutes per cell on one core, every core at once)"
              + (f", at each of {sizes} LL sizes" if sizes > 1 else "") if simulated else "")
           + (f"; the cache model runs at {sizes} LL sizes ({config.cache or 'machine'}, "

@@ -19,7 +19,7 @@ from fff.backends import BASELINE, backend_label
 from fff.explain.breakdown import CATEGORIES
 from fff.report.plotting import empty_figure, new_figure, save, stack_order
 
-__all__ = ["draw_breakdown", "category_shares", "saved_shares"]
+__all__ = ["draw_breakdown", "category_shares", "saved_shares", "saved_shares_per_stack", "time_saved_per_stack"]
 
 NO_BREAKDOWN = ("No cell in these results was profiled layer by layer.\n"
                 "Set breakdown = true in the study's [measure] table (or fff-profile --breakdown).")
@@ -48,10 +48,10 @@ def category_shares(breakdowns: pd.DataFrame) -> pd.DataFrame:
     return long.merge(cells.rename("cells").reset_index(), on=["group", "backend"])
 
 
-def saved_shares(breakdowns: pd.DataFrame) -> pd.DataFrame:
-    """group x accelerated stack x category -> mean over cells of (baseline ms - the stack's ms) / the
-    time the stack saved in that cell; each stack against the baseline, never pooled with another."""
-    columns = ["group", "backend", "category", "share", "cells"]
+def _cell_saved_shares(breakdowns: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell x accelerated stack x category: (baseline ms - the stack's ms) / the time the
+    stack saved in that cell, with the ms saved; cells in which a stack saved no time are left out."""
+    columns = ["group", "backend", "cell_id", "category", "share", "saved_ms"]
     if breakdowns.empty or BASELINE not in set(breakdowns["backend"]):
         return pd.DataFrame(columns=columns)
     frame = breakdowns.assign(group=_group(breakdowns))
@@ -66,11 +66,18 @@ def saved_shares(breakdowns: pd.DataFrame) -> pd.DataFrame:
             saved = per_backend.loc[BASELINE] - per_backend.loc[backend]
             if saved.sum() <= 0:
                 continue  # no time saved: no share to split
-            rows += [{"group": group, "backend": backend, "cell_id": cell, "category": c, "share": s / saved.sum()}
-                     for c, s in saved.items()]
-    if not rows:
+            rows += [{"group": group, "backend": backend, "cell_id": cell, "category": c, "share": s / saved.sum(),
+                      "saved_ms": s} for c, s in saved.items()]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def saved_shares(breakdowns: pd.DataFrame) -> pd.DataFrame:
+    """group x accelerated stack x category -> mean over cells of (baseline ms - the stack's ms) / the
+    time the stack saved in that cell; each stack against the baseline, never pooled with another."""
+    columns = ["group", "backend", "category", "share", "cells"]
+    shares = _cell_saved_shares(breakdowns)
+    if shares.empty:
         return pd.DataFrame(columns=columns)
-    shares = pd.DataFrame(rows)
     out = shares.groupby(["group", "backend", "category"])["share"].mean().reset_index()
     cells = shares.groupby(["group", "backend"])["cell_id"].nunique().rename("cells").reset_index()
     return out.merge(cells, on=["group", "backend"])[columns]
@@ -143,6 +150,54 @@ def where_time_saved(breakdowns: pd.DataFrame, path: Path) -> Path:
                                 for (g, b), n in zip(keys, cells)], fontsize=8)
     axes.axvline(0, color="black", linewidth=0.6)
     axes.set_xlabel("share of the time saved (%); mean over cells; left of 0: categories that got slower")
+    axes.set_title(title, fontsize=9)
+    figure.legend(fontsize=7, loc="outside right upper", frameon=False)
+    return save(figure, path)
+
+
+def saved_shares_per_stack(breakdowns: pd.DataFrame) -> pd.DataFrame:
+    """Accelerated stack x category -> mean over the stack's cells (patterns and zoo models) of the
+    category's share of the time the stack saved in the cell; ``cells``: how many cells saved time, and
+    ``saved_ms``: the mean ms saved per cell in the category. Give it fff.analysis.by_stack(breakdowns)
+    so that a backend's f32 and int8 cells are separate stacks."""
+    columns = ["backend", "category", "share", "saved_ms", "cells"]
+    shares = _cell_saved_shares(breakdowns)
+    if shares.empty:
+        return pd.DataFrame(columns=columns)
+    out = shares.groupby(["backend", "category"])[["share", "saved_ms"]].mean().reset_index()
+    cells = shares.groupby("backend")["cell_id"].nunique().rename("cells").reset_index()
+    return out.merge(cells, on="backend")[columns]
+
+
+def time_saved_per_stack(breakdowns: pd.DataFrame, path: Path) -> Path:
+    title = (f"Where each stack saves time over {backend_label(BASELINE)}:\nshare of the saved ms per layer category "
+             "(mean over cells)")
+    table = saved_shares_per_stack(breakdowns)
+    if table.empty:
+        return empty_figure(path, title, NO_BREAKDOWN if breakdowns.empty else
+                            "No cell with both the baseline and a stack profiled saved time.")
+    stacks = [s for s in stack_order(table["backend"]) if s != BASELINE]
+    figure = new_figure(10, 0.5 * len(stacks) + 2)
+    axes = figure.add_subplot()
+    positions = np.arange(len(stacks))
+    right, left = np.zeros(len(stacks)), np.zeros(len(stacks))
+    for category in CATEGORIES:
+        values = table[table["category"] == category].set_index("backend")["share"]
+        values = values.reindex(stacks).fillna(0.0).to_numpy() * 100
+        if not values.any():
+            continue
+        start = np.where(values >= 0, right, left)  # a category that got slower extends to the left of 0
+        axes.barh(positions, values, left=start, color=_color(category), label=category, edgecolor="white",
+                  linewidth=0.4)
+        right += np.where(values >= 0, values, 0)
+        left += np.where(values < 0, values, 0)
+    axes.set_xlim(min(left.min(), 0) - 3, max(right.max(), 100) + 3)  # every bar whole, however far it reaches
+    cells = table.groupby("backend")["cells"].first().reindex(stacks)
+    axes.set_yticks(positions, [f"{backend_label(s)} ({n} cell{'s' if n != 1 else ''})" for s, n in zip(stacks, cells)],
+                    fontsize=8)
+    axes.invert_yaxis()
+    axes.axvline(0, color="black", linewidth=0.6)
+    axes.set_xlabel("share of the time saved (%); left of 0: categories that got slower")
     axes.set_title(title, fontsize=9)
     figure.legend(fontsize=7, loc="outside right upper", frameon=False)
     return save(figure, path)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from fff.explain.cache_analysis import cache_sources
-from fff.backends import backend_cache_model_error
+from fff.backends import backend_cache_model_error, stack_precision
 from fff.explain.cache_calibration import BENCH_SOURCE
 from fff.explain.cache_calibration import FLOOR_LINES, calibration_factors, calibration_status, calibration_validation
 from fff.backends import BASELINE, backend_color, backend_label
@@ -148,7 +148,11 @@ def roofline_figure(records: pd.DataFrame, path: Path) -> Path:
                     f"grey arrows: {backend_label(BASELINE)} -> "
                     f"{', '.join(backend_label(b) for b in backends if b != BASELINE) or 'no accelerated stack'}"
                     + (f"\n{above} point(s) above the roof: fewer FLOPs than counted (Winograd), traffic overstated, "
-                       "or a low roof" if above else ""), fontsize=8.5)
+                       "or a low roof" if above else "")
+                    # the roofs are f32 FMA and GEMM: int8 (VNNI, AMX) and bf16 kernels are not bound by them
+                    + ("\nthe roofs are f32's; " + ", ".join(b for b in backends if stack_precision(b) != "f32")
+                       + " (not f32) may run above them"
+                       if any(stack_precision(b) != "f32" for b in backends) else ""), fontsize=8.5)
     return save(figure, path)
 
 

@@ -53,7 +53,8 @@ def speedup_per_pattern(records: pd.DataFrame, path: Path) -> Path:
         return empty_figure(path, title, f"None of the {measured} design-pattern cells has the verdict ok (contended, "
                                          "noisy, or measured before fff checked contention)." if measured
                             else "No successful design-pattern cells.")
-    figure = new_figure(max(6, 0.8 * table["pattern"].nunique() + 3), 4.5)
+    many = table["backend"].nunique() >= 3  # then the legend goes beside the axes, not over the bars
+    figure = new_figure(max(6, 0.8 * table["pattern"].nunique() + 3) + (3.5 if many else 0), 4.5)
     axes = figure.add_subplot()
     every = accelerated(records)
     every = every[every["kind"] == "pattern"]
@@ -62,7 +63,10 @@ def speedup_per_pattern(records: pd.DataFrame, path: Path) -> Path:
     order = list(table.groupby("pattern")["geomean"].max().sort_values(ascending=False).index)
     backends = stack_order(table["backend"])
     # each stack's bars side by side around the pattern's tick; its single cells on its own bar
-    offsets = dict(zip(backends, np.linspace(-0.15, 0.15, len(backends)) if len(backends) > 1 else [0.0]))
+    # (bars as wide as their spacing: with three stacks or more, narrower spacing made them overlap)
+    width = 0.6 / len(backends) if len(backends) < 3 else 0.8 / len(backends)
+    offsets = dict(zip(backends, np.linspace(-0.15, 0.15, len(backends)) if len(backends) == 2
+                       else (np.arange(len(backends)) - (len(backends) - 1) / 2) * width))
     marked = set()  # a legend entry once, however many stacks draw it
 
     def once(label):
@@ -74,7 +78,7 @@ def speedup_per_pattern(records: pd.DataFrame, path: Path) -> Path:
     for backend, offset in offsets.items():
         rows = table[table["backend"] == backend]
         positions = np.array([order.index(p) for p in rows["pattern"]])
-        axes.bar(positions + offset, rows["geomean"], width=0.6 / len(backends), color=backend_color(backend),
+        axes.bar(positions + offset, rows["geomean"], width=width, color=backend_color(backend),
                  alpha=0.75, label=f"{backend}: geometric mean over its ok cells")
         for position, pattern in zip(positions, rows["pattern"]):
             values = cells[(cells["backend"] == backend) & (cells["pattern"] == pattern)]["speedup"]
@@ -95,7 +99,10 @@ def speedup_per_pattern(records: pd.DataFrame, path: Path) -> Path:
     plain_log_scale(axes)  # speed-ups are ratios: 0.5x and 2x sit equally far from 1x
     axes.set_ylabel(f"speed-up ({backend_label(BASELINE)} median / accelerated median)")
     axes.set_title(title + " (dots: single cells)")  # the dots are the spread of the cells
-    axes.legend(fontsize=8)
+    if many:
+        figure.legend(fontsize=8, loc="outside right upper", frameon=False)
+    else:
+        axes.legend(fontsize=8)
     return save(figure, path)
 
 
@@ -313,8 +320,9 @@ def architectures(records: pd.DataFrame, path: Path) -> Path:
 
     table = architecture_table(records)
     fast = stack_order(table["backend"])
-    title = (f"Architectures: median latency, {backend_label(BASELINE)} against "
-             f"{', '.join(map(backend_label, fast)) or 'the accelerated stacks'}")
+    # wrapped: with three stacks or more one line ran past the figure's edge
+    title = textwrap.fill(f"Architectures: median latency, {backend_label(BASELINE)} against "
+                          f"{', '.join(map(backend_label, fast)) or 'the accelerated stacks'}", 70)
     if table.empty:
         return empty_figure(path, title, "No successful zoo-model cells.")
     # one group of bars per model (and setting, where a model was measured in several): the baseline's

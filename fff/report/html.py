@@ -19,6 +19,7 @@ from fff.measure.contention import NOISY_CI
 
 from fff.report.cache_efficacy import cache_efficacy_html
 from fff.report.cache_section import cache_section_html
+from fff.report.stacks_section import stacks_section_html
 
 __all__ = ["render_report", "machine_label"]
 
@@ -148,7 +149,9 @@ def _machine_section(fingerprint: str, results: StudyResults, figures: list[tupl
     for caption, path in figures:
         relative = path.relative_to(directory).as_posix()
         parts.append(f"<h3>{html.escape(caption)}</h3><img src=\"{html.escape(relative)}\" alt=\"{html.escape(caption)}\">")
+    breakdowns = results.breakdowns[results.breakdowns["machine"] == fingerprint]
     parts += [
+        stacks_section_html(records, breakdowns, _table, results.notes),
         "<h3>Speed-up per design pattern, table</h3>",
         '<p class="note">Geometric mean over the pattern\'s ok cells (depths x widths x resolutions), median, '
         'min and max beside it; left_out counts its contended, noisy or unchecked cells. ratio % = 100 x geomean, '
@@ -201,7 +204,9 @@ def render_report(results: StudyResults, figures: dict[str, list[tuple[str, Path
         "<h2>The paper's headline findings beside this study's</h2>",
         _paragraphs([SPEEDUP_CONVENTION,
                      f"Speed-up is the {backend_label(BASELINE)} median latency over the accelerated median "
-                     "latency, same weights, input, precision and threads; FLOPs are 2 x multiply-adds. Machines "
+                     "latency, same weights, input and threads, and the same precision unless a stack names its own "
+                     "(an int8 stack is compared with the baseline in f32: each record's speedup_precisions); FLOPs "
+                     "are 2 x multiply-adds. Machines "
                      "are never pooled: each has its own column and section; nor are accelerated stacks: each is "
                      "compared with the baseline on its own.",
                      _flops_note(results.records),

@@ -21,6 +21,12 @@ time cap keeps what it has. Nor of whether its caches are simulated: simulation 
 timing (fff.study.sweep's simulation phase) and changes nothing that is timed, so a timed study
 resumed with --simulate-cache --extend simulates its cells without timing them again. Threads left to "every available CPU" stay ``None`` in the identity,
 so shards agree on the split even when their machines have different core counts.
+
+Backends and precisions are axes: a cell at a precision times the stacks that compute in it (each
+backend class's ``precisions``, read through the registry) and the baseline always (in f32 where it
+lacks the precision, as fff.profiling allows). A stack left out of a precision is said once
+(``StudyConfig.left_out``: the dry run, each row's ``stacks_left_out``, the report), never an error
+row per cell. A study whose every stack computes in every precision it asks for keeps its cells' ids.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ __all__ = ["Cell", "StudyConfig", "load_study", "default_study", "parse_study", 
 
 DEFAULT_STUDY_RESOURCE = "default.toml"  # in the fff.study package, shipped in the wheel
 # Built-in studies a user names instead of a file (``fff-study since-2021``): name -> resource.
-BUILTIN_STUDIES = {"default": DEFAULT_STUDY_RESOURCE, "since-2021": "since2021.toml"}
+BUILTIN_STUDIES = {"default": DEFAULT_STUDY_RESOURCE, "since-2021": "since2021.toml", "stacks": "stacks.toml"}
 
 
 @dataclass(frozen=True)
@@ -134,15 +140,48 @@ class StudyConfig:
     zoo_resolutions: tuple[int | None, ...] = (None,)
     source: str = field(default="(flags)", compare=False)
 
+    def left_out(self) -> dict[str, dict[str, str]]:
+        """precision -> {stack: why it is not timed at that precision}, for the stacks that cannot compute
+        in it (the baseline is never left out: it runs f32 where it lacks the precision)."""
+        from fff.backends import BASELINE, backend_class
+        from fff.backends.base import PRECISIONS
+
+        out = {}
+        for precision in self.precisions:
+            if precision not in PRECISIONS:  # said as fff-profile says it, not as a study without cells
+                raise UsageError(f"invalid precision '{precision}' (choose {', '.join(PRECISIONS)})")
+            for name in self.backends:
+                offered = backend_class(name).precisions
+                if name != BASELINE and precision not in offered:
+                    out.setdefault(precision, {})[name] = f"no {precision} kernels (it computes in {', '.join(offered)})"
+        return out
+
+    def stacks_at(self, precision: str) -> tuple[str, ...]:
+        """The backends a cell at ``precision`` times, in the study's order; just the baseline when no
+        other stack computes in it (such cells are not measured: StudyConfig.cells leaves them out)."""
+        skipped = self.left_out().get(precision, {})
+        return tuple(name for name in self.backends if name not in skipped)
+
+    def precisions_without_stacks(self) -> tuple[str, ...]:
+        """The precisions at which every stack beside the baseline was left out: no cells there."""
+        from fff.backends import BASELINE
+
+        left_out = self.left_out()
+        return tuple(p for p in self.precisions if p in left_out and not set(self.stacks_at(p)) - {BASELINE})
+
     def cells(self) -> list[Cell]:
-        common = dict(batch=self.batch, backends=tuple(self.backends), device=self.device,
+        common = dict(batch=self.batch, device=self.device,
                       counters=tuple(self.counters), simulate_cache=self.simulate_cache, cache=self.cache,
                       extra_caches=tuple(self.extra_caches))
         if self.calibration is not None and "int8" not in self.precisions:
             raise UsageError(f"{self.source}: calibration calibrates int8 quantization; it needs int8 among the "
                              f"precisions (got {', '.join(self.precisions)})")
         cells = []
+        empty = self.precisions_without_stacks()
         for precision in self.precisions:
+            if precision in empty:
+                continue
+            common["backends"] = self.stacks_at(precision)
             for threads in self.threads:
                 for pattern in self.patterns:
                     for depth in self.depths:

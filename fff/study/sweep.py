@@ -250,6 +250,11 @@ def _sweep(store, config, settings, cells, measure, fingerprint, retry_errors, s
     started, measured, failed = time.monotonic(), 0, 0
     machine, software = machine_info(), versions()
     queue, requeued, still_contended = list(todo), set(), 0
+    left_out = config.left_out()  # stacks a precision's cells do not time, said once here and in every row
+    for precision, stacks in left_out.items():
+        bar.note(f"{precision}: " + "; ".join(f"{name} left out: {why}" for name, why in stacks.items())
+                 + (" (no cells at this precision)" if precision in config.precisions_without_stacks() else ""))
+
     def key_of(cell: Cell) -> str:
         return row_key(cell.cell_id, fingerprint)
 
@@ -258,7 +263,8 @@ def _sweep(store, config, settings, cells, measure, fingerprint, retry_errors, s
                 "machine_fingerprint": fingerprint, "cell": cell.identity(),
                 "config": settings, "config_fingerprint": config_fingerprint(settings),
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "host": platform.node(), "pid": os.getpid()}
+                "host": platform.node(), "pid": os.getpid(),
+                **({"stacks_left_out": left_out[cell.precision]} if cell.precision in left_out else {})}
 
     for cell in queue:  # contended cells are appended once, so they run again at the end
         again = cell.cell_id in requeued
