@@ -12,9 +12,10 @@ every artifact, the second should find them all (issue #18's target: it compiles
 nothing afresh).
 
 For each run it prints, from the records' ``phases`` (fff.measure.phases), the seconds per stack
-and phase summed over the cells, what the cells spent outside the stacks' phases (building the
-model and counting its FLOPs, the roofline, the records: ``other``), the simulation phase after
-the cells where it ran, and the study's wall time; for the second run, how many preparations per
+and phase summed over the cells, what each cell spent once for all its stacks (``target``: building
+the model and counting its FLOPs, the machine's roofline), the rest of the cells' time (``other``:
+closing workers, the records, messages), the simulation phase after the cells where it ran, and
+the study's wall time; for the second run, how many preparations per
 stack were fresh. ``--read`` prints the same split for results files already written.
 """
 
@@ -30,7 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 
 PHASES = ("prepare_s", "worker_start_s", "warmup_s", "calibration_s", "rounds_s", "breakdown_s", "cache_model_s",
-          "simulation_s")
+          "simulation_s", "build_s", "roofline_s")
 
 
 def split(path: Path) -> dict:
@@ -53,6 +54,10 @@ def split(path: Path) -> dict:
         cells += 1
         errors += row["status"] == "error"
         cell_seconds += row.get("seconds") or 0.0
+        shared = next((r["phases"]["target"] for r in row.get("records") or () if (r.get("phases") or {}).get("target")),
+                      {})
+        for name, value in shared.items():  # once per cell: the same in each of its records
+            seconds["target (once per cell)"][name] += value
         for record in row.get("records") or ():
             phases = record.get("phases") or {}
             for name in PHASES:
@@ -68,7 +73,7 @@ def split(path: Path) -> dict:
 def table(result: dict, wall: float | None) -> str:
     seconds = result["seconds"]
     used = [p for p in PHASES if any(p in by_phase for by_phase in seconds.values())]
-    width = max([len("other (build, FLOPs, records)"), *map(len, seconds)]) + 2
+    width = max([len("other (records, closing, messages)"), *map(len, seconds)]) + 2
     lines = [f"{'stack':<{width}}" + "".join(f"{p[:-2]:>13}" for p in used) + f"{'total':>10}"]
     in_phases = 0.0
     for stack, by_phase in seconds.items():
@@ -76,7 +81,7 @@ def table(result: dict, wall: float | None) -> str:
         in_phases += total
         lines.append(f"{stack:<{width}}" + "".join(f"{by_phase[p]:>13.1f}" if p in by_phase else f"{'-':>13}"
                                                    for p in used) + f"{total:>10.1f}")
-    lines.append(f"{'other (build, FLOPs, records)':<{width}}{'':>{13 * len(used)}}"
+    lines.append(f"{'other (records, closing, messages)':<{width}}{'':>{13 * len(used)}}"
                  f"{result['cell_seconds'] - in_phases:>10.1f}")
     if result["simulation_seconds"]:
         lines.append(f"{'simulation phase (after the cells)':<{width}}{'':>{13 * len(used)}}"
@@ -108,9 +113,10 @@ def run_twice(study: str, extra: list[str], work: Path, keep_caches: bool) -> No
         result = split(out)
         print(table(result, wall))
         if run == 2:
-            fresh = {stack: counts.get("fresh", 0) for stack, counts in result["prepared"].items()}
-            print("second run, fresh preparations per stack (target: none): "
-                  + ", ".join(f"{stack} {n}" for stack, n in fresh.items()))
+            print("second run, fresh preparations per stack (target: none): " + ", ".join(
+                f"{stack} {counts.get('fresh', 0)}" + (f" ({counts['unknown']} not known: the stack's cache does not "
+                                                       f"say)" if counts.get("unknown") else "")
+                for stack, counts in result["prepared"].items()))
 
 
 def main(argv=None) -> None:

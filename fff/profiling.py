@@ -140,6 +140,7 @@ class _Target:
     model: object = None  # fff.builder.BuiltTarget
     # backend name -> seconds the parent timed for its record's phases (fff.measure.phases)
     costs: dict = field(default_factory=dict)
+    shared: dict = field(default_factory=dict)  # seconds spent for all its stacks at once (phases' "target")
 
     def cost(self, name: str, phase: str, seconds: float) -> None:
         costs = self.costs.setdefault(name, {})
@@ -355,7 +356,9 @@ def _records(job: _Target, sides: list[Side], interleaving: dict, explained: dic
     if options.roofline:
         from fff.explain.roofline import machine_roofline, roofline_point
 
+        started = time.monotonic()
         roof = machine_roofline(options.threads)
+        job.shared["roofline_s"] = time.monotonic() - started
     records = []
     for side in sides:
         record = measured_record(job.name, side, job.model, options, device=job.classes[side.name].device_of(options.device),
@@ -387,7 +390,7 @@ def _records(job: _Target, sides: list[Side], interleaving: dict, explained: dic
             compare_with_baseline(record, side, baseline, verdicts[BASELINE], options.min_rounds,
                                   _parity(job, baseline, side))
         timed = {**job.costs.get(side.name, {}), "calibration_s": side.calibration_s, "rounds_s": side.rounds_s}
-        record["phases"] = record_phases(record, job.model.artifacts.get(side.name, {}), timed)
+        record["phases"] = record_phases(record, job.model.artifacts.get(side.name, {}), timed, job.shared)
         records.append(record)
     return records
 
@@ -397,7 +400,10 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
     options = options.validated()
     job = _Target(target, options, build_options_of(options), {name: backend_class(name) for name in options.backends})
     progress(f"{target}: building the model and each stack's artifact (in a child process)")
+    started = time.monotonic()
     job.model = _build(job, progress)  # the main process does no risky work
+    prepared = sum(artifact.get("prepare_s", 0.0) for artifact in job.model.artifacts.values())
+    job.shared["build_s"] = max(0.0, time.monotonic() - started - prepared)
     for note in job.model.notes:
         progress(note)
     names = [name for name in options.backends if name in job.model.artifacts]

@@ -37,6 +37,8 @@ def test_preparation_is_fresh_on_an_empty_cache_then_cached_and_phases_not_run_a
             assert phases[name] > 0, name
         # no --breakdown, no cache model, no simulation: absent, never 0
         assert not {"breakdown_s", "cache_model_s", "simulation_s"} & set(phases)
+        # what the target cost once for every stack: the build measured, the roofline (off here) absent
+        assert phases["target"]["build_s"] > 0 and "roofline_s" not in phases["target"]
     # PyTorch eager prepares nothing: no prepare_s at all
     assert not {"prepare_s", "prepared", "prepared_in"} & set(first["torch"])
 
@@ -58,10 +60,11 @@ def test_a_compilation_in_the_worker_is_preparation_and_its_cache_says_fresh_or_
 def test_the_profile_text_gives_one_line_of_phases_per_target():
     from fff.cli.profile import format_phases
 
-    records = [{"target": "a", "backend": "torch", "phases": {"worker_start_s": 4.2, "rounds_s": 10.0}},
+    records = [{"target": "a", "backend": "torch", "phases": {"worker_start_s": 4.2, "rounds_s": 10.0,
+                                                              "target": {"build_s": 6.5, "roofline_s": 0.01}}},
                {"target": "a", "backend": "openvino", "phases": {"prepare_s": 3.16, "prepared": "fresh",
                                                                  "prepared_in": "builder", "rounds_s": 9.5}},
                {"target": "b", "backend": "torch", "phases": {"rounds_s": 1.0}}]
     assert format_phases(records) == [
-        "seconds by phase, a: torch start 4.20, rounds 10.00; openvino prepare 3.16 (fresh), rounds 9.50",
+        "seconds by phase, a (build 6.50, roofline 0.01): torch start 4.20, rounds 10.00; openvino prepare 3.16 (fresh), rounds 9.50",
         "seconds by phase, b: torch rounds 1.00"]

@@ -202,8 +202,11 @@ def format_phases(records: list[dict]) -> list[str]:
                                                      "prepared" in phases else "")
                      for name, word in _PHASE_WORDS.items() if name in phases]
             stacks.append(f"{record['backend']} " + ", ".join(parts))
+        shared = next((r["phases"].get("target") for r in records if r["target"] == target and r.get("phases")), None)
+        once = f" (build {shared['build_s']:.2f}" + (f", roofline {shared['roofline_s']:.2f}" if "roofline_s" in shared
+                                                    else "") + ")" if shared and "build_s" in shared else ""
         if stacks:
-            lines.append(f"seconds by phase, {target}: " + "; ".join(stacks))
+            lines.append(f"seconds by phase, {target}{once}: " + "; ".join(stacks))
     return lines
 
 

@@ -16,6 +16,11 @@ Every name ends in ``_s`` and is seconds; a phase that did not run for the recor
 - ``rounds_s``: the stack's share of the timed rounds (its rounds' wall time, messages included).
 - ``breakdown_s``, ``cache_model_s``, ``simulation_s``: the per-layer profile (profiling and
   attribution), the cache model (trace and model) and valgrind's simulation of this stack, where run.
+- ``target``: what the target cost once for all its stacks, the same in each of its records (count
+  it once per target): ``build_s`` (the builder child's call less the stacks' ``prepare_artifact``:
+  building the model, counting its FLOPs, the child's start when it started) and ``roofline_s``
+  (the machine's roofs: read from their cache, or measured: tens of seconds, again every few
+  minutes while the machine is contended, fff.explain.roofline).
 """
 
 from __future__ import annotations
@@ -30,11 +35,11 @@ def _seconds(value) -> float | None:
     return None if value is None else round(float(value), 6)  # microseconds: a fast phase is never 0
 
 
-def record_phases(record: dict, artifact: dict, parent: dict) -> dict:
+def record_phases(record: dict, artifact: dict, parent: dict, target: dict | None = None) -> dict:
     """``phases`` for ``record`` (its config, breakdown, cache model and simulation already in it):
     ``artifact`` is what the builder gave the stack (``prepare_s``, ``cached``), ``parent`` what the
     profiler timed (``prepare_s`` of artifacts made afresh since, ``worker_start_s``, ``prepare_call_s``,
-    ``calibration_s``, ``rounds_s``)."""
+    ``calibration_s``, ``rounds_s``), ``target`` what it timed once for every stack (``build_s``, ``roofline_s``)."""
     phases: dict = {}
     compiled = (record.get("config") or {}).get("compile")
     compile_s = compiled.get("seconds") if isinstance(compiled, dict) else None
@@ -64,4 +69,6 @@ def record_phases(record: dict, artifact: dict, parent: dict) -> dict:
     simulated = record.get("simulation") or {}
     if simulated.get("elapsed_s") is not None:
         phases["simulation_s"] = _seconds(simulated["elapsed_s"])
+    if target:
+        phases["target"] = {name: _seconds(seconds) for name, seconds in target.items()}
     return phases
