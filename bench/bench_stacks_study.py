@@ -30,8 +30,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-PHASES = ("prepare_s", "worker_start_s", "warmup_s", "calibration_s", "rounds_s", "breakdown_s", "cache_model_s",
-          "simulation_s", "build_s", "roofline_s")
+from fff.measure.phases import PHASES as STACK_PHASES
+
+PHASES = (*STACK_PHASES, "build_s", "roofline_s")  # and what a cell costs once for all its stacks (phases.target)
 
 
 def split(path: Path) -> dict:
