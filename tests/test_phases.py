@@ -25,6 +25,7 @@ def _profile(cache_dir, monkeypatch):
     return {r["backend"]: r["phases"] for r in records}
 
 
+@pytest.mark.slow  # two profiles of three stacks: tens of seconds on 2 cores
 def test_preparation_is_fresh_on_an_empty_cache_then_cached_and_phases_not_run_are_absent(tmp_path, monkeypatch):
     first = _profile(tmp_path, monkeypatch)
     second = _profile(tmp_path, monkeypatch)
