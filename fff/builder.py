@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import time
 from dataclasses import dataclass, field
 
 from fff.errors import FffError, UsageError, allocation_failure
@@ -69,6 +70,13 @@ def _backend(where: str):
     return backend_class(where)
 
 
+def _prepares(cls) -> bool:
+    """Whether the stack prepares anything here (overrides Backend.prepare_artifact, which makes nothing)."""
+    from fff.backends.base import Backend
+
+    return getattr(cls.prepare_artifact, "__func__", None) is not Backend.prepare_artifact.__func__
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -106,7 +114,10 @@ class BuildService:
                 extra = {"precision": precision} if precision == "int8" else {}
                 if extra and calibration is not None:
                     extra["calibration"] = calibration
+                started = time.perf_counter()
                 artifacts[name] = cls.prepare_artifact(model, cache_dir=cache_dir, fresh=name in fresh, **extra)
+                if _prepares(cls):  # a stack with nothing to prepare (PyTorch eager) has no prepare_s, not 0
+                    artifacts[name]["prepare_s"] = time.perf_counter() - started
         except (RuntimeError, MemoryError) as error:
             needed = allocation_failure(error)
             if needed is None:

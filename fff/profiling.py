@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -26,6 +26,7 @@ import numpy as np
 from fff.backends import BASELINE, DEFAULT_BACKENDS, backend_class, backend_label, check_backend_names, class_path
 from fff.backends.base import PRECISIONS, fixed_seed_input, side_precision
 from fff.errors import FffError, NonFiniteOutputError, UsageError
+from fff.measure.phases import record_phases
 from fff.measure.record import compare_with_baseline, measured_record, verdict_of
 from fff.measure.rounds import Side, measure_rounds
 
@@ -155,6 +156,13 @@ class _Target:
     build_options: dict
     classes: dict  # backend name -> Backend class, in the order asked for
     model: object = None  # fff.builder.BuiltTarget
+    # backend name -> seconds the parent timed for its record's phases (fff.measure.phases)
+    costs: dict = field(default_factory=dict)
+    shared: dict = field(default_factory=dict)  # seconds spent for all its stacks at once (phases' "target")
+
+    def cost(self, name: str, phase: str, seconds: float) -> None:
+        costs = self.costs.setdefault(name, {})
+        costs[phase] = costs.get(phase, 0.0) + seconds
 
     @property
     def served(self) -> dict[str, str]:
@@ -197,6 +205,7 @@ def _fresh_artifact(job: _Target, name: str, progress, why: str) -> None:
     note = (f"{job.model.name}: the cached {job.classes[name].artifact_name} of {backend_label(name)} "
             f"{why.splitlines()[0]}; made afresh to check again")
     progress(note)
+    job.cost(name, "prepare_s", job.model.artifacts[name].get("prepare_s", 0.0))  # the cached one's cost too
     fresh = _build(job, progress, fresh=(name,))
     job.model = replace(fresh, notes=job.model.notes + (note,))
 
@@ -207,13 +216,17 @@ def _start_sides(job: _Target, names: list[str], inputs, progress) -> list[Side]
     sides = []
     for name in names:
         progress(f"{job.name}: starting the {name} worker")
+        started = time.monotonic()
         try:
             worker = _start_worker(job, name)
         except FffError as error:
             if not job.model.artifacts[name].get("cached"):
                 raise
+            job.cost(name, "worker_start_s", time.monotonic() - started)
             _fresh_artifact(job, name, progress, f"could not be loaded ({error})")
+            started = time.monotonic()
             worker = _start_worker(job, name)
+        job.cost(name, "worker_start_s", time.monotonic() - started)
         sides.append(Side(name, worker, prepared={}))
         sides[-1].prepared = _prepare(job, name, worker, inputs)
     return sides
@@ -223,7 +236,10 @@ def _prepare(job: _Target, name: str, worker, inputs) -> dict:
     """The worker's first inference and warm-up, under the stack's own multiple of the answer limit
     (a stack that compiles in its worker takes minutes there on a large model)."""
     timeout = worker.timeout * job.classes[name].prepare_timeout_scale
-    return worker.call("prepare", timeout=timeout, inputs=inputs, warmup=job.options.warmup)
+    started = time.monotonic()
+    prepared = worker.call("prepare", timeout=timeout, inputs=inputs, warmup=job.options.warmup)
+    job.cost(name, "prepare_call_s", time.monotonic() - started)
+    return prepared
 
 
 def _check_baseline_output(job: _Target, sides: list[Side]) -> None:
@@ -251,7 +267,9 @@ def _recheck_cached_parity(job: _Target, sides: list[Side], inputs, progress) ->
             continue
         _fresh_artifact(job, side.name, progress, f"gave outputs that disagree with {backend_label(BASELINE)}")
         side.worker.close()
+        started = time.monotonic()
         side.worker = _start_worker(job, side.name)
+        job.cost(side.name, "worker_start_s", time.monotonic() - started)
         side.prepared = _prepare(job, side.name, side.worker, inputs)
         agree = _parity(job, baseline, side)["ok"]
         made = job.classes[side.name].artifact_name
@@ -357,7 +375,9 @@ def _records(job: _Target, sides: list[Side], interleaving: dict, explained: dic
     if options.roofline:
         from fff.explain.roofline import machine_roofline, roofline_point
 
+        started = time.monotonic()
         roof = machine_roofline(options.threads)
+        job.shared["roofline_s"] = time.monotonic() - started
     records = []
     for side in sides:
         record = measured_record(job.name, side, job.model, options, device=job.classes[side.name].device_of(options.device),
@@ -388,6 +408,8 @@ def _records(job: _Target, sides: list[Side], interleaving: dict, explained: dic
         if baseline is not None and side is not baseline:
             compare_with_baseline(record, side, baseline, verdicts[BASELINE], options.min_rounds,
                                   _parity(job, baseline, side))
+        timed = {**job.costs.get(side.name, {}), "calibration_s": side.calibration_s, "rounds_s": side.rounds_s}
+        record["phases"] = record_phases(record, job.model.artifacts.get(side.name, {}), timed, job.shared)
         records.append(record)
     return records
 
@@ -397,7 +419,10 @@ def profile_target(target: str, options: ProfileOptions, progress: Callable[[str
     options = options.validated()
     job = _Target(target, options, build_options_of(options), {name: backend_class(name) for name in options.backends})
     progress(f"{target}: building the model and each stack's artifact (in a child process)")
+    started = time.monotonic()
     job.model = _build(job, progress)  # the main process does no risky work
+    prepared = sum(artifact.get("prepare_s", 0.0) for artifact in job.model.artifacts.values())
+    job.shared["build_s"] = max(0.0, time.monotonic() - started - prepared)
     for note in job.model.notes:
         progress(note)
     names = [name for name in options.backends if name in job.model.artifacts]

@@ -190,6 +190,30 @@ def format_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+_PHASE_WORDS = {"prepare_s": "prepare", "worker_start_s": "start", "warmup_s": "warm-up",
+                "calibration_s": "calibration", "rounds_s": "rounds", "breakdown_s": "breakdown",
+                "cache_model_s": "cache model", "simulation_s": "simulation"}
+
+
+def format_phases(records: list[dict]) -> list[str]:
+    """One line per target: each stack's phases in seconds (fff.measure.phases), fresh or cached."""
+    lines, targets = [], dict.fromkeys(r["target"] for r in records)
+    for target in targets:
+        stacks = []
+        for record in (r for r in records if r["target"] == target and r.get("phases")):
+            phases = record["phases"]
+            parts = [f"{word} {phases[name]:.2f}" + (f" ({phases['prepared']})" if name == "prepare_s" and
+                                                     "prepared" in phases else "")
+                     for name, word in _PHASE_WORDS.items() if name in phases]
+            stacks.append(f"{record['backend']} " + ", ".join(parts))
+        shared = next((r["phases"].get("target") for r in records if r["target"] == target and r.get("phases")), None)
+        once = f" (build {shared['build_s']:.2f}" + (f", roofline {shared['roofline_s']:.2f}" if "roofline_s" in shared
+                                                    else "") + ")" if shared and "build_s" in shared else ""
+        if stacks:
+            lines.append(f"seconds by phase, {target}{once}: " + "; ".join(stacks))
+    return lines
+
+
 def list_everything() -> str:
     # Static tables only: listing names must not import torch or build anything.
     from fff.backends import BASELINE, backend_label, registered_names
@@ -302,6 +326,9 @@ def _profile(args, output) -> int:
         from fff.cli.breakdown_table import format_breakdown
 
         print("\n" + format_breakdown(records))
+    if not args.quiet:
+        for line in format_phases(records):
+            print(line)
     for record in records:
         if record.get("flamegraph"):
             print(f"flame graph of {record['target']} ({record['backend']}): {record['flamegraph']['path']}")

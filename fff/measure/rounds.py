@@ -41,6 +41,8 @@ class Side:
     prepared: dict
     iterations_per_round: int = 1
     round_seconds: float = 0.0  # the last round's duration as the parent saw it (warm-up and messages included)
+    calibration_s: float = 0.0  # the probe that sized its rounds, as the parent saw it (a record's phases)
+    rounds_s: float = 0.0  # all its timed rounds together, as the parent saw them (a record's phases)
     samples: list = field(default_factory=list)  # per round, clean or not
     counter_rounds: list = field(default_factory=list)
     usages: list = field(default_factory=list)  # fff.measure.contention.RoundUsage per round
@@ -79,6 +81,7 @@ def size_rounds(sides: list[Side], options, label: str) -> dict:
         # what a round costs beyond its inferences (the messages to and from the worker, its
         # bookkeeping): next to a small model's inferences it is most of a round
         overhead[side.name] = max(0.0, time.monotonic() - began - (3 + ROUND_WARMUP) * per_inference[side.name])
+        side.calibration_s += time.monotonic() - began
         contended |= round_problem(probe["usage"]) is not None
     smallest = options.iterations or MIN_ITERATIONS
     cycle = sum((smallest + ROUND_WARMUP) * per_inference[s.name] for s in sides)
@@ -127,6 +130,7 @@ def measure_rounds(sides: list[Side], options, progress: Callable[[str], None], 
                                         warmup=ROUND_WARMUP,
                                         deadline_s=None if options.counters else max(deadline - began, 0.0))
             side.round_seconds = time.monotonic() - began
+            side.rounds_s += side.round_seconds
             side.samples.append(measured["samples_ns"])
             side.counter_rounds.append(measured["counters"])
             side.usages.append(measured["usage"])

@@ -17,6 +17,12 @@ this machine already finished, and the same file can hold the same cells from an
 without the two being mistaken for each other. Shards split the cells by their identity, not
 by the machine, so nodes of a batch job agree on the split.
 
+Cells run one after another from this one thread, and each prepares before its own timed rounds:
+the builder child's artifacts (export, conversion, quantization; cached across runs), then each
+stack's worker (its load; torch-compile's compilation), all synchronous calls; nothing prepares the
+next cell while one is timed, and the simulation phase runs after the last timed cell. What each
+phase cost is in every record's ``phases`` (fff.measure.phases).
+
 One study at a time per results file and machine (fff.study.lock): a second run refuses to start
 rather than measuring every cell while competing for the cores. A cell whose records came back
 ``contended`` is measured once more at the end of the run; the newer row is the one read.
