@@ -1,27 +1,46 @@
-"""torch.compile with Inductor on the CPU: the PyTorch module compiled to fused C++ kernels and oneDNN calls.
+"""Inductor on the CPU: the PyTorch module compiled to fused C++ kernels and oneDNN calls, ahead of time.
 
-``torch.compile(dynamic=False)`` under ``no_grad`` with Inductor's ``freezing`` (weights folded as
-constants, batch norm into its convolution, oneDNN weights prepacked). bf16 runs the compiled
-module under CPU autocast, as the eager baseline does.
+The model is captured whole by ``torch.export`` (strict: Dynamo's capture, the one ``torch.compile``
+uses, so a graph break is noticed rather than traced through) under ``no_grad``, compiled by
+AOTInductor (``torch._inductor.aoti_compile_and_package``) with Inductor's ``freezing`` (weights folded
+as constants, batch norm into its convolution, oneDNN weights prepacked), static shapes, and loaded
+with ``aoti_load_package``. The package is the same Inductor lowering ``torch.compile(dynamic=False)``
+with freezing makes (the same oneDNN convolution calls with prepacked weights and fused C++ kernels;
+bench/README.md compares their latencies side by side), but it is a file: fff caches it by content
+(fff.backends.artifact_cache), so a second run loads it in a fraction of a second and compiles
+nothing. ``torch.compile``'s own caches cannot do this with freezing on this CPU path: the FX graph
+cache (and AOTAutograd's, and ``torch.compiler.save_cache_artifacts`` built on them) bypasses any
+graph holding prepacked oneDNN (mkldnn) tensors, which it cannot pickle, so a second run lowered and
+linked everything again (111 s against 220 s for mobilenet_v2 under load). bf16 exports the module
+under CPU autocast, as the eager baseline runs it.
 
-Where it compiles: in its worker, not in the builder child. Inductor bakes the thread count into
-the C++ kernels it generates (``num_threads(N)`` and per-thread reduction buffers sized by
-``torch.get_num_threads()`` at compile time; pytorch#167463), and a compiled callable cannot cross
-a process boundary, so the worker sets its threads and then compiles. Its effective configuration
-reads the thread counts back from the generated code, and a kernel baked for another count than
-the one asked for is refused. What makes a second run cheaper is Inductor's own on-disk cache
-(per user: ``TORCHINDUCTOR_CACHE_DIR``, else ``/tmp/torchinductor_<user>``): its C++ kernels are
-cached by their source. The FX graph cache is bypassed with freezing on this CPU path (prepacked
-oneDNN weights cannot be pickled); the record's ``inductor.fx_graph_cache`` says which happened.
+A model Dynamo cannot capture in one graph (a graph break) cannot be one package: it runs under
+``torch.compile(dynamic=False)`` with freezing as before, compiled afresh every run, and the record
+says so (``compile.how``, ``compile.note``, the graph breaks).
 
-Compile time never enters a latency: the first call (tracing, lowering, C++ builds and one
-inference) is timed apart as ``compile.seconds``; ``first_inference_ms`` is the first call after
-it; the warm-up follows. Graph breaks (each compiled graph's ``graph_break`` reasons) and the
-number of graphs are in the configuration; a recompilation during the timed rounds would time a
+Where it compiles: in its worker, not in the builder child. Inductor specialises the C++ kernels it
+generates for the thread count at compile time (``num_threads(N)``, per-thread reduction buffers and
+how deep loops are parallelised, from ``torch.get_num_threads()``; pytorch#167463), so the worker sets
+its threads and then compiles or loads; the thread count is part of the cache key, with the module's
+weights and structure, its input shape, the precision, torch's and fff's versions, the CPU (the C++ is
+built with -march=native) and the Inductor settings that change the kernels. Its effective
+configuration reads the thread counts back from the C++ sources the package carries (or, under
+torch.compile, from the generated code), and a kernel baked for another count than the one asked for
+is refused. A damaged entry (its checksum, or a package the loader refuses) is compiled and stored
+again, with a note. The builder child could compile the package too if it were told the thread count
+(the package does not change with the process that makes it); it is not, today.
+
+Compile time never enters a latency: ``compile.seconds`` is the key, the cache look-up and the load
+(cached: true), or export, lowering, C++ builds, packaging and the load (cached: false), or under
+torch.compile the first call (tracing, lowering, C++ builds and one inference); ``first_inference_ms``
+is the first call after it; the warm-up follows. Graph breaks (each compiled graph's ``graph_break``
+reasons) and the number of graphs are in the configuration; a package has no guards, hence no
+recompilation; under torch.compile a recompilation during the timed rounds would time a
 compilation, so it is an error (``torch._dynamo.config.error_on_recompile``), never a sample.
 
 Per-layer profile: a second compilation with Inductor's kernel profiling on (so the timed code
-stays free of it), run under torch.profiler after the timed rounds. Each event the compiled graph
+stays free of it), run under torch.profiler after the timed rounds: ``torch.compile`` with the same
+freezing lowering (its kernels are Python-visible events; the package's are not). Each event the compiled graph
 calls is a kernel: an extern call (oneDNN convolution, linear) or a fused C++ kernel whose name
 lists the ATen operators it fused (``cpp_fused_add_hardtanh_3``). Convolutions are matched to
 the model's convolution layers by signature in call order (as fff.explain.breakdown does for
@@ -51,12 +70,14 @@ __all__ = ["TorchCompileBackend", "compiled_attribution", "kernel_category", "ke
 COMPILE_THREADS = "1"  # Inductor's compile workers: a pool of processes does not pay on 2 shared cores
 _BAKED_THREADS = re.compile(r"num_threads\((\d+)\)")
 _RUNTIME_SIZED = re.compile(r"#pragma omp parallel\s*$", re.MULTILINE)
+PACKAGE = "model.pt2"  # the AOTInductor package in its cache entry
 _KERNEL = re.compile(r"^(?:graph_\d+_)?(?:cpp_fused|cpp)_?(?P<ops>.*?)_?(?P<index>\d+)$")
 
 
 class TorchCompileBackend(TorchBackend):
     name = "torch-compile"
-    label = "torch.compile (Inductor)"
+    # AOTInductor: the same Inductor lowering as torch.compile, as a package fff can cache (docstring)
+    label = "Inductor (AOTInductor package)"
     # Compiling happens in prepare: mobilenet_v2 took 220 s at load average 13-20 on 2 cores, so a
     # larger zoo model would run past the workers' 600 s limit that is meant to catch hangs.
     prepare_timeout_scale = 4.0
@@ -90,8 +111,9 @@ class TorchCompileBackend(TorchBackend):
 
     @classmethod
     def prepare_artifact(cls, model, *, cache_dir=None, fresh: bool = False) -> dict:
-        # Compiled in the worker after its threads are set (the module docstring says why).
-        return {"cached": False, "notes": [], "compiled_in": "worker"}
+        # Compiled (or loaded from the cache) in the worker after its threads are set (the module docstring says why).
+        return {"cached": False, "notes": [], "compiled_in": "worker",
+                "cache_dir": None if cache_dir is None else str(cache_dir), "fresh": fresh}
 
     @classmethod
     def cache_trace(cls, model, artifact: dict, precision: str):
@@ -120,6 +142,7 @@ class TorchCompileBackend(TorchBackend):
             lambda record: not record.getMessage().startswith("No CUDA runtime is found"))
         self._compiled = None  # compiled by prepare, after set_num_threads (the parent class set it)
         self._facts: dict = {}
+        self._cache = {"cache_dir": (artifact or {}).get("cache_dir"), "fresh": bool((artifact or {}).get("fresh"))}
 
     def _compile(self, kernel_profile: bool = False):
         import torch
@@ -143,33 +166,22 @@ class TorchCompileBackend(TorchBackend):
 
     def prepare(self, inputs: list[np.ndarray], warmup: int) -> dict:
         import torch
-        from torch._dynamo.utils import counters
-
-        self.set_input(inputs[0])
-        counters.clear()
-        loaded = _loaded_code()
         from torch._inductor.utils import parallel_num_threads
 
+        self.set_input(inputs[0])
+        torch._inductor.config.freezing = True  # weights as constants: folded and prepacked (under no_grad)
         compiled_for = parallel_num_threads()  # what Inductor specialises its kernels for (cpp.threads, else the pool)
-        self._compiled = self._compile()
-        with _fx_cache_bypass_reasons() as bypassed:
-            start = time.perf_counter()
-            try:
-                self.infer()  # compiles: tracing, lowering, C++ builds and one inference
-            except Exception as error:  # noqa: BLE001 - Dynamo's, AOT's or Inductor's: the model does not compile
-                raise CompileError(f"torch-compile cannot compile {self.target}: {_first_line(error)}") from None
-            compile_s = time.perf_counter() - start
-        frames_compiled = counters["frames"]["total"]
+        try:
+            self._facts = self._aot_package(compiled_for)
+        except _NotOneGraph as reason:
+            self._facts = self._jit(compiled_for, str(reason))
         start = time.perf_counter_ns()
         output = self.infer()
         first_ns = time.perf_counter_ns() - start
         for _ in range(warmup):
             self.infer()
-        self._facts = {"compile_s": compile_s, "counters": {k: dict(v) for k, v in counters.items()},
-                       # frames compiled again after the first call (the first inference, the warm-up)
-                       "recompilations": counters["frames"]["total"] - frames_compiled,
-                       "code": _code_threads([m for m in _loaded_code() if m not in loaded]),
-                       "fx_bypass": sorted(set(bypassed)), "compiled_for_threads": compiled_for}
+        if self._facts["how"] == "torch.compile":
+            self._facts["recompilations"] = self._counters()["frames"]["total"] - self._facts["frames_compiled"]
         baked = self._facts["code"]["baked_num_threads"]
         if compiled_for != self.threads or any(n != self.threads for n in baked):
             raise CompileError(f"torch-compile: Inductor compiled for {compiled_for} threads and baked "
@@ -179,6 +191,82 @@ class TorchCompileBackend(TorchBackend):
         torch._dynamo.config.error_on_recompile = True  # from here a recompilation is an error, not a sample
         return {"first_inference_ns": float(first_ns), "output": self.output_array(output), "config": self.config(),
                 "clock": self.clock()}
+
+    @staticmethod
+    def _counters():
+        from torch._dynamo.utils import counters
+
+        return counters
+
+    def _aot_package(self, compiled_for: int) -> dict:
+        """The AOTInductor package from the cache, else exported whole, compiled, stored and loaded."""
+        import torch
+
+        from fff.backends.artifact_cache import entry_damage, entry_path, store_entry
+
+        start = time.perf_counter()
+        key = package_key(self._module, self.target, list(self._input.shape), compiled_for, self.precision)
+        entry = entry_path(key, self._cache["cache_dir"])
+        damage = "asked afresh (--fresh)" if self._cache["fresh"] else entry_damage(entry, (PACKAGE,))
+        note = None
+        if damage is None:
+            try:
+                self._compiled = _load_package(entry / PACKAGE)
+            except Exception as error:  # noqa: BLE001 - passed its checksum, yet the loader refused it
+                damage = f"could not be loaded ({_first_line(error)})"
+        if damage is not None:
+            if damage != "absent":
+                note = f"the cached package {damage}: compiled again"
+            program = self._export()
+            meta = {"target": self.target, "threads": compiled_for, "precision": self.precision,
+                    "torch": torch.__version__}
+            with torch.no_grad():
+                try:
+                    store_entry(entry, (PACKAGE,), lambda staging: torch._inductor.aoti_compile_and_package(
+                        program, package_path=str(staging / PACKAGE), inductor_configs=_INDUCTOR_CONFIG),
+                        meta, replace=damage != "absent")
+                except OSError as error:
+                    raise CompileError(f"torch-compile: could not store its package in {entry.parent}: "
+                                       f"{error.strerror or error}") from None
+                except Exception as error:  # noqa: BLE001 - Inductor's: the exported graph does not compile
+                    raise CompileError(f"torch-compile cannot compile {self.target}: {_first_line(error)}") from None
+            self._compiled = _load_package(entry / PACKAGE)
+        return {"how": "AOTInductor", "compile_s": time.perf_counter() - start, "cached": damage is None,
+                "note": note, "entry": str(entry), "graphs": 1, "graph_breaks": [], "frames_compiled": 0,
+                "recompilations": 0, "code": _package_threads(entry / PACKAGE), "compiled_for_threads": compiled_for}
+
+    def _export(self):
+        """The whole model as one graph (strict: Dynamo's capture, which torch.compile uses), under no_grad."""
+        import torch
+
+        module = self._module if self._dtype is None else _autocast_module(self._module, self._dtype)
+        with torch.no_grad():
+            try:
+                return torch.export.export(module, (self._input,), strict=True)
+            except Exception as error:  # noqa: BLE001 - Dynamo's Unsupported (a graph break) and kin
+                raise _NotOneGraph(_first_line(error)) from None
+
+    def _jit(self, compiled_for: int, why: str) -> dict:
+        """torch.compile in this process (graph breaks and all), compiled afresh every run."""
+        config_counters = self._counters()
+        config_counters.clear()
+        loaded = _loaded_code()
+        self._compiled = self._compile()
+        with _fx_cache_bypass_reasons() as bypassed:
+            start = time.perf_counter()
+            try:
+                self.infer()  # compiles: tracing, lowering, C++ builds and one inference
+            except Exception as error:  # noqa: BLE001 - Dynamo's, AOT's or Inductor's: the model does not compile
+                raise CompileError(f"torch-compile cannot compile {self.target}: {_first_line(error)}") from None
+            compile_s = time.perf_counter() - start
+        counters = {k: dict(v) for k, v in config_counters.items()}
+        return {"how": "torch.compile", "compile_s": compile_s, "cached": False,
+                "note": f"not one graph for AOTInductor ({why}): torch.compile, compiled afresh",
+                "graphs": counters.get("stats", {}).get("unique_graphs", 0),
+                "graph_breaks": counters.get("graph_break", {}), "counters": counters,
+                "frames_compiled": config_counters["frames"]["total"],
+                "code": _code_threads([m for m in _loaded_code() if m not in loaded]),
+                "fx_bypass": sorted(set(bypassed)), "compiled_for_threads": compiled_for}
 
     def round(self, iterations: int, counters: tuple[str, ...] = (), warmup: int = 0,
               deadline_s: float | None = None) -> dict:
@@ -194,21 +282,25 @@ class TorchCompileBackend(TorchBackend):
         from torch._inductor import config as inductor
 
         facts = self._facts
-        stats = facts.get("counters", {})
-        breaks = stats.get("graph_break", {})
-        fx = stats.get("inductor", {})
+        fx = facts.get("counters", {}).get("inductor", {})
+        breaks = facts.get("graph_breaks", {})
+        aot = facts.get("how") == "AOTInductor"
         return {
             **super().config(),
-            "compile": {"seconds": facts.get("compile_s"),
-                        "what": "the first call: Dynamo tracing, AOT, Inductor lowering, C++ builds (or their "
+            "compile": {"seconds": facts.get("compile_s"), "cached": facts.get("cached"), "how": facts.get("how"),
+                        "note": facts.get("note"), "entry": facts.get("entry"),
+                        "what": "the AOTInductor package loaded from fff's cache, else export, Inductor lowering, C++ "
+                                "builds and packaging, then the load" if aot else
+                                "the first call: Dynamo tracing, AOT, Inductor lowering, C++ builds (or their "
                                 "on-disk cache) and one inference; kept out of every latency"},
             "dynamic": False,
             "freezing": inductor.freezing,
-            "graphs": stats.get("stats", {}).get("unique_graphs", 0),
-            "graph_breaks": sum(breaks.values()),
+            "graphs": facts.get("graphs"),
+            "graph_breaks": sum(breaks.values()) if isinstance(breaks, dict) else len(breaks),
             "graph_break_reasons": sorted(breaks),
-            "frames_compiled": stats.get("frames", {}).get("total", 0),  # one per graph break more
-            "recompilations": facts.get("recompilations"),  # after the first call; in the rounds: an error
+            "frames_compiled": facts.get("frames_compiled"),  # torch.compile: one per graph break more
+            # after the first call; in the rounds: an error. An AOTInductor package has no guards to fail
+            "recompilations": facts.get("recompilations"),
             "inductor": {
                 **facts.get("code", {}),
                 "compiled_for_threads": facts.get("compiled_for_threads"),  # Inductor's count when it compiled
@@ -216,10 +308,11 @@ class TorchCompileBackend(TorchBackend):
                 "dynamic_threads": inductor.cpp.dynamic_threads,
                 "compile_threads": inductor.compile_threads,
                 "weight_prepack": inductor.cpp.weight_prepack,
-                "fx_graph_cache": {"hit": fx.get("fxgraph_cache_hit", 0), "miss": fx.get("fxgraph_cache_miss", 0),
-                                   "bypass": fx.get("fxgraph_cache_bypass", 0),
-                                   "bypass_reasons": facts.get("fx_bypass", [])},
-                "extern_calls": fx.get("extern_calls", 0),
+                **({} if aot else {"fx_graph_cache": {"hit": fx.get("fxgraph_cache_hit", 0),
+                                                      "miss": fx.get("fxgraph_cache_miss", 0),
+                                                      "bypass": fx.get("fxgraph_cache_bypass", 0),
+                                                      "bypass_reasons": facts.get("fx_bypass", [])},
+                                   "extern_calls": fx.get("extern_calls", 0)}),
             },
         }
 
@@ -258,6 +351,85 @@ def _first_line(error: BaseException) -> str:
     """``Kind: first line`` of an exception whose message may run to pages (Inductor's do)."""
     text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class _NotOneGraph(Exception):
+    """torch.export could not capture the model whole (a graph break): AOTInductor cannot compile it."""
+
+
+# What the package's kernels depend on beyond the module, its shape, threads and precision (the key)
+_INDUCTOR_CONFIG = {"freezing": True}
+
+
+def package_key(module, target: str, input_shape: list, threads: int, precision: str) -> str:
+    """The cache entry's name: the module's weights and structure, shape, threads Inductor compiles for,
+    precision, versions, the vector ISA and compiler the C++ is built for, and the Inductor settings
+    that change the kernels."""
+    import types
+
+    import torch
+    from torch._inductor import config
+
+    from fff import __version__
+    from fff.backends.artifact_cache import module_digest
+    from fff.measure.machine import machine_info
+
+    # The C++ is built with -march=native: the CPU and its ISA flags, read without Inductor's own ISA
+    # probe (pick_vec_isa compiles test programs: seconds, on a run that should only load)
+    machine = machine_info()
+
+    header = {"kind": "aotinductor", "target": target, "input_shape": list(input_shape), "threads": threads,
+              "precision": precision, "structure": repr(module), "versions": {"fff": __version__, "torch": torch.__version__},
+              "inductor": {**_INDUCTOR_CONFIG, "weight_prepack": config.cpp.weight_prepack,
+                           "cpp_threads": config.cpp.threads, "dynamic_threads": config.cpp.dynamic_threads,
+                           "simdlen": config.cpp.simdlen, "cxx": list(config.cpp.cxx)},
+              "cpu": {"model": machine["cpu_model"], "architecture": machine["architecture"], "isa": machine["isa"],
+                      "aten": torch.backends.cpu.get_cpu_capability()}}
+    return "aoti-" + module_digest(types.SimpleNamespace(module=module), header)
+
+
+def _load_package(path):
+    """The package's model, loaded as ``aoti_load_package`` loads it, without its ISA comparison: that
+    runs Inductor's ISA probe, which builds test programs (19 s under load where Inductor's cache
+    lacks them), for a warning; the cache key already names the CPU and its ISA flags."""
+    import torch
+    from torch._inductor.package import AOTICompiledModel
+
+    return AOTICompiledModel(torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1))
+
+
+def _autocast_module(module, dtype):
+    """``module`` under CPU autocast to ``dtype``, as a module torch.export can capture (bf16, as eager runs it)."""
+    import torch
+
+    class Autocast(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = module
+
+        def forward(self, x):
+            with torch.autocast("cpu", dtype=dtype):
+                return self.inner(x)
+
+    return Autocast().eval()
+
+
+def _package_threads(package) -> dict:
+    """The thread counts the package's C++ kernels were specialised for, read from the sources it carries."""
+    import zipfile
+
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    baked, runtime_sized, kernels = set(), 0, 0
+    with zipfile.ZipFile(package) as archive:
+        for name in archive.namelist():
+            if name.endswith(".cpp"):
+                source = archive.read(name).decode(errors="replace")
+                baked.update(int(n) for n in _BAKED_THREADS.findall(source))
+                runtime_sized += len(_RUNTIME_SIZED.findall(source))
+                kernels += len(re.findall(r'extern "C"\s+void\s+cpp_', source))
+    return {"generated_modules": 0, "cpp_kernels": kernels, "baked_num_threads": sorted(baked),
+            "runtime_sized_parallel_regions": runtime_sized, "cache_dir": cache_dir()}
 
 
 def _loaded_code() -> list:
