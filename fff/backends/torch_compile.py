@@ -10,8 +10,8 @@ bench/README.md compares their latencies side by side), but it is a file: fff ca
 (fff.backends.artifact_cache), so a second run loads it in a fraction of a second and compiles
 nothing. ``torch.compile``'s own caches cannot do this with freezing on this CPU path: the FX graph
 cache (and AOTAutograd's, and ``torch.compiler.save_cache_artifacts`` built on them) bypasses any
-graph holding prepacked oneDNN (mkldnn) tensors, which it cannot pickle, so a second run lowered and
-linked everything again (111 s against 220 s for mobilenet_v2 under load). bf16 exports the module
+graph holding prepacked oneDNN (mkldnn) tensors, which it cannot pickle (pytorch#139783), so a second
+run lowered and linked everything again (111 s against 220 s for mobilenet_v2 under load). bf16 exports the module
 under CPU autocast, as the eager baseline runs it.
 
 A model Dynamo cannot capture in one graph (a graph break) cannot be one package: it runs under
@@ -391,7 +391,7 @@ def package_key(module, target: str, input_shape: list, threads: int, precision:
 def _load_package(path):
     """The package's model, loaded as ``aoti_load_package`` loads it, without its ISA comparison: that
     runs Inductor's ISA probe, which builds test programs (19 s under load where Inductor's cache
-    lacks them), for a warning; the cache key already names the CPU and its ISA flags."""
+    lacks them; pytorch#191715), for a warning; the cache key already names the CPU and its ISA flags."""
     import torch
     from torch._inductor.package import AOTICompiledModel
 
