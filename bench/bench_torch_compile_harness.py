@@ -20,7 +20,7 @@ cost, and is the AOTInductor package as fast as torch.compile?
    latency ratio package / torch.compile (should be 1 within noise: the same Inductor lowering).
 
 Usage: python bench/bench_torch_compile_harness.py [--target mobilenet_v2] [--threads 2] [--rounds 41]
-       [--iterations 10] [--skip-compile-cost] [--skip-jit]
+       [--iterations 10] [--skip-compile-cost] [--skip-jit] [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -152,10 +152,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--skip-compile-cost", action="store_true")
     parser.add_argument("--skip-jit", action="store_true", help="leave out part 3 (package against torch.compile)")
+    parser.add_argument("--cache-dir", help="fff's cache for the packages (default: a fresh temporary directory, "
+                                            "removed at the end); part 1 needs it empty")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     print(f"load average {load:.1f} on {len(os.sched_getaffinity(0))} CPUs", flush=True)
-    with tempfile.TemporaryDirectory(prefix="fff-cache-") as cache:
+    with tempfile.TemporaryDirectory(prefix="fff-cache-") as temporary:
+        cache = args.cache_dir or temporary
         if not args.skip_compile_cost:
             compile_cost(args.target, args.threads, cache)
         # This process becomes the stack's worker: the same variables, set before torch starts its pools.
