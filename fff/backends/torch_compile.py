@@ -187,7 +187,7 @@ class TorchCompileBackend(TorchBackend):
             raise CompileError(f"torch-compile: Inductor compiled for {compiled_for} threads and baked "
                                f"num_threads({', '.join(map(str, baked))}) into its kernels "
                                f"but {self.threads} threads were asked (pytorch#167463); clear its cache "
-                               f"({self._facts['code'].get('cache_dir')}) and run again")
+                               f"({self._facts.get('entry') or self._facts['code'].get('cache_dir')}) and run again")
         torch._dynamo.config.error_on_recompile = True  # from here a recompilation is an error, not a sample
         return {"first_inference_ns": float(first_ns), "output": self.output_array(output), "config": self.config(),
                 "clock": self.clock()}
@@ -207,7 +207,7 @@ class TorchCompileBackend(TorchBackend):
         start = time.perf_counter()
         key = package_key(self._module, self.target, list(self._input.shape), compiled_for, self.precision)
         entry = entry_path(key, self._cache["cache_dir"])
-        damage = "asked afresh (--fresh)" if self._cache["fresh"] else entry_damage(entry, (PACKAGE,))
+        damage = "was to be made afresh" if self._cache["fresh"] else entry_damage(entry, (PACKAGE,))
         note = None
         if damage is None:
             try:
@@ -248,8 +248,8 @@ class TorchCompileBackend(TorchBackend):
 
     def _jit(self, compiled_for: int, why: str) -> dict:
         """torch.compile in this process (graph breaks and all), compiled afresh every run."""
-        config_counters = self._counters()
-        config_counters.clear()
+        dynamo_counters = self._counters()
+        dynamo_counters.clear()
         loaded = _loaded_code()
         self._compiled = self._compile()
         with _fx_cache_bypass_reasons() as bypassed:
@@ -259,12 +259,12 @@ class TorchCompileBackend(TorchBackend):
             except Exception as error:  # noqa: BLE001 - Dynamo's, AOT's or Inductor's: the model does not compile
                 raise CompileError(f"torch-compile cannot compile {self.target}: {_first_line(error)}") from None
             compile_s = time.perf_counter() - start
-        counters = {k: dict(v) for k, v in config_counters.items()}
+        counters = {k: dict(v) for k, v in dynamo_counters.items()}
         return {"how": "torch.compile", "compile_s": compile_s, "cached": False,
                 "note": f"not one graph for AOTInductor ({why}): torch.compile, compiled afresh",
                 "graphs": counters.get("stats", {}).get("unique_graphs", 0),
                 "graph_breaks": counters.get("graph_break", {}), "counters": counters,
-                "frames_compiled": config_counters["frames"]["total"],
+                "frames_compiled": dynamo_counters["frames"]["total"],
                 "code": _code_threads([m for m in _loaded_code() if m not in loaded]),
                 "fx_bypass": sorted(set(bypassed)), "compiled_for_threads": compiled_for}
 
