@@ -1,46 +1,33 @@
-"""Inductor on the CPU: the PyTorch module compiled to fused C++ kernels and oneDNN calls, ahead of time.
+"""torch.compile with Inductor on the CPU: the PyTorch module compiled to fused C++ kernels and oneDNN calls.
 
-The model is captured whole by ``torch.export`` (strict: Dynamo's capture, the one ``torch.compile``
-uses, so a graph break is noticed rather than traced through) under ``no_grad``, compiled by
-AOTInductor (``torch._inductor.aoti_compile_and_package``) with Inductor's ``freezing`` (weights folded
-as constants, batch norm into its convolution, oneDNN weights prepacked), static shapes, and loaded
-with ``aoti_load_package``. The package is the same Inductor lowering ``torch.compile(dynamic=False)``
-with freezing makes (the same oneDNN convolution calls with prepacked weights and fused C++ kernels;
-bench/README.md compares their latencies side by side), but it is a file: fff caches it by content
-(fff.backends.artifact_cache), so a second run loads it in a fraction of a second and compiles
-nothing. ``torch.compile``'s own caches cannot do this with freezing on this CPU path: the FX graph
-cache (and AOTAutograd's, and ``torch.compiler.save_cache_artifacts`` built on them) bypasses any
-graph holding prepacked oneDNN (mkldnn) tensors, which it cannot pickle (pytorch#139783), so a second
-run lowered and linked everything again (111 s against 220 s for mobilenet_v2 under load). bf16 exports the module
-under CPU autocast, as the eager baseline runs it.
+``torch.compile(dynamic=False)`` under ``no_grad`` with Inductor's ``freezing`` (weights folded as
+constants, batch norm into its convolution, oneDNN weights prepacked). bf16 runs the compiled
+module under CPU autocast, as the eager baseline does.
 
-A model Dynamo cannot capture in one graph (a graph break) cannot be one package: it runs under
-``torch.compile(dynamic=False)`` with freezing as before, compiled afresh every run, and the record
-says so (``compile.how``, ``compile.note``, the graph breaks).
+Where it compiles: in its worker, not in the builder child. Inductor bakes the thread count into
+the C++ kernels it generates (``num_threads(N)`` and per-thread reduction buffers sized by
+``torch.get_num_threads()`` at compile time; pytorch#167463), and a compiled callable cannot cross
+a process boundary, so the worker sets its threads and then compiles. Its effective configuration
+reads the thread counts back from the generated code, and a kernel baked for another count than
+the one asked for is refused. What makes a second run cheaper is Inductor's own on-disk cache
+(per user: ``TORCHINDUCTOR_CACHE_DIR``, else ``/tmp/torchinductor_<user>``): its C++ kernels are
+cached by their source. The FX graph cache is bypassed with freezing on this CPU path (prepacked
+oneDNN weights cannot be pickled; pytorch#139783), so a second run lowers and links every graph
+again; the record's ``inductor.fx_graph_cache`` says which happened and ``compile.note`` says why.
+Turning ``cpp.weight_prepack`` off lets the cache hit but ran 1.45x slower (bench/README.md), so it
+stays on: this stack measures what a user of ``torch.compile`` with freezing gets, compile cost and
+all. The ``aot-inductor`` stack (fff.backends.aot_inductor) compiles the same lowering ahead of time
+into a package fff caches; its C++ wrapper and lack of guards make it faster, so it is a stack of
+its own rather than this one's cache.
 
-Where it compiles: in its worker, not in the builder child. Inductor specialises the C++ kernels it
-generates for the thread count at compile time (``num_threads(N)``, per-thread reduction buffers and
-how deep loops are parallelised, from ``torch.get_num_threads()``; pytorch#167463), so the worker sets
-its threads and then compiles or loads; the thread count is part of the cache key, with the module's
-weights and structure, its input shape, the precision, torch's and fff's versions, the CPU (the C++ is
-built with -march=native) and the Inductor settings that change the kernels. Its effective
-configuration reads the thread counts back from the C++ sources the package carries (or, under
-torch.compile, from the generated code), and a kernel baked for another count than the one asked for
-is refused. A damaged entry (its checksum, or a package the loader refuses) is compiled and stored
-again, with a note. The builder child could compile the package too if it were told the thread count
-(the package does not change with the process that makes it); it is not, today.
-
-Compile time never enters a latency: ``compile.seconds`` is the key, the cache look-up and the load
-(cached: true), or export, lowering, C++ builds, packaging and the load (cached: false), or under
-torch.compile the first call (tracing, lowering, C++ builds and one inference); ``first_inference_ms``
-is the first call after it; the warm-up follows. Graph breaks (each compiled graph's ``graph_break``
-reasons) and the number of graphs are in the configuration; a package has no guards, hence no
-recompilation; under torch.compile a recompilation during the timed rounds would time a
+Compile time never enters a latency: the first call (tracing, lowering, C++ builds and one
+inference) is timed apart as ``compile.seconds``; ``first_inference_ms`` is the first call after
+it; the warm-up follows. Graph breaks (each compiled graph's ``graph_break`` reasons) and the
+number of graphs are in the configuration; a recompilation during the timed rounds would time a
 compilation, so it is an error (``torch._dynamo.config.error_on_recompile``), never a sample.
 
 Per-layer profile: a second compilation with Inductor's kernel profiling on (so the timed code
-stays free of it), run under torch.profiler after the timed rounds: ``torch.compile`` with the same
-freezing lowering (its kernels are Python-visible events; the package's are not). Each event the compiled graph
+stays free of it), run under torch.profiler after the timed rounds. Each event the compiled graph
 calls is a kernel: an extern call (oneDNN convolution, linear) or a fused C++ kernel whose name
 lists the ATen operators it fused (``cpp_fused_add_hardtanh_3``). Convolutions are matched to
 the model's convolution layers by signature in call order (as fff.explain.breakdown does for
@@ -65,19 +52,23 @@ from fff.backends.base import NotModelled, NotSimulated
 from fff.backends.torch_eager import TorchBackend
 from fff.errors import CompileError, DeviceError
 
-__all__ = ["TorchCompileBackend", "compiled_attribution", "kernel_category", "kernel_ops"]
+__all__ = ["TorchCompileBackend", "compiled_attribution", "kernel_category", "kernel_ops", "first_line",
+           "threads_in_sources", "BAKED_THREADS", "RUNTIME_SIZED"]
 
+# Why compile.cached is always false: said in every record, since users of torch.compile pay it too
+RECOMPILED_EVERY_RUN = ("compiled afresh every run: Inductor's FX graph cache bypasses graphs holding frozen, prepacked "
+                        "oneDNN weights (pytorch#139783); only its C++ kernels' builds are cached. weight_prepack=False "
+                        "lets the cache hit but ran 1.45x slower (bench/README.md); the aot-inductor stack caches "
+                        "an AOTInductor package instead")
 COMPILE_THREADS = "1"  # Inductor's compile workers: a pool of processes does not pay on 2 shared cores
-_BAKED_THREADS = re.compile(r"num_threads\((\d+)\)")
-_RUNTIME_SIZED = re.compile(r"#pragma omp parallel\s*$", re.MULTILINE)
-PACKAGE = "model.pt2"  # the AOTInductor package in its cache entry
+BAKED_THREADS = re.compile(r"num_threads\((\d+)\)")
+RUNTIME_SIZED = re.compile(r"#pragma omp parallel\s*$", re.MULTILINE)
 _KERNEL = re.compile(r"^(?:graph_\d+_)?(?:cpp_fused|cpp)_?(?P<ops>.*?)_?(?P<index>\d+)$")
 
 
 class TorchCompileBackend(TorchBackend):
     name = "torch-compile"
-    # AOTInductor: the same Inductor lowering as torch.compile, as a package fff can cache (docstring)
-    label = "Inductor (AOTInductor package)"
+    label = "torch.compile (Inductor)"
     # Compiling happens in prepare: mobilenet_v2 took 220 s at load average 13-20 on 2 cores, so a
     # larger zoo model would run past the workers' 600 s limit that is meant to catch hangs.
     prepare_timeout_scale = 4.0
@@ -107,27 +98,26 @@ class TorchCompileBackend(TorchBackend):
         except Exception as error:  # noqa: BLE001 - InvalidCxxCompiler and kin: Inductor cannot build its kernels
             tried = ", ".join(c for c in config.cpp.cxx if c)
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise DeviceError(f"torch-compile: no C++ compiler Inductor can use (tried {tried}; set CXX): {reason}") from None
+            raise DeviceError(f"{cls.name}: no C++ compiler Inductor can use (tried {tried}; set CXX): {reason}") from None
 
     @classmethod
     def prepare_artifact(cls, model, *, cache_dir=None, fresh: bool = False) -> dict:
-        # Compiled (or loaded from the cache) in the worker after its threads are set (the module docstring says why).
-        return {"cached": False, "notes": [], "compiled_in": "worker",
-                "cache_dir": None if cache_dir is None else str(cache_dir), "fresh": fresh}
+        # Compiled in the worker after its threads are set (the module docstring says why).
+        return {"cached": False, "notes": [], "compiled_in": "worker"}
 
     @classmethod
     def cache_trace(cls, model, artifact: dict, precision: str):
-        raise NotModelled("torch-compile: Inductor fuses operators into C++ kernels the tensor-level trace cannot see; "
+        raise NotModelled(f"{cls.name}: Inductor fuses operators into C++ kernels the tensor-level trace cannot see; "
                           "the eager trace would model tensors the compiled graph never writes")
 
     @classmethod
     def simulation_job(cls, *, target: str, build_options: dict, input_shape, artifact: dict, precision: str,
                        module_path: str | None) -> dict:
-        raise NotSimulated("torch-compile: the simulated child would compile the model under valgrind (hours)")
+        raise NotSimulated(f"{cls.name}: the simulated child would compile the model under valgrind (hours)")
 
     @classmethod
     def attribute(cls, raw: dict, baseline_raw: dict | None, reported_ms: float | None) -> dict:
-        return compiled_attribution(raw, baseline_raw, reported_ms)
+        return compiled_attribution(raw, baseline_raw, reported_ms, backend=cls.name)
 
     # --- the worker ------------------------------------------------------------------------------
 
@@ -142,7 +132,6 @@ class TorchCompileBackend(TorchBackend):
             lambda record: not record.getMessage().startswith("No CUDA runtime is found"))
         self._compiled = None  # compiled by prepare, after set_num_threads (the parent class set it)
         self._facts: dict = {}
-        self._cache = {"cache_dir": (artifact or {}).get("cache_dir"), "fresh": bool((artifact or {}).get("fresh"))}
 
     def _compile(self, kernel_profile: bool = False):
         import torch
@@ -166,107 +155,46 @@ class TorchCompileBackend(TorchBackend):
 
     def prepare(self, inputs: list[np.ndarray], warmup: int) -> dict:
         import torch
-        from torch._inductor.utils import parallel_num_threads
-
-        self.set_input(inputs[0])
-        torch._inductor.config.freezing = True  # weights as constants: folded and prepacked (under no_grad)
-        compiled_for = parallel_num_threads()  # what Inductor specialises its kernels for (cpp.threads, else the pool)
-        try:
-            self._facts = self._aot_package(compiled_for)
-        except _NotOneGraph as reason:
-            self._facts = self._jit(compiled_for, str(reason))
-        start = time.perf_counter_ns()
-        output = self.infer()
-        first_ns = time.perf_counter_ns() - start
-        for _ in range(warmup):
-            self.infer()
-        if self._facts["how"] == "torch.compile":
-            self._facts["recompilations"] = self._counters()["frames"]["total"] - self._facts["frames_compiled"]
-        baked = self._facts["code"]["baked_num_threads"]
-        if compiled_for != self.threads or any(n != self.threads for n in baked):
-            raise CompileError(f"torch-compile: Inductor compiled for {compiled_for} threads and baked "
-                               f"num_threads({', '.join(map(str, baked))}) into its kernels "
-                               f"but {self.threads} threads were asked (pytorch#167463); clear its cache "
-                               f"({self._facts.get('entry') or self._facts['code'].get('cache_dir')}) and run again")
-        torch._dynamo.config.error_on_recompile = True  # from here a recompilation is an error, not a sample
-        return {"first_inference_ns": float(first_ns), "output": self.output_array(output), "config": self.config(),
-                "clock": self.clock()}
-
-    @staticmethod
-    def _counters():
         from torch._dynamo.utils import counters
 
-        return counters
-
-    def _aot_package(self, compiled_for: int) -> dict:
-        """The AOTInductor package from the cache, else exported whole, compiled, stored and loaded."""
-        import torch
-
-        from fff.backends.artifact_cache import entry_damage, entry_path, store_entry
-
-        start = time.perf_counter()
-        key = package_key(self._module, self.target, list(self._input.shape), compiled_for, self.precision)
-        entry = entry_path(key, self._cache["cache_dir"])
-        damage = "was to be made afresh" if self._cache["fresh"] else entry_damage(entry, (PACKAGE,))
-        note = None
-        if damage is None:
-            try:
-                self._compiled = _load_package(entry / PACKAGE)
-            except Exception as error:  # noqa: BLE001 - passed its checksum, yet the loader refused it
-                damage = f"could not be loaded ({_first_line(error)})"
-        if damage is not None:
-            if damage != "absent":
-                note = f"the cached package {damage}: compiled again"
-            program = self._export()
-            meta = {"target": self.target, "threads": compiled_for, "precision": self.precision,
-                    "torch": torch.__version__}
-            with torch.no_grad():
-                try:
-                    store_entry(entry, (PACKAGE,), lambda staging: torch._inductor.aoti_compile_and_package(
-                        program, package_path=str(staging / PACKAGE), inductor_configs=_INDUCTOR_CONFIG),
-                        meta, replace=damage != "absent")
-                except OSError as error:
-                    raise CompileError(f"torch-compile: could not store its package in {entry.parent}: "
-                                       f"{error.strerror or error}") from None
-                except Exception as error:  # noqa: BLE001 - Inductor's: the exported graph does not compile
-                    raise CompileError(f"torch-compile cannot compile {self.target}: {_first_line(error)}") from None
-            self._compiled = _load_package(entry / PACKAGE)
-        return {"how": "AOTInductor", "compile_s": time.perf_counter() - start, "cached": damage is None,
-                "note": note, "entry": str(entry), "graphs": 1, "graph_breaks": [], "frames_compiled": 0,
-                "recompilations": 0, "code": _package_threads(entry / PACKAGE), "compiled_for_threads": compiled_for}
-
-    def _export(self):
-        """The whole model as one graph (strict: Dynamo's capture, which torch.compile uses), under no_grad."""
-        import torch
-
-        module = self._module if self._dtype is None else _autocast_module(self._module, self._dtype)
-        with torch.no_grad():
-            try:
-                return torch.export.export(module, (self._input,), strict=True)
-            except Exception as error:  # noqa: BLE001 - Dynamo's Unsupported (a graph break) and kin
-                raise _NotOneGraph(_first_line(error)) from None
-
-    def _jit(self, compiled_for: int, why: str) -> dict:
-        """torch.compile in this process (graph breaks and all), compiled afresh every run."""
-        dynamo_counters = self._counters()
-        dynamo_counters.clear()
+        self.set_input(inputs[0])
+        counters.clear()
         loaded = _loaded_code()
+        from torch._inductor.utils import parallel_num_threads
+
+        compiled_for = parallel_num_threads()  # what Inductor specialises its kernels for (cpp.threads, else the pool)
         self._compiled = self._compile()
         with _fx_cache_bypass_reasons() as bypassed:
             start = time.perf_counter()
             try:
                 self.infer()  # compiles: tracing, lowering, C++ builds and one inference
             except Exception as error:  # noqa: BLE001 - Dynamo's, AOT's or Inductor's: the model does not compile
-                raise CompileError(f"torch-compile cannot compile {self.target}: {_first_line(error)}") from None
+                raise CompileError(f"{self.name} cannot compile {self.target}: {first_line(error)}") from None
             compile_s = time.perf_counter() - start
-        counters = {k: dict(v) for k, v in dynamo_counters.items()}
-        return {"how": "torch.compile", "compile_s": compile_s, "cached": False,
-                "note": f"not one graph for AOTInductor ({why}): torch.compile, compiled afresh",
-                "graphs": counters.get("stats", {}).get("unique_graphs", 0),
-                "graph_breaks": counters.get("graph_break", {}), "counters": counters,
-                "frames_compiled": dynamo_counters["frames"]["total"],
-                "code": _code_threads([m for m in _loaded_code() if m not in loaded]),
-                "fx_bypass": sorted(set(bypassed)), "compiled_for_threads": compiled_for}
+        frames_compiled = counters["frames"]["total"]
+        start = time.perf_counter_ns()
+        output = self.infer()
+        first_ns = time.perf_counter_ns() - start
+        for _ in range(warmup):
+            self.infer()
+        self._facts = {"compile_s": compile_s, "counters": {k: dict(v) for k, v in counters.items()},
+                       # frames compiled again after the first call (the first inference, the warm-up)
+                       "recompilations": counters["frames"]["total"] - frames_compiled,
+                       "code": _code_threads([m for m in _loaded_code() if m not in loaded]),
+                       "fx_bypass": sorted(set(bypassed)), "compiled_for_threads": compiled_for}
+        self._check_threads(compiled_for, self._facts["code"].get("cache_dir"))
+        torch._dynamo.config.error_on_recompile = True  # from here a recompilation is an error, not a sample
+        return {"first_inference_ns": float(first_ns), "output": self.output_array(output), "config": self.config(),
+                "clock": self.clock()}
+
+    def _check_threads(self, compiled_for: int, where: str | None) -> None:
+        """Refuses kernels specialised for another thread count than the one asked for (pytorch#167463)."""
+        baked = self._facts["code"]["baked_num_threads"]
+        if compiled_for != self.threads or any(n != self.threads for n in baked):
+            raise CompileError(f"{self.name}: Inductor compiled for {compiled_for} threads and baked "
+                               f"num_threads({', '.join(map(str, baked))}) into its kernels "
+                               f"but {self.threads} threads were asked (pytorch#167463); clear its cache "
+                               f"({where}) and run again")
 
     def round(self, iterations: int, counters: tuple[str, ...] = (), warmup: int = 0,
               deadline_s: float | None = None) -> dict:
@@ -275,32 +203,29 @@ class TorchCompileBackend(TorchBackend):
         try:
             return super().round(iterations, counters, warmup, deadline_s)
         except RecompileError as error:
-            raise CompileError(f"torch-compile: recompiled during the timed rounds, which would time a compilation "
-                               f"({_first_line(error)})") from None
+            raise CompileError(f"{self.name}: recompiled during the timed rounds, which would time a compilation "
+                               f"({first_line(error)})") from None
 
     def config(self) -> dict:
         from torch._inductor import config as inductor
 
         facts = self._facts
-        fx = facts.get("counters", {}).get("inductor", {})
-        breaks = facts.get("graph_breaks", {})
-        aot = facts.get("how") == "AOTInductor"
+        stats = facts.get("counters", {})
+        breaks = stats.get("graph_break", {})
+        fx = stats.get("inductor", {})
         return {
             **super().config(),
-            "compile": {"seconds": facts.get("compile_s"), "cached": facts.get("cached"), "how": facts.get("how"),
-                        "note": facts.get("note"), "entry": facts.get("entry"),
-                        "what": "the AOTInductor package loaded from fff's cache, else export, Inductor lowering, C++ "
-                                "builds and packaging, then the load" if aot else
-                                "the first call: Dynamo tracing, AOT, Inductor lowering, C++ builds (or their "
+            "compile": {"seconds": facts.get("compile_s"), "cached": False, "how": "torch.compile",
+                        "note": RECOMPILED_EVERY_RUN,
+                        "what": "the first call: Dynamo tracing, AOT, Inductor lowering, C++ builds (or their "
                                 "on-disk cache) and one inference; kept out of every latency"},
             "dynamic": False,
             "freezing": inductor.freezing,
-            "graphs": facts.get("graphs"),
-            "graph_breaks": sum(breaks.values()) if isinstance(breaks, dict) else len(breaks),
+            "graphs": stats.get("stats", {}).get("unique_graphs", 0),
+            "graph_breaks": sum(breaks.values()),
             "graph_break_reasons": sorted(breaks),
-            "frames_compiled": facts.get("frames_compiled"),  # torch.compile: one per graph break more
-            # after the first call; in the rounds: an error. An AOTInductor package has no guards to fail
-            "recompilations": facts.get("recompilations"),
+            "frames_compiled": stats.get("frames", {}).get("total", 0),  # one per graph break more
+            "recompilations": facts.get("recompilations"),  # after the first call; in the rounds: an error
             "inductor": {
                 **facts.get("code", {}),
                 "compiled_for_threads": facts.get("compiled_for_threads"),  # Inductor's count when it compiled
@@ -308,11 +233,10 @@ class TorchCompileBackend(TorchBackend):
                 "dynamic_threads": inductor.cpp.dynamic_threads,
                 "compile_threads": inductor.compile_threads,
                 "weight_prepack": inductor.cpp.weight_prepack,
-                **({} if aot else {"fx_graph_cache": {"hit": fx.get("fxgraph_cache_hit", 0),
-                                                      "miss": fx.get("fxgraph_cache_miss", 0),
-                                                      "bypass": fx.get("fxgraph_cache_bypass", 0),
-                                                      "bypass_reasons": facts.get("fx_bypass", [])},
-                                   "extern_calls": fx.get("extern_calls", 0)}),
+                "fx_graph_cache": {"hit": fx.get("fxgraph_cache_hit", 0), "miss": fx.get("fxgraph_cache_miss", 0),
+                                   "bypass": fx.get("fxgraph_cache_bypass", 0),
+                                   "bypass_reasons": facts.get("fx_bypass", [])},
+                "extern_calls": fx.get("extern_calls", 0),
             },
         }
 
@@ -347,89 +271,10 @@ class TorchCompileBackend(TorchBackend):
 
 # --- the worker's helpers ------------------------------------------------------------------------
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     """``Kind: first line`` of an exception whose message may run to pages (Inductor's do)."""
     text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-class _NotOneGraph(Exception):
-    """torch.export could not capture the model whole (a graph break): AOTInductor cannot compile it."""
-
-
-# What the package's kernels depend on beyond the module, its shape, threads and precision (the key)
-_INDUCTOR_CONFIG = {"freezing": True}
-
-
-def package_key(module, target: str, input_shape: list, threads: int, precision: str) -> str:
-    """The cache entry's name: the module's weights and structure, shape, threads Inductor compiles for,
-    precision, versions, the vector ISA and compiler the C++ is built for, and the Inductor settings
-    that change the kernels."""
-    import types
-
-    import torch
-    from torch._inductor import config
-
-    from fff import __version__
-    from fff.backends.artifact_cache import module_digest
-    from fff.measure.machine import machine_info
-
-    # The C++ is built with -march=native: the CPU and its ISA flags, read without Inductor's own ISA
-    # probe (pick_vec_isa compiles test programs: seconds, on a run that should only load)
-    machine = machine_info()
-
-    header = {"kind": "aotinductor", "target": target, "input_shape": list(input_shape), "threads": threads,
-              "precision": precision, "structure": repr(module), "versions": {"fff": __version__, "torch": torch.__version__},
-              "inductor": {**_INDUCTOR_CONFIG, "weight_prepack": config.cpp.weight_prepack,
-                           "cpp_threads": config.cpp.threads, "dynamic_threads": config.cpp.dynamic_threads,
-                           "simdlen": config.cpp.simdlen, "cxx": list(config.cpp.cxx)},
-              "cpu": {"model": machine["cpu_model"], "architecture": machine["architecture"], "isa": machine["isa"],
-                      "aten": torch.backends.cpu.get_cpu_capability()}}
-    return "aoti-" + module_digest(types.SimpleNamespace(module=module), header)
-
-
-def _load_package(path):
-    """The package's model, loaded as ``aoti_load_package`` loads it, without its ISA comparison: that
-    runs Inductor's ISA probe, which builds test programs (19 s under load where Inductor's cache
-    lacks them; pytorch#191715), for a warning; the cache key already names the CPU and its ISA flags."""
-    import torch
-    from torch._inductor.package import AOTICompiledModel
-
-    return AOTICompiledModel(torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1))
-
-
-def _autocast_module(module, dtype):
-    """``module`` under CPU autocast to ``dtype``, as a module torch.export can capture (bf16, as eager runs it)."""
-    import torch
-
-    class Autocast(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.inner = module
-
-        def forward(self, x):
-            with torch.autocast("cpu", dtype=dtype):
-                return self.inner(x)
-
-    return Autocast().eval()
-
-
-def _package_threads(package) -> dict:
-    """The thread counts the package's C++ kernels were specialised for, read from the sources it carries."""
-    import zipfile
-
-    from torch._inductor.runtime.cache_dir_utils import cache_dir
-
-    baked, runtime_sized, kernels = set(), 0, 0
-    with zipfile.ZipFile(package) as archive:
-        for name in archive.namelist():
-            if name.endswith(".cpp"):
-                source = archive.read(name).decode(errors="replace")
-                baked.update(int(n) for n in _BAKED_THREADS.findall(source))
-                runtime_sized += len(_RUNTIME_SIZED.findall(source))
-                kernels += len(re.findall(r'extern "C"\s+void\s+cpp_', source))
-    return {"generated_modules": 0, "cpp_kernels": kernels, "baked_num_threads": sorted(baked),
-            "runtime_sized_parallel_regions": runtime_sized, "cache_dir": cache_dir()}
 
 
 def _loaded_code() -> list:
@@ -442,19 +287,27 @@ def _code_threads(modules) -> dict:
     """The thread counts the generated code was specialised for, read from its source."""
     from torch._inductor.runtime.cache_dir_utils import cache_dir
 
-    baked, runtime_sized, kernels = set(), 0, 0
+    sources, kernels = [], 0
     for module in modules:
         try:
             with open(module.__file__, encoding="utf-8") as file:
                 source = file.read()
         except (OSError, AttributeError, TypeError):
             continue
-        baked.update(int(n) for n in _BAKED_THREADS.findall(source))
-        runtime_sized += len(_RUNTIME_SIZED.findall(source))
+        sources.append(source)
         kernels += source.count("async_compile.cpp_pybinding(")
-    return {"generated_modules": len(modules), "cpp_kernels": kernels, "baked_num_threads": sorted(baked),
-            # bare "#pragma omp parallel": sized by the OpenMP pool at run time (torch.set_num_threads)
-            "runtime_sized_parallel_regions": runtime_sized, "cache_dir": cache_dir()}
+    return {"generated_modules": len(modules), "cpp_kernels": kernels, **threads_in_sources(sources),
+            "cache_dir": cache_dir()}
+
+
+def threads_in_sources(sources) -> dict:
+    """The thread counts Inductor's generated sources were specialised for: ``num_threads(N)`` baked in,
+    and bare ``#pragma omp parallel`` regions sized by the OpenMP pool at run time (torch.set_num_threads)."""
+    baked, runtime_sized = set(), 0
+    for source in sources:
+        baked.update(int(n) for n in BAKED_THREADS.findall(source))
+        runtime_sized += len(RUNTIME_SIZED.findall(source))
+    return {"baked_num_threads": sorted(baked), "runtime_sized_parallel_regions": runtime_sized}
 
 
 class _fx_cache_bypass_reasons:
@@ -589,7 +442,8 @@ def _conv_layers(conv_calls: list[dict]) -> list[tuple[tuple, str]]:
     return out
 
 
-def compiled_attribution(raw: dict, baseline_raw: dict | None, reported_ms: float | None = None) -> dict:
+def compiled_attribution(raw: dict, baseline_raw: dict | None, reported_ms: float | None = None,
+                         backend: str = "torch-compile") -> dict:
     """Kernel events (TorchCompileBackend.breakdown) as layers, categories and honesty fields.
 
     A convolution kernel goes to the first unused convolution layer of the model with its signature,
@@ -639,7 +493,7 @@ def compiled_attribution(raw: dict, baseline_raw: dict | None, reported_ms: floa
     profiled_ms = float(np.median(latencies)) / 1e6
     matched = sum(1 for row in layers.values() if row["rule"] == "graph")
     return {
-        "backend": "torch-compile",
+        "backend": backend,
         "latency_profiled_ms": profiled_ms,
         "latency_reported_ms": reported_ms,
         "slowdown": profiled_ms / reported_ms if reported_ms else None,
@@ -653,6 +507,7 @@ def compiled_attribution(raw: dict, baseline_raw: dict | None, reported_ms: floa
                   "names list (fff.backends.torch_compile)",
         "iterations": len(latencies),
         "framework_overhead_ms": overhead_ms,
+        "kernel_ms": float(np.median(kernel_ns)) / 1e6 if kernel_ns else None,  # per profiled inference
         "conv_layers_matched": f"{matched} of {len(raw['conv_calls'])}",
         "unattributed": sorted((row for row in layers.values() if row["rule"] != "graph"), key=lambda r: -r["ms"]),
         "seconds": raw.get("seconds"),
