@@ -1,23 +1,25 @@
-"""What does fff's torch-compile stack add over a bare loop of the compiled callable, what does compiling
-cost, and is the AOTInductor package as fast as torch.compile?
+"""What does fff's aot-inductor stack add over a bare loop of the package, what does compiling cost, and
+how do its package and the torch-compile stack's torch.compile compare?
 
-1. Compile seconds, first run and cached: the stack's worker (fff.measure.worker, as fff-profile starts
+1. Compile seconds, first run and cached: the aot-inductor stack's worker (fff.measure.worker, as fff-profile starts
    it) prepares TARGET twice in fresh processes against one empty fff cache directory and one empty
    Inductor cache directory (TORCHINDUCTOR_CACHE_DIR): the first exports and compiles the package and
    stores it, the second loads it. Prints each run's compile seconds, ``cached`` and how.
 2. Harness against a bare loop, on the same compiled callable in this process (the package from
    part 1), in interleaved rounds (order alternating) so drift cancels:
 
-     harness   TorchCompileBackend.round: fff's timed loop (perf_counter_ns around each infer(), which
+     harness   AOTInductorBackend.round: fff's timed loop (perf_counter_ns around each infer(), which
                calls the compiled module under no_grad), CPU accounting around the loop
      bare      ``with torch.no_grad(): for ...: t = perf_counter_ns(); compiled(x); ...``
 
    Many short rounds (default 41 of 10 iterations) so that load from other jobs, which comes in
    bursts on a shared machine, falls on both sides alike. Prints each one's median latency over all
    its iterations, their ratio and the median of the per-round ratios (target <= 1.02).
-3. The package against torch.compile (JIT, dynamic=False, freezing: the stack's path before it cached
-   packages) on the same module and input in this process, bare loops in interleaved rounds: the
-   latency ratio package / torch.compile (should be 1 within noise: the same Inductor lowering).
+3. The two stacks side by side: aot-inductor's package against the torch-compile stack's compiled
+   callable (torch.compile, dynamic=False, freezing; prepared by TorchCompileBackend as its worker
+   does) on the same model and input in this process, bare loops in interleaved rounds: the latency
+   ratio aot-inductor / torch-compile (the same Inductor lowering; they differ in the wrapper, C++
+   against Python, and the guards).
 
 Usage: python bench/bench_torch_compile_harness.py [--target mobilenet_v2] [--threads 2] [--rounds 41]
        [--iterations 10] [--skip-compile-cost] [--skip-jit] [--cache-dir DIR]
@@ -31,6 +33,8 @@ import sys
 import tempfile
 import time
 
+STACK, JIT_STACK = "aot-inductor", "torch-compile"  # the package, and what a user of torch.compile gets
+
 
 def compile_cost(target: str, threads: int, cache: str) -> list[dict]:
     """Two fresh workers preparing ``target`` against the empty fff cache ``cache`` and one empty Inductor
@@ -40,26 +44,26 @@ def compile_cost(target: str, threads: int, cache: str) -> list[dict]:
     from fff.builder import Builder
     from fff.measure.worker import Worker
 
-    cls = backend_class("torch-compile")
+    cls = backend_class(STACK)
     options = {"batch": None, "resolution": None, "input_shape": None}
     builder = Builder()
     try:
-        model = builder.prepare(target, options, {"torch-compile": class_path(cls)})
+        model = builder.prepare(target, options, {STACK: class_path(cls)})
     finally:
         builder.close()
     runs = []
-    artifact = {**model.artifacts["torch-compile"], "cache_dir": cache}
+    artifact = {**model.artifacts[STACK], "cache_dir": cache}
     with tempfile.TemporaryDirectory(prefix="fff-inductor-") as inductor:
         for run in ("first", "cached"):
             started = time.perf_counter()
-            with Worker("torch-compile", served=class_path(cls), env={**cls.environment(threads), "TORCHINDUCTOR_CACHE_DIR": inductor},
+            with Worker(STACK, served=class_path(cls), env={**cls.environment(threads), "TORCHINDUCTOR_CACHE_DIR": inductor},
                         target=target, build_options=options, artifact=artifact,
                         input_shape=list(model.input_shape), device="CPU", threads=threads, precision="f32") as worker:
                 config = worker.call("prepare", inputs=[fixed_seed_input(model.input_shape)], warmup=1)["config"]
             runs.append({"run": run, "compile": config["compile"], "worker_s": time.perf_counter() - started,
                          "graphs": config["graphs"], "graph_breaks": config["graph_breaks"],
                          "cpp_kernels": config["inductor"]["cpp_kernels"]})
-            print(f"compile {run:>6}: {config['compile']['seconds']:.2f} s preparing, cached {config['compile']['cached']}, "
+            print(f"{STACK} compile {run:>6}: {config['compile']['seconds']:.2f} s preparing, cached {config['compile']['cached']}, "
                   f"{config['compile']['how']} (worker {runs[-1]['worker_s']:.1f} s in all, start and build included)",
                   flush=True)
     return runs
@@ -112,7 +116,7 @@ def harness_against_bare(target: str, threads: int, rounds: int, iterations: int
 
     options = {"batch": None, "resolution": None, "input_shape": None}
     shape = build(target, **options).input_shape
-    backend = backend_class("torch-compile")(target=target, build_options=options, artifact={"cache_dir": cache},
+    backend = backend_class(STACK)(target=target, build_options=options, artifact={"cache_dir": cache},
                                              input_shape=shape, device="CPU", threads=threads, precision="f32")
     prepared = backend.prepare([fixed_seed_input(shape)], warmup=5)
     compiled, x = backend._compiled, backend._input  # the very callable and input the harness times
@@ -120,26 +124,24 @@ def harness_against_bare(target: str, threads: int, rounds: int, iterations: int
              "bare": bare_loop(compiled, x, iterations)}
     h_ms, b_ms, median, quartiles = ratios(interleaved(sides, x, rounds, iterations), "harness", "bare")
     config = prepared["config"]
-    print(f"{target}: harness {h_ms:.3f} ms, bare {b_ms:.3f} ms, harness / bare {h_ms / b_ms:.4f}; per-round ratio "
+    print(f"{target} {STACK}: harness {h_ms:.3f} ms, bare {b_ms:.3f} ms, harness / bare {h_ms / b_ms:.4f}; per-round ratio "
           f"median {median:.4f} (quartiles {quartiles[0]:.4f} .. {quartiles[1]:.4f}, {rounds} rounds x {iterations}); "
           f"threads read back {config['threads']}; {config['compile']['how']}, cached {config['compile']['cached']}, "
           f"prepared in {config['compile']['seconds']:.2f} s", flush=True)
     result = {"harness_ms": h_ms, "bare_ms": b_ms, "median_round_ratio": median, "quartiles": quartiles}
     if jit:
-        from torch._inductor import config as inductor
-
-        inductor.freezing = True
-        torch._dynamo.config.error_on_recompile = False
         started = time.perf_counter()
-        jitted = torch.compile(backend._module, dynamic=False)
-        with torch.no_grad():
-            jitted(x)
+        jit_stack = backend_class(JIT_STACK)(target=target, build_options=options, input_shape=shape, device="CPU",
+                                             threads=threads, precision="f32")
+        jit_config = jit_stack.prepare([fixed_seed_input(shape)], warmup=5)["config"]
         jit_s = time.perf_counter() - started
-        sides = {"package": bare_loop(compiled, x, iterations), "torch.compile": bare_loop(jitted, x, iterations)}
-        p_ms, j_ms, median, quartiles = ratios(interleaved(sides, x, rounds, iterations), "package", "torch.compile")
-        print(f"{target}: AOTInductor package {p_ms:.3f} ms, torch.compile {j_ms:.3f} ms (compiled in {jit_s:.1f} s), "
-              f"package / torch.compile {p_ms / j_ms:.4f}; per-round ratio median {median:.4f} (quartiles "
-              f"{quartiles[0]:.4f} .. {quartiles[1]:.4f})", flush=True)
+        sides = {STACK: bare_loop(compiled, x, iterations),
+                 JIT_STACK: bare_loop(jit_stack._compiled, jit_stack._input, iterations)}
+        p_ms, j_ms, median, quartiles = ratios(interleaved(sides, x, rounds, iterations), STACK, JIT_STACK)
+        print(f"{target}: {STACK} (AOTInductor package) {p_ms:.3f} ms, {JIT_STACK} (torch.compile) {j_ms:.3f} ms "
+              f"(compiled in {jit_config['compile']['seconds']:.1f} s, cached {jit_config['compile']['cached']}; "
+              f"{jit_s:.1f} s with the build), {STACK} / {JIT_STACK} {p_ms / j_ms:.4f}; per-round ratio median "
+              f"{median:.4f} (quartiles {quartiles[0]:.4f} .. {quartiles[1]:.4f})", flush=True)
         result.update(package_ms=p_ms, jit_ms=j_ms, jit_round_ratio=median)
     return result
 
@@ -151,7 +153,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=41)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--skip-compile-cost", action="store_true")
-    parser.add_argument("--skip-jit", action="store_true", help="leave out part 3 (package against torch.compile)")
+    parser.add_argument("--skip-jit", action="store_true", help="leave out part 3 (aot-inductor against torch-compile)")
     parser.add_argument("--cache-dir", help="fff's cache for the packages (default: a fresh temporary directory, "
                                             "removed at the end); part 1 needs it empty")
     args = parser.parse_args()
@@ -164,7 +166,7 @@ def main() -> None:
         # This process becomes the stack's worker: the same variables, set before torch starts its pools.
         from fff.backends import backend_class
 
-        os.environ.update(backend_class("torch-compile").environment(args.threads))
+        os.environ.update(backend_class(STACK).environment(args.threads))  # torch-compile's are the same
         harness_against_bare(args.target, args.threads, args.rounds, args.iterations, cache, not args.skip_jit)
     print(f"load average {os.getloadavg()[0]:.1f} at the end", file=sys.stderr)
 
