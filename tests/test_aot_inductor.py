@@ -129,6 +129,9 @@ def test_its_breakdown_states_the_profiled_build_and_coverage_against_the_packag
     assert table["backend"] == "aot-inductor" and table["conv_layers_matched"] == "1 of 1"
     assert table["coverage"] == pytest.approx(0.04 / 0.05)  # kernels against the package's own latency
     assert table["coverage_of_profiled_build"] == pytest.approx(0.5) and table["slowdown"] is None
+    # the overhead line is the package's time outside those kernels, not the profiled build's wrapper
+    assert table["framework_overhead_ms"] == pytest.approx(0.01) and table["categories"]["framework overhead"] == pytest.approx(0.01)
+    assert table["framework_overhead_of_profiled_build_ms"] == pytest.approx(0.04)
     assert "torch.compile" in table["profiled_build"] and "package's own median latency" in table["source"]
 
 

@@ -33,7 +33,8 @@ enters a latency. A package has no guards, hence no recompilation.
 Per-layer profile: the package's kernels do not appear as torch.profiler events, so the breakdown
 profiles a ``torch.compile`` build of the same module with the same freezing lowering (the kernels
 the package calls, under Python's wrapper; torch-compile's breakdown) and says so; its coverage is
-stated against the package's own median latency as well as against the profiled build's.
+stated against the package's own median latency as well as against the profiled build's, and its
+``framework overhead`` is the package's latency minus those kernels' times.
 
 Not here, as for torch-compile: the cache model and valgrind's simulation; both records say why.
 """
@@ -67,9 +68,20 @@ class AOTInductorBackend(TorchCompileBackend):
 
     @classmethod
     def attribute(cls, raw: dict, baseline_raw: dict | None, reported_ms: float | None) -> dict:
+        from fff.explain.breakdown import OVERHEAD
+
         table = compiled_attribution(raw, baseline_raw, reported_ms, backend=cls.name)
         kernel_ms = table["kernel_ms"]
+        categories = dict(table["categories"])
+        overhead_ms = table["framework_overhead_ms"]
+        if kernel_ms is not None and reported_ms:
+            # the package's own time outside the kernels, not torch.compile's Python wrapper and guards
+            overhead_ms = max(reported_ms - kernel_ms, 0.0)
+            categories[OVERHEAD] = overhead_ms
         return {**table,
+                "categories": categories,
+                "framework_overhead_ms": overhead_ms,
+                "framework_overhead_of_profiled_build_ms": table["framework_overhead_ms"],
                 "profiled_build": "torch.compile (JIT, freezing) of the same module, not the package: the package's "
                                   "kernels are not profiler events; its wrapper and guards differ",
                 "coverage_of_profiled_build": table["coverage"],
