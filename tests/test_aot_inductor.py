@@ -128,6 +128,7 @@ def test_its_breakdown_states_the_profiled_build_and_coverage_against_the_packag
     table = backend_class("aot-inductor").attribute(raw, None, 0.05)  # the package ran at 0.05 ms
     assert table["backend"] == "aot-inductor" and table["conv_layers_matched"] == "1 of 1"
     assert table["coverage"] == pytest.approx(0.04 / 0.05)  # kernels against the package's own latency
+    assert table["coverage_against_ms"] == 0.05 and table["latency_profiled_ms"] == pytest.approx(0.08)
     assert table["coverage_of_profiled_build"] == pytest.approx(0.5) and table["slowdown"] is None
     # the overhead line is the package's time outside those kernels, not the profiled build's wrapper
     assert table["framework_overhead_ms"] == pytest.approx(0.01) and table["categories"]["framework overhead"] == pytest.approx(0.01)
