@@ -2,7 +2,8 @@
 
 One worker compiles a tiny module that breaks its graph on purpose, with two threads: its record must
 say so (two graphs, the reason), read the two threads back from the runtime and the generated code,
-agree with eager PyTorch and attribute its kernels. The attribution of kernel names and events is
+agree with eager PyTorch and attribute its kernels; torch.compile compiles every run, and the record
+says so. (The ahead-of-time package is the aot-inductor stack: tests/test_aot_inductor.py.) The attribution of kernel names and events is
 checked on plain data, with no compilation.
 """
 
@@ -89,6 +90,10 @@ def test_a_deliberate_graph_break_is_stated_in_the_configuration(compiled):
     assert any("graph_break" in reason for reason in config["graph_break_reasons"]), config["graph_break_reasons"]
     assert config["recompilations"] == 0 and config["freezing"] is True and config["dynamic"] is False
     assert config["compile"]["seconds"] > 0 and len(timed["samples_ns"]) == 3
+    # torch.compile with freezing compiles every run (its FX graph cache cannot hold prepacked oneDNN
+    # weights), and the record says so and why
+    assert config["compile"]["how"] == "torch.compile" and config["compile"]["cached"] is False
+    assert "pytorch#139783" in config["compile"]["note"]
 
 
 @pytest.mark.slow

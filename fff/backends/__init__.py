@@ -3,8 +3,8 @@
 A stack is one class implementing fff.backends.base.Backend. It is named on the command line and
 in study files by
 
-- a built-in name (``BUILTIN``: ``torch``, the baseline, ``openvino``, ``onnxruntime`` and
-  ``torch-compile``),
+- a built-in name (``BUILTIN``: ``torch``, the baseline, ``openvino``, ``onnxruntime``,
+  ``torch-compile`` and ``aot-inductor``),
 - a name an installed package registers in the entry-point group ``fff.backends``
   (``[project.entry-points."fff.backends"] mystack = "mypackage.stack:MyStack"``), or
 - ``package.module:ClassName`` for a stack written outside fff, the spelling targets use.
@@ -32,6 +32,7 @@ BUILTIN = {
     "openvino": "fff.backends.openvino.backend:OpenVINOBackend",
     "onnxruntime": "fff.backends.ort.backend:OnnxRuntimeBackend",
     "torch-compile": "fff.backends.torch_compile:TorchCompileBackend",
+    "aot-inductor": "fff.backends.aot_inductor:AOTInductorBackend",
 }
 ENTRY_POINT_GROUP = "fff.backends"
 

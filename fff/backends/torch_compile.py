@@ -12,7 +12,13 @@ reads the thread counts back from the generated code, and a kernel baked for ano
 the one asked for is refused. What makes a second run cheaper is Inductor's own on-disk cache
 (per user: ``TORCHINDUCTOR_CACHE_DIR``, else ``/tmp/torchinductor_<user>``): its C++ kernels are
 cached by their source. The FX graph cache is bypassed with freezing on this CPU path (prepacked
-oneDNN weights cannot be pickled); the record's ``inductor.fx_graph_cache`` says which happened.
+oneDNN weights cannot be pickled; pytorch#139783), so a second run lowers and links every graph
+again; the record's ``inductor.fx_graph_cache`` says which happened and ``compile.note`` says why.
+Turning ``cpp.weight_prepack`` off lets the cache hit but ran 1.45x slower (bench/README.md), so it
+stays on: this stack measures what a user of ``torch.compile`` with freezing gets, compile cost and
+all. The ``aot-inductor`` stack (fff.backends.aot_inductor) compiles the same lowering ahead of time
+into a package fff caches; its C++ wrapper and lack of guards make it faster, so it is a stack of
+its own rather than this one's cache.
 
 Compile time never enters a latency: the first call (tracing, lowering, C++ builds and one
 inference) is timed apart as ``compile.seconds``; ``first_inference_ms`` is the first call after
@@ -46,11 +52,17 @@ from fff.backends.base import NotModelled, NotSimulated
 from fff.backends.torch_eager import TorchBackend
 from fff.errors import CompileError, DeviceError
 
-__all__ = ["TorchCompileBackend", "compiled_attribution", "kernel_category", "kernel_ops"]
+__all__ = ["TorchCompileBackend", "compiled_attribution", "kernel_category", "kernel_ops", "first_line",
+           "threads_in_sources", "BAKED_THREADS", "RUNTIME_SIZED"]
 
+# Why compile.cached is always false: said in every record, since users of torch.compile pay it too
+RECOMPILED_EVERY_RUN = ("compiled afresh every run: Inductor's FX graph cache bypasses graphs holding frozen, prepacked "
+                        "oneDNN weights (pytorch#139783); only its C++ kernels' builds are cached. weight_prepack=False "
+                        "lets the cache hit but ran 1.45x slower (bench/README.md); the aot-inductor stack caches "
+                        "an AOTInductor package instead")
 COMPILE_THREADS = "1"  # Inductor's compile workers: a pool of processes does not pay on 2 shared cores
-_BAKED_THREADS = re.compile(r"num_threads\((\d+)\)")
-_RUNTIME_SIZED = re.compile(r"#pragma omp parallel\s*$", re.MULTILINE)
+BAKED_THREADS = re.compile(r"num_threads\((\d+)\)")
+RUNTIME_SIZED = re.compile(r"#pragma omp parallel\s*$", re.MULTILINE)
 _KERNEL = re.compile(r"^(?:graph_\d+_)?(?:cpp_fused|cpp)_?(?P<ops>.*?)_?(?P<index>\d+)$")
 
 
@@ -86,7 +98,7 @@ class TorchCompileBackend(TorchBackend):
         except Exception as error:  # noqa: BLE001 - InvalidCxxCompiler and kin: Inductor cannot build its kernels
             tried = ", ".join(c for c in config.cpp.cxx if c)
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise DeviceError(f"torch-compile: no C++ compiler Inductor can use (tried {tried}; set CXX): {reason}") from None
+            raise DeviceError(f"{cls.name}: no C++ compiler Inductor can use (tried {tried}; set CXX): {reason}") from None
 
     @classmethod
     def prepare_artifact(cls, model, *, cache_dir=None, fresh: bool = False) -> dict:
@@ -95,17 +107,17 @@ class TorchCompileBackend(TorchBackend):
 
     @classmethod
     def cache_trace(cls, model, artifact: dict, precision: str):
-        raise NotModelled("torch-compile: Inductor fuses operators into C++ kernels the tensor-level trace cannot see; "
+        raise NotModelled(f"{cls.name}: Inductor fuses operators into C++ kernels the tensor-level trace cannot see; "
                           "the eager trace would model tensors the compiled graph never writes")
 
     @classmethod
     def simulation_job(cls, *, target: str, build_options: dict, input_shape, artifact: dict, precision: str,
                        module_path: str | None) -> dict:
-        raise NotSimulated("torch-compile: the simulated child would compile the model under valgrind (hours)")
+        raise NotSimulated(f"{cls.name}: the simulated child would compile the model under valgrind (hours)")
 
     @classmethod
     def attribute(cls, raw: dict, baseline_raw: dict | None, reported_ms: float | None) -> dict:
-        return compiled_attribution(raw, baseline_raw, reported_ms)
+        return compiled_attribution(raw, baseline_raw, reported_ms, backend=cls.name)
 
     # --- the worker ------------------------------------------------------------------------------
 
@@ -157,7 +169,7 @@ class TorchCompileBackend(TorchBackend):
             try:
                 self.infer()  # compiles: tracing, lowering, C++ builds and one inference
             except Exception as error:  # noqa: BLE001 - Dynamo's, AOT's or Inductor's: the model does not compile
-                raise CompileError(f"torch-compile cannot compile {self.target}: {_first_line(error)}") from None
+                raise CompileError(f"{self.name} cannot compile {self.target}: {first_line(error)}") from None
             compile_s = time.perf_counter() - start
         frames_compiled = counters["frames"]["total"]
         start = time.perf_counter_ns()
@@ -170,15 +182,19 @@ class TorchCompileBackend(TorchBackend):
                        "recompilations": counters["frames"]["total"] - frames_compiled,
                        "code": _code_threads([m for m in _loaded_code() if m not in loaded]),
                        "fx_bypass": sorted(set(bypassed)), "compiled_for_threads": compiled_for}
-        baked = self._facts["code"]["baked_num_threads"]
-        if compiled_for != self.threads or any(n != self.threads for n in baked):
-            raise CompileError(f"torch-compile: Inductor compiled for {compiled_for} threads and baked "
-                               f"num_threads({', '.join(map(str, baked))}) into its kernels "
-                               f"but {self.threads} threads were asked (pytorch#167463); clear its cache "
-                               f"({self._facts['code'].get('cache_dir')}) and run again")
+        self._check_threads(compiled_for, self._facts["code"].get("cache_dir"))
         torch._dynamo.config.error_on_recompile = True  # from here a recompilation is an error, not a sample
         return {"first_inference_ns": float(first_ns), "output": self.output_array(output), "config": self.config(),
                 "clock": self.clock()}
+
+    def _check_threads(self, compiled_for: int, where: str | None) -> None:
+        """Refuses kernels specialised for another thread count than the one asked for (pytorch#167463)."""
+        baked = self._facts["code"]["baked_num_threads"]
+        if compiled_for != self.threads or any(n != self.threads for n in baked):
+            raise CompileError(f"{self.name}: Inductor compiled for {compiled_for} threads and baked "
+                               f"num_threads({', '.join(map(str, baked))}) into its kernels "
+                               f"but {self.threads} threads were asked (pytorch#167463); clear its cache "
+                               f"({where}) and run again")
 
     def round(self, iterations: int, counters: tuple[str, ...] = (), warmup: int = 0,
               deadline_s: float | None = None) -> dict:
@@ -187,8 +203,8 @@ class TorchCompileBackend(TorchBackend):
         try:
             return super().round(iterations, counters, warmup, deadline_s)
         except RecompileError as error:
-            raise CompileError(f"torch-compile: recompiled during the timed rounds, which would time a compilation "
-                               f"({_first_line(error)})") from None
+            raise CompileError(f"{self.name}: recompiled during the timed rounds, which would time a compilation "
+                               f"({first_line(error)})") from None
 
     def config(self) -> dict:
         from torch._inductor import config as inductor
@@ -199,7 +215,8 @@ class TorchCompileBackend(TorchBackend):
         fx = stats.get("inductor", {})
         return {
             **super().config(),
-            "compile": {"seconds": facts.get("compile_s"),
+            "compile": {"seconds": facts.get("compile_s"), "cached": False, "how": "torch.compile",
+                        "note": RECOMPILED_EVERY_RUN,
                         "what": "the first call: Dynamo tracing, AOT, Inductor lowering, C++ builds (or their "
                                 "on-disk cache) and one inference; kept out of every latency"},
             "dynamic": False,
@@ -254,7 +271,7 @@ class TorchCompileBackend(TorchBackend):
 
 # --- the worker's helpers ------------------------------------------------------------------------
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     """``Kind: first line`` of an exception whose message may run to pages (Inductor's do)."""
     text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
@@ -270,19 +287,27 @@ def _code_threads(modules) -> dict:
     """The thread counts the generated code was specialised for, read from its source."""
     from torch._inductor.runtime.cache_dir_utils import cache_dir
 
-    baked, runtime_sized, kernels = set(), 0, 0
+    sources, kernels = [], 0
     for module in modules:
         try:
             with open(module.__file__, encoding="utf-8") as file:
                 source = file.read()
         except (OSError, AttributeError, TypeError):
             continue
-        baked.update(int(n) for n in _BAKED_THREADS.findall(source))
-        runtime_sized += len(_RUNTIME_SIZED.findall(source))
+        sources.append(source)
         kernels += source.count("async_compile.cpp_pybinding(")
-    return {"generated_modules": len(modules), "cpp_kernels": kernels, "baked_num_threads": sorted(baked),
-            # bare "#pragma omp parallel": sized by the OpenMP pool at run time (torch.set_num_threads)
-            "runtime_sized_parallel_regions": runtime_sized, "cache_dir": cache_dir()}
+    return {"generated_modules": len(modules), "cpp_kernels": kernels, **threads_in_sources(sources),
+            "cache_dir": cache_dir()}
+
+
+def threads_in_sources(sources) -> dict:
+    """The thread counts Inductor's generated sources were specialised for: ``num_threads(N)`` baked in,
+    and bare ``#pragma omp parallel`` regions sized by the OpenMP pool at run time (torch.set_num_threads)."""
+    baked, runtime_sized = set(), 0
+    for source in sources:
+        baked.update(int(n) for n in BAKED_THREADS.findall(source))
+        runtime_sized += len(RUNTIME_SIZED.findall(source))
+    return {"baked_num_threads": sorted(baked), "runtime_sized_parallel_regions": runtime_sized}
 
 
 class _fx_cache_bypass_reasons:
@@ -417,7 +442,8 @@ def _conv_layers(conv_calls: list[dict]) -> list[tuple[tuple, str]]:
     return out
 
 
-def compiled_attribution(raw: dict, baseline_raw: dict | None, reported_ms: float | None = None) -> dict:
+def compiled_attribution(raw: dict, baseline_raw: dict | None, reported_ms: float | None = None,
+                         backend: str = "torch-compile") -> dict:
     """Kernel events (TorchCompileBackend.breakdown) as layers, categories and honesty fields.
 
     A convolution kernel goes to the first unused convolution layer of the model with its signature,
@@ -467,7 +493,7 @@ def compiled_attribution(raw: dict, baseline_raw: dict | None, reported_ms: floa
     profiled_ms = float(np.median(latencies)) / 1e6
     matched = sum(1 for row in layers.values() if row["rule"] == "graph")
     return {
-        "backend": "torch-compile",
+        "backend": backend,
         "latency_profiled_ms": profiled_ms,
         "latency_reported_ms": reported_ms,
         "slowdown": profiled_ms / reported_ms if reported_ms else None,
@@ -481,6 +507,7 @@ def compiled_attribution(raw: dict, baseline_raw: dict | None, reported_ms: floa
                   "names list (fff.backends.torch_compile)",
         "iterations": len(latencies),
         "framework_overhead_ms": overhead_ms,
+        "kernel_ms": float(np.median(kernel_ns)) / 1e6 if kernel_ns else None,  # per profiled inference
         "conv_layers_matched": f"{matched} of {len(raw['conv_calls'])}",
         "unattributed": sorted((row for row in layers.values() if row["rule"] != "graph"), key=lambda r: -r["ms"]),
         "seconds": raw.get("seconds"),

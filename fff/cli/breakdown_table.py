@@ -20,7 +20,10 @@ def _honesty(breakdown: dict) -> str:
     slowdown = "-" if breakdown["slowdown"] is None else f"{breakdown['slowdown']:.2f}x"
     unattributed = breakdown["unattributed"]
     text = (f"{breakdown['backend']}: {breakdown['iterations']} profiled inferences, coverage "
-            f"{_pct(breakdown['coverage'])} of {breakdown['latency_profiled_ms']:.3f} ms, profiling slowdown {slowdown}")
+            f"{_pct(breakdown['coverage'])} of {breakdown.get('coverage_against_ms') or breakdown['latency_profiled_ms']:.3f} ms, "
+            f"profiling slowdown {slowdown}")
+    if breakdown.get("profiled_build"):  # a stack whose own code is not what was profiled says what was
+        text += f", profiled: {breakdown['profiled_build']}"
     if unattributed:
         text += (f", {len(unattributed)} node(s) not attributed to a layer "
                  f"({sum(u['ms'] for u in unattributed):.3f} ms)")
