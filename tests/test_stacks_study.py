@@ -63,7 +63,7 @@ def test_the_stacks_study_parses_and_its_dry_run_lists_the_stacks_per_precision(
     monkeypatch.chdir(tmp_path)
     study = load_study("stacks")
     assert "stacks" in BUILTIN_STUDIES and study.name == "stacks" and "(built-in)" in study.source
-    assert set(study.backends) == set(FOUR) and study.precisions == ("f32", "int8")
+    assert set(study.backends) == {*FOUR, "aot-inductor"} and study.precisions == ("f32", "int8")
     assert len(study.patterns) == 10 and {"mobilenet_v2", "resnet18", "darts"} <= set(study.zoo)
     assert not study.simulate_cache and not study.calibrate_every  # torch-compile cannot be simulated
     assert main(["stacks", "--dry-run", "--out", "x.jsonl"]) == 0

@@ -9,6 +9,7 @@ to 100%.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -111,10 +112,13 @@ def time_per_category(breakdowns: pd.DataFrame, path: Path) -> Path:
     axes.set_xlim(0, 105)
     coverage = breakdowns.groupby("backend")["coverage"].median()
     slowdown = breakdowns.groupby("backend")["slowdown"].median()
-    axes.set_title(f"{title}\nmedian coverage "
-                   + ", ".join(f"{b} {100 * coverage.get(b, np.nan):.0f}%" for b in backends)
-                   + "; profiling slowdown " + ", ".join(f"{b} {slowdown.get(b, np.nan):.2f}x" for b in backends),
-                   fontsize=9)
+    def shown(value, text):  # a figure the record does not hold (a stack that profiles another build) is "-"
+        return "-" if pd.isna(value) else text.format(value)
+
+    caption = ("median coverage " + ", ".join(f"{b} {shown(100 * coverage.get(b, np.nan), '{:.0f}%')}" for b in backends)
+               + "; profiling slowdown " + ", ".join(f"{b} {shown(slowdown.get(b, np.nan), '{:.2f}x')}"
+                                                     for b in backends))
+    axes.set_title("\n".join([title, *textwrap.wrap(caption, 90, break_on_hyphens=False)]), fontsize=9)
     handles, names = axes.get_legend_handles_labels()
     unique = dict(zip(names, handles))
     figure.legend(unique.values(), unique.keys(), fontsize=7, loc="outside right upper", frameon=False)

@@ -15,7 +15,8 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from fff.analysis import LLC_SOURCES, PAPER, accelerated, speedup_by_pattern, speedup_trend, suspect_cells
+from fff.analysis import (LLC_SOURCES, PAPER, accelerated, geometric_mean, speedup_by_pattern, speedup_trend,
+                          suspect_cells)
 from fff.report.cache_section import roofline_figure
 from fff.backends import BASELINE, backend_color, backend_label
 from fff.report.plotting import empty_figure, new_figure, plain_log_scale, save, stack_order
@@ -125,9 +126,19 @@ def speedup_against_depth_and_width(records: pd.DataFrame, path: Path) -> Path:
             axes.text(0.5, 0.5, f"Every cell has {axis} {values[0]:g}:\nnothing to plot against {axis}.",
                       ha="center", va="center", transform=axes.transAxes, fontsize=11)
             continue
-        for (backend, pattern), rows in table.groupby(["backend", "pattern"]):
-            label = pattern if table["backend"].nunique() == 1 else f"{pattern} ({backend})"
-            drawn[label] = axes.plot(rows[axis], rows["median"], marker="o", label=label)[0]
+        if table["backend"].nunique() > 2:
+            # A line per pattern and stack (60 for ten patterns and six stacks) is a tangle no legend can
+            # name: one line per stack, its patterns' medians averaged geometrically (speed-ups are
+            # ratios); the per-pattern values are in the tables below and the stacks' heat map.
+            for backend, rows in table.groupby("backend"):
+                mean = rows.groupby(axis)["median"].agg(geometric_mean)
+                label = f"{backend_label(backend)} (geometric mean over {rows['pattern'].nunique()} patterns)"
+                drawn[label] = axes.plot(mean.index, mean.to_numpy(), marker="o", color=backend_color(backend),
+                                         label=label)[0]
+        else:
+            for (backend, pattern), rows in table.groupby(["backend", "pattern"]):
+                label = pattern if table["backend"].nunique() == 1 else f"{pattern} ({backend})"
+                drawn[label] = axes.plot(rows[axis], rows["median"], marker="o", label=label)[0]
         if len(flagged):
             drawn["suspect cell (see the report)"] = axes.scatter(
                 flagged[axis], flagged["speedup"], s=50, marker="x", color="#d62728", zorder=4)
