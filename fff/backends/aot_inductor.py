@@ -44,7 +44,8 @@ from __future__ import annotations
 import re
 import time
 
-from fff.backends.torch_compile import TorchCompileBackend, compiled_attribution, first_line, threads_in_sources
+from fff.backends.torch_compile import (TorchCompileBackend, compiled_attribution, first_line, inductor_settings,
+                                        threads_in_sources)
 from fff.errors import CompileError
 
 __all__ = ["AOTInductorBackend", "package_key"]
@@ -166,8 +167,6 @@ class AOTInductorBackend(TorchCompileBackend):
                                    "stack runs it with graph breaks") from None
 
     def config(self) -> dict:
-        from torch._inductor import config as inductor
-
         facts = self._facts
         base = {k: v for k, v in super().config().items() if k not in ("inductor", "compile")}
         return {
@@ -181,14 +180,7 @@ class AOTInductorBackend(TorchCompileBackend):
             "graph_break_reasons": [],
             "frames_compiled": 0,
             "recompilations": 0,  # a package has no guards to fail
-            "inductor": {
-                **facts.get("code", {}),
-                "compiled_for_threads": facts.get("compiled_for_threads"),  # Inductor's count when it compiled
-                "threads_config": inductor.cpp.threads,  # < 1: torch.get_num_threads() at compile time
-                "dynamic_threads": inductor.cpp.dynamic_threads,
-                "compile_threads": inductor.compile_threads,
-                "weight_prepack": inductor.cpp.weight_prepack,
-            },
+            "inductor": inductor_settings(facts),
         }
 
 

@@ -52,7 +52,7 @@ from fff.backends.base import NotModelled, NotSimulated
 from fff.backends.torch_eager import TorchBackend
 from fff.errors import CompileError, DeviceError
 
-__all__ = ["TorchCompileBackend", "compiled_attribution", "kernel_category", "kernel_ops", "first_line",
+__all__ = ["TorchCompileBackend", "compiled_attribution", "inductor_settings", "kernel_category", "kernel_ops", "first_line",
            "threads_in_sources", "BAKED_THREADS", "RUNTIME_SIZED"]
 
 # Why compile.cached is always false: said in every record, since users of torch.compile pay it too
@@ -227,12 +227,7 @@ class TorchCompileBackend(TorchBackend):
             "frames_compiled": stats.get("frames", {}).get("total", 0),  # one per graph break more
             "recompilations": facts.get("recompilations"),  # after the first call; in the rounds: an error
             "inductor": {
-                **facts.get("code", {}),
-                "compiled_for_threads": facts.get("compiled_for_threads"),  # Inductor's count when it compiled
-                "threads_config": inductor.cpp.threads,  # < 1: torch.get_num_threads() at compile time
-                "dynamic_threads": inductor.cpp.dynamic_threads,
-                "compile_threads": inductor.compile_threads,
-                "weight_prepack": inductor.cpp.weight_prepack,
+                **inductor_settings(facts),
                 "fx_graph_cache": {"hit": fx.get("fxgraph_cache_hit", 0), "miss": fx.get("fxgraph_cache_miss", 0),
                                    "bypass": fx.get("fxgraph_cache_bypass", 0),
                                    "bypass_reasons": facts.get("fx_bypass", [])},
@@ -270,6 +265,21 @@ class TorchCompileBackend(TorchBackend):
 
 
 # --- the worker's helpers ------------------------------------------------------------------------
+
+def inductor_settings(facts: dict) -> dict:
+    """What both Inductor stacks' configs say of the compiled code: what the generated C++ holds
+    (``facts["code"]``), the thread count it was compiled for, and the Inductor settings that shape it."""
+    from torch._inductor import config as inductor
+
+    return {
+        **facts.get("code", {}),
+        "compiled_for_threads": facts.get("compiled_for_threads"),  # Inductor's count when it compiled
+        "threads_config": inductor.cpp.threads,  # < 1: torch.get_num_threads() at compile time
+        "dynamic_threads": inductor.cpp.dynamic_threads,
+        "compile_threads": inductor.compile_threads,
+        "weight_prepack": inductor.cpp.weight_prepack,
+    }
+
 
 def first_line(error: BaseException) -> str:
     """``Kind: first line`` of an exception whose message may run to pages (Inductor's do)."""
