@@ -125,6 +125,24 @@ def time_per_category(breakdowns: pd.DataFrame, path: Path) -> Path:
     return save(figure, path)
 
 
+def _signed_share_bars(axes, shares: pd.DataFrame, keys: list) -> tuple[np.ndarray, np.ndarray]:
+    """A horizontal bar per key (``shares``' index) of each category's share of the saved time, in %,
+    stacked category after category: a category that got slower extends to the left of 0. Returns how
+    far the bars reach to the left and to the right."""
+    right, left = np.zeros(len(keys)), np.zeros(len(keys))
+    for category in CATEGORIES:
+        values = shares.loc[shares["category"] == category, "share"]
+        values = values.reindex(keys).fillna(0.0).to_numpy() * 100
+        if not values.any():
+            continue
+        start = np.where(values >= 0, right, left)
+        axes.barh(np.arange(len(keys)), values, left=start, color=_color(category), label=category,
+                  edgecolor="white", linewidth=0.4)
+        right += np.where(values >= 0, values, 0)
+        left += np.where(values < 0, values, 0)
+    return left, right
+
+
 def where_time_saved(breakdowns: pd.DataFrame, path: Path) -> Path:
     title = (f"Where the time saved comes from: share of ({backend_label(BASELINE)} - accelerated) time per layer "
              "category")
@@ -138,17 +156,7 @@ def where_time_saved(breakdowns: pd.DataFrame, path: Path) -> Path:
     figure = new_figure(10, 0.45 * len(keys) + 2)
     axes = figure.add_subplot()
     positions = np.arange(len(keys))
-    right, left = np.zeros(len(keys)), np.zeros(len(keys))
-    for category in CATEGORIES:
-        values = table[table["category"] == category].set_index(["group", "backend"])["share"]
-        values = values.reindex(keys).fillna(0.0).to_numpy() * 100
-        if not values.any():
-            continue
-        start = np.where(values >= 0, right, left)  # a category that got slower extends to the left of 0
-        axes.barh(positions, values, left=start, color=_color(category), label=category, edgecolor="white",
-                  linewidth=0.4)
-        right += np.where(values >= 0, values, 0)
-        left += np.where(values < 0, values, 0)
+    _signed_share_bars(axes, table.set_index(["group", "backend"]), keys)
     cells = table.groupby(["group", "backend"])["cells"].first().reindex(keys)
     axes.set_yticks(positions, [f"{g}{f', {b}' if several else ''} ({n} cell{'s' if n != 1 else ''})"
                                 for (g, b), n in zip(keys, cells)], fontsize=8)
@@ -184,17 +192,7 @@ def time_saved_per_stack(breakdowns: pd.DataFrame, path: Path) -> Path:
     figure = new_figure(10, 0.5 * len(stacks) + 2)
     axes = figure.add_subplot()
     positions = np.arange(len(stacks))
-    right, left = np.zeros(len(stacks)), np.zeros(len(stacks))
-    for category in CATEGORIES:
-        values = table[table["category"] == category].set_index("backend")["share"]
-        values = values.reindex(stacks).fillna(0.0).to_numpy() * 100
-        if not values.any():
-            continue
-        start = np.where(values >= 0, right, left)  # a category that got slower extends to the left of 0
-        axes.barh(positions, values, left=start, color=_color(category), label=category, edgecolor="white",
-                  linewidth=0.4)
-        right += np.where(values >= 0, values, 0)
-        left += np.where(values < 0, values, 0)
+    left, right = _signed_share_bars(axes, table.set_index("backend"), stacks)
     axes.set_xlim(min(left.min(), 0) - 3, max(right.max(), 100) + 3)  # every bar whole, however far it reaches
     cells = table.groupby("backend")["cells"].first().reindex(stacks)
     axes.set_yticks(positions, [f"{backend_label(s)} ({n} cell{'s' if n != 1 else ''})" for s, n in zip(stacks, cells)],
