@@ -80,7 +80,7 @@ def test_the_session_runs_the_same_function_with_the_threads_asked_for(exported,
     assert config["threads"] == 2 and config["pool_threads_started"] == 1  # the calling thread is one of the two
     assert OnnxRuntimeBackend.effective_threads(config) == 2
     assert config["inter_op_threads"] == 1 and config["execution_mode"] == "ORT_SEQUENTIAL"
-    assert config["session.intra_op.allow_spinning"] == "0" and config["session.inter_op.allow_spinning"] == "0"
+    assert config["session.intra_op.allow_spinning"] == "1" and config["session.inter_op.allow_spinning"] == "1"
     assert config["exporter"] == artifact["exporter"]
 
 

@@ -1,5 +1,5 @@
 """ONNX Runtime (CPU execution provider): the model exported to a static-shape ONNX file, run by
-an onnxruntime session with the threads asked for, inter-op 1, sequential, spinning off.
+an onnxruntime session with the threads asked for, inter-op 1, sequential, spinning on (its default).
 
 The artifact is the ONNX export (fff.backends.ort.export, cached by content), or the model file
 itself for an ``.onnx`` target. The session and its options are fff.backends.ort.session; the
@@ -42,6 +42,9 @@ class OnnxRuntimeBackend(Backend):
     packages = ("onnxruntime", "onnx")
     # (modelled - simulated) / simulated, depth 1, width 0.5, 64 px, 1 MiB LL, valgrind 3.19, 2026-12-07
     cache_model_error = "-5% to -12% per pattern (plain -5.1%, dw-bottleneck -11.8%)"
+    # The pool's wait policy (fff.backends.ort.session); a subclass turns it off for a comparison
+    # (bench/bench_onnxruntime_spin_verdicts.py), and the record reads back which one ran.
+    spinning = True
 
     @classmethod
     def check_available(cls, device: str) -> None:
@@ -117,7 +120,7 @@ class OnnxRuntimeBackend(Backend):
             raise UsageError(f"onnxruntime cannot compute in {precision} on the CPU (f32 and int8 only)")
         self._path, self._exporter = artifact["onnx"], artifact.get("exporter")
         try:
-            self._session, started = make_session(self._path, threads)
+            self._session, started = make_session(self._path, threads, spinning=self.spinning)
         except Exception as error:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
             raise ModelFileError(f"onnxruntime could not load {self._path} "
                                  f"({(str(error).strip().splitlines() or [type(error).__name__])[-1]})") from None
@@ -164,7 +167,8 @@ class OnnxRuntimeBackend(Backend):
         graph = onnx.load(self._path, load_external_data=False).graph
         nodes = [[node.name, node.op_type, list(node.input), list(node.output)] for node in graph.node]
         with tempfile.TemporaryDirectory(prefix="fff-ort-profile-") as directory:
-            session, _ = make_session(self._path, self.threads, profile_prefix=os.path.join(directory, "profile"))
+            session, _ = make_session(self._path, self.threads, spinning=self.spinning,
+                                      profile_prefix=os.path.join(directory, "profile"))
             latencies = []
             for i in range(warmup + iterations):
                 start = time.perf_counter_ns()

@@ -4,11 +4,14 @@
   ``threads - 1`` workers is started and ``threads`` threads compute, as the other stacks' do.
 - ``inter_op_num_threads = 1`` and sequential execution: one operator at a time, as PyTorch eager
   and OpenVINO's single stream run.
-- Spinning off (``session.intra_op.allow_spinning`` and ``session.inter_op.allow_spinning`` = 0):
-  onnxruntime's pool spins after each parallel section by default, which in the same process
-  slowed PyTorch 50x (onnxruntime#13808) and across processes takes the cores another stack's
-  interleaved round needs. bench/bench_onnxruntime_spin.py measures both policies (figures in
-  bench/README.md); fff keeps spinning off so that no stack pays for another's idle pool.
+- Spinning on, onnxruntime's default (``session.intra_op.allow_spinning`` and
+  ``session.inter_op.allow_spinning`` = 1, set and read back): between parallel sections its
+  workers spin rather than sleep, as PyTorch's OpenMP and OpenVINO's TBB threads do by their
+  defaults. fff runs each stack in a process of its own, so the 50x slow-down of PyTorch in the
+  same process (onnxruntime#13808) cannot happen; across processes the pool's spinning tail after
+  a round was measured not to slow, nor to be charged to, the next stack's round, while turning
+  spinning off made onnxruntime itself 1.4-1.7x slower (bench/bench_onnxruntime_spin.py and
+  bench/bench_onnxruntime_spin_verdicts.py, figures in bench/README.md).
 - Graph optimisations at ``ORT_ENABLE_ALL`` (the default): constant folding, conv + activation
   fusion and the NCHWc layout transformer, what a user of onnxruntime gets.
 
@@ -30,10 +33,10 @@ def _os_threads() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
-def make_session(path, threads: int, *, spinning: bool = False, profile_prefix: str | None = None,
+def make_session(path, threads: int, *, spinning: bool = True, profile_prefix: str | None = None,
                  optimized_path: str | None = None):
     """(session, threads the session started) for the ONNX file at ``path`` on the CPU provider;
-    ``optimized_path``: where onnxruntime saves the graph it optimised (what it runs)."""
+    ``spinning``: the pool's wait policy (False only for bench/ comparisons); ``optimized_path``: where onnxruntime saves the graph it optimised (what it runs)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
