@@ -1,12 +1,14 @@
 """LL size as a study axis: one timed run per cell, the cache model (and the simulation of the cells a
 study simulates) at each LL size, every what-if figure marked as such."""
 
+import json
 import sys
 
 import numpy as np
 import pytest
 
 from fff.analysis import load_results
+from fff.backends.base import NotModelled
 from fff.errors import UsageError
 from fff.explain import cache_model
 from fff.explain.cache_geometry import MACHINE, parse_cache_sizes, split_cache_sizes
@@ -64,9 +66,20 @@ def test_the_model_traces_once_and_streams_the_trace_through_each_size():
         trace = cache_model.trace_torch(module, torch.ones(1, width))
         return trace, trace
 
-    fields = cache_model.record_fields({"torch": tracer}, {"torch": {}}, precision="f32", cache="LL=32MiB,16way",
-                                       model=None, extra_caches=("LL=256KiB,16way",))["torch"]
+    def untraceable(model, artifact, precision):
+        raise NotModelled("its graph is compiled code")
+
+    both = cache_model.record_fields({"torch": tracer, "compiled": untraceable}, {"torch": {}, "compiled": {}},
+                                     precision="f32", cache="LL=32MiB,16way", model=None,
+                                     extra_caches=("LL=256KiB,16way",))
+    fields = both["torch"]
     assert traced == ["f32"]  # one trace, two sizes
+    # a stack the model cannot trace says so at every size, and its record is still JSON (a reason shared
+    # between the record and its ll_sizes once made it circular, and the stacks study's first cell crashed)
+    compiled = json.loads(json.dumps(both["compiled"]))
+    assert compiled["cache_model"]["not_modelled"] == "its graph is compiled code"
+    assert compiled["ll_sizes"]["LL=256KiB,16way"] == {"cache_model": {"source": "modelled",
+                                                                       "not_modelled": "its graph is compiled code"}}
     large = fields["modelled_counters"]["llc-misses"]["per_inference"]
     small = fields["ll_sizes"]["LL=256KiB,16way"]
     weight_lines = layers * width * width * 4 // 64

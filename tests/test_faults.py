@@ -237,6 +237,30 @@ def test_resume_under_another_configuration_says_what_differs_unless_extending(t
     assert len({row["config_fingerprint"] for row in read_rows(out).rows}) == 2
 
 
+def test_resume_after_the_calibration_images_changed_is_refused_not_mixed(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((20, 20, 3), 40 * i, np.uint8)).save(images / f"image{i}.png")
+    out = tmp_path / "results.jsonl"
+    study = small_study(depths=(1,), precisions=("int8",), calibration=str(images))
+    run_study(study, out, measure=fakes.fake_measure)
+    rows = read_rows(out).rows
+    assert len(rows[-1]["config"]["calibration_images"]) == 16
+    run_study(study, out, resume=True, measure=fakes.fake_measure)  # the same images: resumes
+    rows = read_rows(out).rows
+    Image.fromarray(np.full((20, 20, 3), 200, np.uint8)).save(images / "image1.png")
+    for extend in (False, True):  # --extend would keep the old int8 cells as measured: refused too
+        with pytest.raises(UsageError, match=r"int8 cells were calibrated on other images than --calibration gives "
+                                             r"now \(calibration_images: \"[0-9a-f]{16}\" in the file, "
+                                             r"\"[0-9a-f]{16}\" now\); choose a new --out"):
+            run_study(study, out, resume=True, extend=extend, measure=fakes.fake_measure)
+    assert len(read_rows(out).rows) == len(rows)  # nothing was appended
+
+
 def test_the_report_keeps_cells_of_different_configurations_apart(tmp_path):
     from fff.analysis import load_results, speedup_by_pattern
 

@@ -14,6 +14,9 @@ quantize on the same inputs and their records describe them the same way.
   "count", "digest"}``, the digest over each file's name and bytes and the preprocessing, and it goes
   into both stacks' cache keys.
 
+A study records ``images_digest`` of the directory among its settings (fff.study.fingerprint), so a
+study resumed after the images changed is refused rather than keeping int8 cells of the old ones.
+
 ``check_calibration_dir`` is the door's check (fff.profiling, fff-study): the directory exists, holds
 images, and every one that would be used can be decoded, before anything is built or measured.
 """
@@ -26,7 +29,8 @@ from pathlib import Path
 
 from fff.errors import UsageError
 
-__all__ = ["SYNTHETIC", "IMAGE_SUFFIXES", "check_calibration_dir", "calibration_set", "calibration_digest"]
+__all__ = ["SYNTHETIC", "IMAGE_SUFFIXES", "check_calibration_dir", "calibration_set", "calibration_digest",
+           "images_digest"]
 
 # What the synthetic calibration set is: part of the cache keys and of every int8 record.
 SYNTHETIC = {"source": "synthetic", "distribution": "standard normal", "seed": 1, "samples": 16,
@@ -67,6 +71,16 @@ def check_calibration_dir(directory: str) -> None:
     """A one-line UsageError unless ``directory`` holds images that can all be decoded."""
     for path in _image_files(directory):
         _read_rgb(path, directory)
+
+
+def images_digest(directory: str) -> str:
+    """Hex digest of the image files calibration would use (names and bytes), whatever the model's
+    input: what a study records, so that a study resumed on other images is refused, not mixed."""
+    digest = hashlib.sha256()
+    for path in _image_files(directory):
+        digest.update(f"{path.name}:{path.stat().st_size};".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _image_array(image, height: int, width: int):

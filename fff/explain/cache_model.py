@@ -396,13 +396,17 @@ def record_fields(tracers: dict, artifacts: dict, *, precision: str | dict, cach
                 own = precision.get(backend, "f32") if isinstance(precision, dict) else precision
                 warm, counted = trace(model, artifacts[backend], own)
             except NotModelled as reason:
-                skipped[backend] = {"cache_model": {"source": "modelled", "not_modelled": str(reason)}}
+                skipped[backend] = str(reason)
                 continue
             traces[backend] = (warm, counted, time.monotonic() - start)
-        fields = {**model_caches(traces, ll=ll), **skipped}
+        def not_modelled():  # a new dict each time: one shared by a record and its ll_sizes would be circular
+            return {backend: {"cache_model": {"source": "modelled", "not_modelled": reason}}
+                    for backend, reason in skipped.items()}
+
+        fields = {**model_caches(traces, ll=ll), **not_modelled()}
         streamed = {backend: (warm, counted, 0.0) for backend, (warm, counted, _) in traces.items()}
         for extra in extra_caches:  # elapsed_s of a further size: its streaming alone (the trace is the record's)
-            for backend, extra_fields in {**model_caches(streamed, ll=level(extra)), **skipped}.items():
+            for backend, extra_fields in {**model_caches(streamed, ll=level(extra)), **not_modelled()}.items():
                 if "cache_model" in extra_fields and "elapsed_s" in extra_fields["cache_model"]:
                     extra_fields["cache_model"]["elapsed_is"] = "streaming through this size's LRU; the trace is the record's own"
                 fields[backend].setdefault("ll_sizes", {})[extra] = extra_fields

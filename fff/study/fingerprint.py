@@ -6,7 +6,8 @@ need no agreement on who writes the header, and a row copied into another file k
 
 The settings are those that change what a cell's numbers mean and that are not already part of
 the cell's identity (target, resolution, precision, threads): backends, device, batch, counters,
-cache simulation, and how long and how precisely each cell is timed. The list of cells is not:
+cache simulation, and how long and how precisely each cell is timed; with ``calibration``, the
+digest of its images (the cell's identity holds the directory's path, not what is in it). The list of cells is not:
 adding depths or models to a study and resuming it is extending it, not mixing two studies.
 """
 
@@ -30,6 +31,10 @@ def measurement_settings(config) -> dict:
     for name in SETTINGS:
         value = getattr(config, name)
         values[name] = list(value) if isinstance(value, tuple) else value
+    if getattr(config, "calibration", None) is not None:  # absent otherwise: older files keep their fingerprint
+        from fff.backends.calibration import images_digest
+
+        values["calibration_images"] = images_digest(config.calibration)
     return values
 
 
@@ -53,7 +58,15 @@ def check_resume_configuration(rows: list[dict], settings: dict, path: str | Pat
     for row in rows:
         if isinstance(row.get("config"), dict) and row.get("config_fingerprint"):
             earlier.setdefault(row["config_fingerprint"], row["config"])
-    if not earlier or fingerprint in earlier or extend:
+    if not earlier or fingerprint in earlier:
+        return
+    now = settings.get("calibration_images")
+    stale = [config for config in earlier.values() if config.get("calibration_images") not in (None, now)]
+    if now is not None and stale:
+        # even with --extend: the int8 cells already in the file would count as measured, on the old images
+        raise UsageError(f"{path}: its int8 cells were calibrated on other images than --calibration gives now "
+                         f"({describe_differences(stale[-1], settings)}); choose a new --out to measure them on these")
+    if extend:
         return
     last = list(earlier.values())[-1]
     raise UsageError(f"{path} was measured under another study configuration ({describe_differences(last, settings)}); "
