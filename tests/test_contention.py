@@ -9,9 +9,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from fff.measure.contention import (MIN_OTHERS_CPUS, MIN_SHARE, NOISY_CI, MachineSample, ProcessSample, RoundUsage,
-                            machine_sample, others_cpus, record_verdict, round_problem, round_usage, summarize_rounds,
-                            worst)
+from fff.measure.contention import (MIN_OTHERS_CPUS, MIN_SHARE, NOISY_CI, SETTLE_POLL_S, MachineSample, ProcessSample,
+                            RoundUsage, machine_sample, others_cpus, record_verdict, round_problem, round_usage, settle,
+                            summarize_rounds, worst)
 from fff.errors import UsageError
 
 STAT = """cpu  900 0 300 5000 10 0 20 40 0 0
@@ -84,6 +84,42 @@ def test_rounds_are_summarised_with_what_was_dropped_and_why():
     assert summary["cpu_share_median"] == pytest.approx(0.737)
     assert summary["involuntary_switches_per_inference"] == pytest.approx(3 / 20)
     assert summary["thresholds"]["min_share"] == MIN_SHARE
+
+
+class _SpinningPool:
+    """A process whose pool keeps one CPU busy for ``spin_ms`` after a round, on a simulated clock."""
+
+    def __init__(self, spin_ms: float):
+        self.wall = self.cpu = 0
+        self.spin_ns = spin_ms * 1e6
+
+    def sleep(self, seconds):
+        step = int(seconds * 1e9) + 50_000  # a sleep overshoots a little
+        busy = max(0, min(step, self.spin_ns - self.wall))
+        self.wall += step
+        self.cpu += busy + 2_000  # the sleeping thread's own syscalls
+
+    def settle(self, **kwargs):
+        return settle(cpu_ns=lambda: self.cpu, wall_ns=lambda: self.wall, sleep=self.sleep, **kwargs)
+
+
+def test_a_round_is_answered_once_its_pool_stops_spinning_and_says_how_long_that_took():
+    tail = _SpinningPool(spin_ms=40).settle()
+    assert tail["settled"] and 40 <= tail["ms"] <= 40 + 2 * 1e3 * SETTLE_POLL_S  # quiet within a poll of the spin's end
+    assert 39 <= tail["cpu_ms"] <= 41
+    quiet = _SpinningPool(spin_ms=0).settle()
+    assert quiet["settled"] and quiet["ms"] == pytest.approx(1e3 * SETTLE_POLL_S + 0.05) and quiet["cpu_ms"] < 0.01
+    endless = _SpinningPool(spin_ms=10_000).settle(max_s=0.1)
+    assert not endless["settled"] and 100 <= endless["ms"] < 100 + 2 * 1e3 * SETTLE_POLL_S
+
+
+def test_rounds_summarise_their_tails():
+    rounds = [r for r, _ in RECORDED][:3]
+    tails = [{"ms": 1.1, "cpu_ms": 0.0, "settled": True}, {"ms": 41.0, "cpu_ms": 40.0, "settled": True},
+             {"ms": 250.0, "cpu_ms": 250.0, "settled": False}]
+    summary = summarize_rounds(rounds, [None] * 3, tails)
+    assert (summary["tail_ms_median"], summary["tail_cpu_ms_median"], summary["tails_unsettled"]) == (41.0, 40.0, 1)
+    assert summarize_rounds(rounds, [None] * 3)["tail_ms_median"] is None  # no tails said: none claimed
 
 
 def test_record_verdicts():

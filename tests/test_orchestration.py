@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fff.measure.contention import SETTLE_POLL_S
 from fff.profiling import ProfileOptions, profile_target
 
 TINY = "plain:depth=1,width=0.25,resolution=32"
@@ -37,6 +38,10 @@ def test_a_fake_stack_is_profiled_beside_the_baseline_like_any_other(fake):
     assert torch_record["speedup"] is None and torch_record["parity"] is None
     for record in (torch_record, fake_record):
         assert record["verdict"] in ("ok", "noisy", "contended") and (record["verdict"] == "ok") != bool(record["verdict_reason"])
+        # every round was answered after the worker's threads went quiet (or the wait's cap), and says so
+        tails = [r["tail"] for r in record["contention"]["rounds"]]
+        assert tails and all(t["ms"] >= 1e3 * SETTLE_POLL_S and isinstance(t["settled"], bool) for t in tails)
+        assert record["contention"]["tail_ms_median"] >= 1e3 * SETTLE_POLL_S
     order = fake_record["interleaving"]["order"]
     pairs = [order[i:i + 2] for i in range(0, len(order) - 1, 2)]
     assert pairs[0] == ["torch", fake] and (len(pairs) < 2 or pairs[1] == [fake, "torch"])  # A B, B A

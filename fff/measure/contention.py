@@ -25,7 +25,8 @@ from fff.errors import UsageError
 
 __all__ = ["ProcessSample", "MachineSample", "RoundUsage", "RoundMeter", "process_sample", "machine_sample",
            "round_usage", "others_cpus", "round_problem", "summarize_rounds", "record_verdict", "worst", "preflight",
-           "VERDICTS", "MIN_SHARE", "MIN_OTHERS_CPUS", "MAX_STEAL_CPUS", "NOISY_CI", "check_threads"]
+           "VERDICTS", "MIN_SHARE", "MIN_OTHERS_CPUS", "MAX_STEAL_CPUS", "NOISY_CI", "check_threads", "settle",
+           "SETTLE_POLL_S", "SETTLE_QUIET_CPUS", "SETTLE_MAX_S"]
 
 VERDICTS = ("ok", "noisy", "contended")
 
@@ -42,6 +43,14 @@ MAX_STEAL_CPUS = 0.25
 # A record with enough clean rounds whose median (or speed-up) 95% CI is wider than +-NOISY_CI
 # is "noisy": measured cleanly, but not to the precision a headline needs.
 NOISY_CI = 0.05
+
+# After its round a stack's thread pool may spin on before it sleeps (onnxruntime's, at its default,
+# burns about 40 ms of one CPU; bench/README.md, "bench_onnxruntime_spin_verdicts.py"), right when
+# the next stack's round starts: the worker answers a round only once its own process has gone
+# quiet, under SETTLE_QUIET_CPUS over a SETTLE_POLL_S sleep, waiting at most SETTLE_MAX_S.
+SETTLE_POLL_S = 0.001
+SETTLE_QUIET_CPUS = 0.1
+SETTLE_MAX_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -169,8 +178,9 @@ def round_problem(usage: RoundUsage) -> str | None:
     return "other-processes" if usage.others_cpus >= MIN_OTHERS_CPUS else None
 
 
-def summarize_rounds(rounds: list[RoundUsage], problems: list[str | None]) -> dict:
-    """The record's account of its rounds: how many were kept, dropped and why, and the medians."""
+def summarize_rounds(rounds: list[RoundUsage], problems: list[str | None], tails: list[dict | None] = ()) -> dict:
+    """The record's account of its rounds: how many were kept, dropped and why, and the medians;
+    ``tails``: per round, how long the stack's threads took to go quiet after it (``settle``)."""
     dropped: dict[str, int] = {}
     for problem in problems:
         if problem:
@@ -185,8 +195,11 @@ def summarize_rounds(rounds: list[RoundUsage], problems: list[str | None]) -> di
         "others_cpus_median": round(median(known), 4) if known else None,
         "involuntary_switches_per_inference": round(sum(r.involuntary_switches for r in rounds) / inferences, 4)
         if inferences else None,
+        "tail_ms_median": round(median(t["ms"] for t in said), 3) if (said := [t for t in tails if t]) else None,
+        "tail_cpu_ms_median": round(median(t["cpu_ms"] for t in said), 3) if said else None,
+        "tails_unsettled": sum(not t["settled"] for t in said),
         "thresholds": {"min_share": MIN_SHARE, "min_others_cpus": MIN_OTHERS_CPUS, "max_steal_cpus": MAX_STEAL_CPUS,
-                       "noisy_ci": NOISY_CI},
+                       "noisy_ci": NOISY_CI, "settle_quiet_cpus": SETTLE_QUIET_CPUS, "settle_max_s": SETTLE_MAX_S},
     }
 
 
@@ -200,6 +213,22 @@ def record_verdict(clean_rounds: int, min_rounds: int, ci_halfwidths: list[float
     if widest > NOISY_CI:
         return "noisy", f"95% CI +-{100 * widest:.1f}%, wider than +-{100 * NOISY_CI:.0f}%"
     return "ok", ""
+
+
+def settle(max_s: float = SETTLE_MAX_S, *, cpu_ns=time.process_time_ns, wall_ns=time.monotonic_ns,
+           sleep=time.sleep) -> dict:
+    """Wait, sleeping, until this process's threads stop using CPU (a pool spinning after its work),
+    at most ``max_s``. Returns the tail: ``{"ms": waited, "cpu_ms": CPU the process used meanwhile,
+    "settled": went quiet within max_s}``. The clock and sleep arguments are for tests."""
+    began_wall, began_cpu = wall_ns(), cpu_ns()
+    while True:
+        wall, cpu = wall_ns(), cpu_ns()
+        sleep(SETTLE_POLL_S)
+        now_wall, now_cpu = wall_ns(), cpu_ns()
+        settled = now_cpu - cpu < SETTLE_QUIET_CPUS * (now_wall - wall)
+        if settled or now_wall - began_wall >= max_s * 1e9:
+            return {"ms": round((now_wall - began_wall) / 1e6, 3), "cpu_ms": round((now_cpu - began_cpu) / 1e6, 3),
+                    "settled": settled}
 
 
 def worst(verdicts) -> str:

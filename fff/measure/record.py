@@ -55,8 +55,9 @@ def measured_record(target: str, side, model, options, *, device: str, verdict: 
         "derived_counters": {},
         "verdict": verdict[0],
         "verdict_reason": verdict[1],
-        "contention": {**summarize_rounds(side.usages, side.problems),
-                       "rounds": [dict(u.as_dict(), left_out=p) for u, p in zip(side.usages, side.problems)]},
+        "contention": {**summarize_rounds(side.usages, side.problems, side.tails),
+                       "rounds": [dict(u.as_dict(), left_out=p, tail=t)
+                                  for u, p, t in zip(side.usages, side.problems, side.tails)]},
         "warnings": list(model.notes) + instability_warnings(latency, f"{target} {side.name}",
                                                              target_rel=options.target_ci),
         "interleaving": interleaving,

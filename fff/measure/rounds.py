@@ -47,6 +47,7 @@ class Side:
     counter_rounds: list = field(default_factory=list)
     usages: list = field(default_factory=list)  # fff.measure.contention.RoundUsage per round
     problems: list = field(default_factory=list)  # None for a clean round, else why it was left out
+    tails: list = field(default_factory=list)  # per round, how long its pool took to go quiet after it (settle)
 
     @property
     def clean_rounds(self) -> int:
@@ -135,6 +136,7 @@ def measure_rounds(sides: list[Side], options, progress: Callable[[str], None], 
             side.counter_rounds.append(measured["counters"])
             side.usages.append(measured["usage"])
             side.problems.append(round_problem(measured["usage"]))
+            side.tails.append(measured.get("tail"))  # a plugin's worker of an older fff may not say
             order.append(side.name)
         rounds += 1
         elapsed = time.monotonic() - start

@@ -3,7 +3,10 @@
 The parent (fff.profiling) starts one worker per backend with ``python -P -m fff.measure.worker`` and drives
 them in interleaved rounds, so each backend's thread pool (OpenMP for PyTorch, TBB for
 OpenVINO) lives alone in its process and only one backend computes at a time. Messages are
-pickled over a dedicated pipe, leaving the worker's stdout and stderr to the libraries.
+pickled over a dedicated pipe, leaving the worker's stdout and stderr to the libraries. A round's
+answer waits until the worker's own threads have gone quiet (fff.measure.contention.settle): a pool
+that spins on after its work (onnxruntime's) would otherwise take CPU from the next stack's round.
+The answer says how long that took (``tail``).
 
 The worker serves one object, named by ``module:Class`` (a backend's class from fff.backends'
 registry, or fff.builder's build service): it knows no backend by name, so a stack written
@@ -33,6 +36,7 @@ from multiprocessing.connection import Connection
 import fff.errors
 from fff.measure.child_process import child_environment, import_user_module, python_module_command
 from fff.errors import FffError, openvino_reason
+from fff.measure.contention import settle
 
 __all__ = ["Worker", "TIMEOUT_VARIABLE"]
 
@@ -197,6 +201,8 @@ def _serve(receive: Connection, send: Connection) -> None:
                 result = None
             else:
                 result = getattr(backend, command)(**kwargs)
+            if command == "round":  # the next stack's round starts on cores this one's pool has left
+                result = {**result, "tail": settle()}
             send.send(("ok", result))
         except FffError as error:
             send.send(("error", type(error).__name__, str(error)))
