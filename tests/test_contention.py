@@ -9,9 +9,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from fff.measure.contention import (MIN_OTHERS_CPUS, MIN_SHARE, NOISY_CI, SETTLE_POLL_S, MachineSample, ProcessSample,
-                            RoundUsage, machine_sample, others_cpus, record_verdict, round_problem, round_usage, settle,
-                            summarize_rounds, worst)
+from fff.measure.contention import (MIN_OTHERS_CPUS, MIN_SHARE, NOISY_CI, SETTLE_POLL_S, SETTLE_QUIET_POLLS,
+                            MachineSample, ProcessSample, RoundUsage, machine_sample, other_threads_running, others_cpus,
+                            record_verdict, round_problem, round_usage, settle, summarize_rounds, worst)
 from fff.errors import UsageError
 
 STAT = """cpu  900 0 300 5000 10 0 20 40 0 0
@@ -87,30 +87,66 @@ def test_rounds_are_summarised_with_what_was_dropped_and_why():
 
 
 class _SpinningPool:
-    """A process whose pool keeps one CPU busy for ``spin_ms`` after a round, on a simulated clock."""
+    """A process whose pool keeps one thread running for ``spin_ms`` after a round, on a simulated clock."""
 
-    def __init__(self, spin_ms: float):
+    def __init__(self, spin_ms: float, *, readable: bool = True):
         self.wall = self.cpu = 0
-        self.spin_ns = spin_ms * 1e6
+        self.spin_ns, self.readable = spin_ms * 1e6, readable
+
+    def running(self):
+        return None if not self.readable else int(self.wall < self.spin_ns)
 
     def sleep(self, seconds):
         step = int(seconds * 1e9) + 50_000  # a sleep overshoots a little
-        busy = max(0, min(step, self.spin_ns - self.wall))
+        self.cpu += max(0, min(step, self.spin_ns - self.wall))
         self.wall += step
-        self.cpu += busy + 2_000  # the sleeping thread's own syscalls
 
     def settle(self, **kwargs):
-        return settle(cpu_ns=lambda: self.cpu, wall_ns=lambda: self.wall, sleep=self.sleep, **kwargs)
+        return settle(running=self.running, cpu_ns=lambda: self.cpu, wall_ns=lambda: self.wall, sleep=self.sleep,
+                      **kwargs)
 
 
 def test_a_round_is_answered_once_its_pool_stops_spinning_and_says_how_long_that_took():
+    poll_ms = 1e3 * SETTLE_POLL_S + 0.05
     tail = _SpinningPool(spin_ms=40).settle()
-    assert tail["settled"] and 40 <= tail["ms"] <= 40 + 2 * 1e3 * SETTLE_POLL_S  # quiet within a poll of the spin's end
-    assert 39 <= tail["cpu_ms"] <= 41
-    quiet = _SpinningPool(spin_ms=0).settle()
-    assert quiet["settled"] and quiet["ms"] == pytest.approx(1e3 * SETTLE_POLL_S + 0.05) and quiet["cpu_ms"] < 0.01
+    assert tail["settled"] and 40 + (SETTLE_QUIET_POLLS - 1) * poll_ms - 0.01 <= tail["ms"] <= 40 + (SETTLE_QUIET_POLLS + 1) * poll_ms
+    assert tail["cpu_ms"] == pytest.approx(40, abs=0.01)
+    quiet = _SpinningPool(spin_ms=0).settle()  # quiet at once: only the polls that prove it
+    assert quiet == {"ms": pytest.approx((SETTLE_QUIET_POLLS - 1) * poll_ms), "cpu_ms": 0.0, "settled": True}
     endless = _SpinningPool(spin_ms=10_000).settle(max_s=0.1)
-    assert not endless["settled"] and 100 <= endless["ms"] < 100 + 2 * 1e3 * SETTLE_POLL_S
+    assert not endless["settled"] and 100 <= endless["ms"] < 100 + 2 * poll_ms
+    assert _SpinningPool(spin_ms=40, readable=False).settle() == {"ms": 0.0, "cpu_ms": 0.0, "settled": None}
+
+
+def test_thread_states_show_a_busy_thread_and_not_a_sleeping_one():
+    import hashlib
+    import threading
+    import time
+
+    assert settle(max_s=2.0)["settled"]  # pools earlier tests left spinning (BLAS, OpenMP) have gone quiet
+    stop = threading.Event()
+    sleeper = threading.Thread(target=stop.wait)
+    sleeper.start()
+    try:
+        assert other_threads_running() == 0  # the sleeping thread is not counted, nor the caller
+    finally:
+        stop.set()
+        sleeper.join()
+    done = threading.Event()
+
+    def spin():  # busy in C with the GIL released, as a pool's worker spins (hashlib, not BLAS: no pool of its own)
+        data = bytes(4 << 20)
+        while not done.is_set():
+            hashlib.sha256(data).digest()
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        seen = max(other_threads_running() for _ in range(50) if time.sleep(0.001) is None)
+    finally:
+        done.set()
+        spinner.join()
+    assert seen == 1  # runnable counts as running: true on a loaded machine too
 
 
 def test_rounds_summarise_their_tails():
@@ -118,6 +154,7 @@ def test_rounds_summarise_their_tails():
     tails = [{"ms": 1.1, "cpu_ms": 0.0, "settled": True}, {"ms": 41.0, "cpu_ms": 40.0, "settled": True},
              {"ms": 250.0, "cpu_ms": 250.0, "settled": False}]
     summary = summarize_rounds(rounds, [None] * 3, tails)
+    assert summarize_rounds(rounds, [None] * 3, [{"ms": 0.0, "cpu_ms": 0.0, "settled": None}] * 3)["tails_unsettled"] == 0
     assert (summary["tail_ms_median"], summary["tail_cpu_ms_median"], summary["tails_unsettled"]) == (41.0, 40.0, 1)
     assert summarize_rounds(rounds, [None] * 3)["tail_ms_median"] is None  # no tails said: none claimed
 

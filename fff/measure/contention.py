@@ -26,7 +26,7 @@ from fff.errors import UsageError
 __all__ = ["ProcessSample", "MachineSample", "RoundUsage", "RoundMeter", "process_sample", "machine_sample",
            "round_usage", "others_cpus", "round_problem", "summarize_rounds", "record_verdict", "worst", "preflight",
            "VERDICTS", "MIN_SHARE", "MIN_OTHERS_CPUS", "MAX_STEAL_CPUS", "NOISY_CI", "check_threads", "settle",
-           "SETTLE_POLL_S", "SETTLE_QUIET_CPUS", "SETTLE_MAX_S"]
+           "SETTLE_POLL_S", "SETTLE_QUIET_POLLS", "SETTLE_MAX_S"]
 
 VERDICTS = ("ok", "noisy", "contended")
 
@@ -45,11 +45,14 @@ MAX_STEAL_CPUS = 0.25
 NOISY_CI = 0.05
 
 # After its round a stack's thread pool may spin on before it sleeps (onnxruntime's, at its default,
-# burns about 40 ms of one CPU; bench/README.md, "bench_onnxruntime_spin_verdicts.py"), right when
-# the next stack's round starts: the worker answers a round only once its own process has gone
-# quiet, under SETTLE_QUIET_CPUS over a SETTLE_POLL_S sleep, waiting at most SETTLE_MAX_S.
+# keeps one CPU busy for about 40 ms; bench/README.md, "bench_onnxruntime_spin_verdicts.py"), right
+# when the next stack's round starts: the worker answers a round only once no other thread of its
+# process is running (state R in /proc/self/task) at SETTLE_QUIET_POLLS polls in a row,
+# SETTLE_POLL_S apart, waiting at most SETTLE_MAX_S. Thread states, not CPU time: the CPU time of
+# a thread running on another core is brought up to date only at the scheduler's tick (4-10 ms),
+# so a spinning pool read as idle over a 1 ms poll.
 SETTLE_POLL_S = 0.001
-SETTLE_QUIET_CPUS = 0.1
+SETTLE_QUIET_POLLS = 3
 SETTLE_MAX_S = 0.25
 
 
@@ -197,9 +200,9 @@ def summarize_rounds(rounds: list[RoundUsage], problems: list[str | None], tails
         if inferences else None,
         "tail_ms_median": round(median(t["ms"] for t in said), 3) if (said := [t for t in tails if t]) else None,
         "tail_cpu_ms_median": round(median(t["cpu_ms"] for t in said), 3) if said else None,
-        "tails_unsettled": sum(not t["settled"] for t in said),
+        "tails_unsettled": sum(t["settled"] is False for t in said),
         "thresholds": {"min_share": MIN_SHARE, "min_others_cpus": MIN_OTHERS_CPUS, "max_steal_cpus": MAX_STEAL_CPUS,
-                       "noisy_ci": NOISY_CI, "settle_quiet_cpus": SETTLE_QUIET_CPUS, "settle_max_s": SETTLE_MAX_S},
+                       "noisy_ci": NOISY_CI, "settle_quiet_polls": SETTLE_QUIET_POLLS, "settle_max_s": SETTLE_MAX_S},
     }
 
 
@@ -215,20 +218,47 @@ def record_verdict(clean_rounds: int, min_rounds: int, ci_halfwidths: list[float
     return "ok", ""
 
 
-def settle(max_s: float = SETTLE_MAX_S, *, cpu_ns=time.process_time_ns, wall_ns=time.monotonic_ns,
-           sleep=time.sleep) -> dict:
-    """Wait, sleeping, until this process's threads stop using CPU (a pool spinning after its work),
-    at most ``max_s``. Returns the tail: ``{"ms": waited, "cpu_ms": CPU the process used meanwhile,
-    "settled": went quiet within max_s}``. The clock and sleep arguments are for tests."""
+def other_threads_running() -> int | None:
+    """How many threads of this process, the caller left out, are running or waiting for a CPU
+    (state R), or None where /proc/self/task cannot be read."""
+    import threading
+
+    me = str(threading.get_native_id())
+    try:
+        threads = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    running = 0
+    for tid in threads:
+        if tid == me:
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # it ended meanwhile
+        running += stat[stat.rindex(")") + 2] == "R"  # the state follows the parenthesised name
+    return running
+
+
+def settle(max_s: float = SETTLE_MAX_S, *, running=other_threads_running, cpu_ns=time.process_time_ns,
+           wall_ns=time.monotonic_ns, sleep=time.sleep) -> dict:
+    """Wait, sleeping, until no other thread of this process runs (a pool spinning on after its
+    work), at most ``max_s``. Returns the tail: ``{"ms": waited, "cpu_ms": CPU the process used
+    meanwhile, "settled": went quiet within max_s}``, ``settled`` None where thread states cannot be
+    read (nothing waited). The other arguments are for tests."""
     began_wall, began_cpu = wall_ns(), cpu_ns()
+    quiet = 0
     while True:
-        wall, cpu = wall_ns(), cpu_ns()
+        now = running()
+        if now is None:
+            return {"ms": 0.0, "cpu_ms": 0.0, "settled": None}
+        quiet = quiet + 1 if now == 0 else 0
+        waited = wall_ns() - began_wall
+        if quiet >= SETTLE_QUIET_POLLS or waited >= max_s * 1e9:
+            return {"ms": round(waited / 1e6, 3), "cpu_ms": round((cpu_ns() - began_cpu) / 1e6, 3),
+                    "settled": quiet >= SETTLE_QUIET_POLLS}
         sleep(SETTLE_POLL_S)
-        now_wall, now_cpu = wall_ns(), cpu_ns()
-        settled = now_cpu - cpu < SETTLE_QUIET_CPUS * (now_wall - wall)
-        if settled or now_wall - began_wall >= max_s * 1e9:
-            return {"ms": round((now_wall - began_wall) / 1e6, 3), "cpu_ms": round((now_cpu - began_cpu) / 1e6, 3),
-                    "settled": settled}
 
 
 def worst(verdicts) -> str:

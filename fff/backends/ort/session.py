@@ -7,11 +7,12 @@
 - Spinning on, onnxruntime's default (``session.intra_op.allow_spinning`` and
   ``session.inter_op.allow_spinning`` = 1, set and read back): between parallel sections its
   workers spin rather than sleep, as PyTorch's OpenMP and OpenVINO's TBB threads do by their
-  defaults. fff runs each stack in a process of its own, so the 50x slow-down of PyTorch in the
-  same process (onnxruntime#13808) cannot happen; across processes the pool's spinning tail after
-  a round was measured not to slow, nor to be charged to, the next stack's round, while turning
-  spinning off made onnxruntime itself 1.4-1.7x slower (bench/bench_onnxruntime_spin.py and
-  bench/bench_onnxruntime_spin_verdicts.py, figures in bench/README.md).
+  defaults, and turning it off made onnxruntime 1.2-1.7x slower on a quiet machine. fff runs each
+  stack in a process of its own, so the 50x slow-down of PyTorch in the same process
+  (onnxruntime#13808) cannot happen; the pool's spinning after a round (about 40 ms of a CPU) is
+  waited out before the next stack's round starts (fff.measure.contention.settle).
+  bench/bench_onnxruntime_spin.py and bench/bench_onnxruntime_spin_verdicts.py measure both
+  policies (figures in bench/README.md).
 - Graph optimisations at ``ORT_ENABLE_ALL`` (the default): constant folding, conv + activation
   fusion and the NCHWc layout transformer, what a user of onnxruntime gets.
 
