@@ -399,6 +399,7 @@ def record_fields(tracers: dict, artifacts: dict, *, precision: str | dict, cach
                 skipped[backend] = str(reason)
                 continue
             traces[backend] = (warm, counted, time.monotonic() - start)
+
         def not_modelled():  # a new dict each time: one shared by a record and its ll_sizes would be circular
             return {backend: {"cache_model": {"source": "modelled", "not_modelled": reason}}
                     for backend, reason in skipped.items()}

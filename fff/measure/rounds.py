@@ -136,7 +136,7 @@ def measure_rounds(sides: list[Side], options, progress: Callable[[str], None], 
             side.counter_rounds.append(measured["counters"])
             side.usages.append(measured["usage"])
             side.problems.append(round_problem(measured["usage"]))
-            side.tails.append(measured.get("tail"))  # a plugin's worker of an older fff may not say
+            side.tails.append(measured.get("tail"))  # fff's worker says; tests' scripted workers may not
             order.append(side.name)
         rounds += 1
         elapsed = time.monotonic() - start

@@ -37,7 +37,8 @@ def _os_threads() -> int:
 def make_session(path, threads: int, *, spinning: bool = True, profile_prefix: str | None = None,
                  optimized_path: str | None = None):
     """(session, threads the session started) for the ONNX file at ``path`` on the CPU provider;
-    ``spinning``: the pool's wait policy (False only for bench/ comparisons); ``optimized_path``: where onnxruntime saves the graph it optimised (what it runs)."""
+    ``spinning``: the pool's wait policy (False only for bench/ comparisons); ``optimized_path``:
+    where onnxruntime saves the graph it optimised (what it runs)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
