@@ -73,14 +73,18 @@ def check_calibration_dir(directory: str) -> None:
         _read_rgb(path, directory)
 
 
+def _digest_files(digest, files: list[Path]):
+    """``digest`` updated with each file's name, size and bytes, in order."""
+    for path in files:
+        digest.update(f"{path.name}:{path.stat().st_size};".encode())
+        digest.update(path.read_bytes())
+    return digest
+
+
 def images_digest(directory: str) -> str:
     """Hex digest of the image files calibration would use (names and bytes), whatever the model's
     input: what a study records, so that a study resumed on other images is refused, not mixed."""
-    digest = hashlib.sha256()
-    for path in _image_files(directory):
-        digest.update(f"{path.name}:{path.stat().st_size};".encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return _digest_files(hashlib.sha256(), _image_files(directory)).hexdigest()[:16]
 
 
 def _image_array(image, height: int, width: int):
@@ -107,12 +111,10 @@ def calibration_set(input_shape, directory: str | None = None, *, who: str = "")
     if len(shape) != 4 or shape[1] != 3:
         raise UsageError(f"{who or 'the model'}: --calibration images need an input of [N, 3, H, W] images; "
                          f"its input is {list(shape)}")
-    digest = hashlib.sha256(f"{_PREPROCESSING} {shape[2]}x{shape[3]};".encode())
-    inputs = []
     files = _image_files(directory)
+    digest = _digest_files(hashlib.sha256(f"{_PREPROCESSING} {shape[2]}x{shape[3]};".encode()), files)
+    inputs = []
     for path in files:
-        digest.update(f"{path.name}:{path.stat().st_size};".encode())
-        digest.update(path.read_bytes())
         one = _image_array(_read_rgb(path, directory), shape[2], shape[3])
         inputs.append(np.ascontiguousarray(np.broadcast_to(one, shape), dtype=np.float32))
     record = {"source": "images", "dir": str(Path(directory).expanduser().resolve()), "count": len(files),
